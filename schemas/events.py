@@ -1,0 +1,152 @@
+"""Canonical events: what the normalizers make of the departments' records.
+
+One type per kind of department fact. Every event names the person whose picture it changes
+(``person_id``: the permit holder, the contributor, the child's guardian, the housing applicant),
+the department's record id (``record_id``: ``ywlsh``/``LSH``/``sqbh``/``applicationNo``) used to
+ignore duplicates, and the ingress entry id (``source_id``) it came from.
+
+Names, incomes beyond what a rule needs, and other personal data the rules do not use are left
+behind at the normalizer (PIPL Art. 6, minimum scope).
+
+On the partition streams the events travel as msgpack (``encode_event``/``decode_event``),
+tagged by ``kind``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+EVENT_SCHEMA_VERSION = 1
+
+
+class _Event(msgspec.Struct, tag_field="kind", kw_only=True):
+    v: int = EVENT_SCHEMA_VERSION
+    record_id: str
+    source_id: str
+    person_id: str
+
+
+class PermitIssued(_Event, tag="permit.issued", kw_only=True):
+    """``QF`` 签发: a new permit, replacing any earlier one."""
+
+    permit_no: str
+    district: str
+    valid_from: dt.date
+    valid_until: dt.date
+    sector: str | None = None  # "HW" sanitation, "GJ" public transport, other codes kept as given
+    at: dt.datetime
+
+
+class PermitRenewed(_Event, tag="permit.renewed", kw_only=True):
+    """``QZ`` 签注: new validity for the permit with this number (and a district if given)."""
+
+    permit_no: str
+    valid_from: dt.date
+    valid_until: dt.date
+    district: str | None = None
+    sector: str | None = None
+    at: dt.datetime
+    raw: bytes = b""  # the ingress payload, kept for quarantine (UNKNOWN_PERMIT)
+
+
+class PermitMoved(_Event, tag="permit.moved", kw_only=True):
+    """``BG`` 变更: the permit with this number moves to another district."""
+
+    permit_no: str
+    district: str
+    at: dt.datetime
+    raw: bytes = b""
+
+
+class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
+    """``ZX`` 注销: the permit with this number is cancelled."""
+
+    permit_no: str
+    at: dt.datetime
+    raw: bytes = b""
+
+
+class Settled(_Event, tag="person.settled", kw_only=True):
+    """``LH`` 落户: now a registered Nanjing resident of ``district`` since ``on``."""
+
+    district: str
+    on: dt.date
+    at: dt.datetime
+
+
+class ContributionRecorded(_Event, tag="contribution.recorded", kw_only=True):
+    """One social-insurance record: person, scheme type, month, paying region, paid or not."""
+
+    insurance_type: str  # AAE140
+    month: int  # YYYYMM
+    region: str  # AAB301, 6 digits
+    paid: bool  # AAE078 == "1"
+
+
+class SchoolApplied(_Event, tag="school.applied", kw_only=True):
+    """A compulsory-education place requested for a child (随迁子女); person_id is the guardian."""
+
+    application_id: str
+    child_id: str
+    stage: str  # "XX" primary, "CZ" junior secondary
+    district: str
+    applied_on: dt.date
+
+
+class HousingApplied(_Event, tag="housing.applied", kw_only=True):
+    """A housing-security application; person_id is the applicant."""
+
+    application_id: str
+    household_size: int
+    monthly_income: float
+    owns_home: bool
+    district: str
+    occupation: str | None = None
+    applied_on: dt.date
+
+
+class DateTick(_Event, tag="date.tick", kw_only=True):
+    """Internal (scheduler): the date reached a point where this person's outcomes may change.
+
+    Names the person by pseudonym (the key of the picture), so ``person_id`` is empty."""
+
+    on: dt.date
+    pseudonym: bytes
+
+
+Event = (
+    PermitIssued
+    | PermitRenewed
+    | PermitMoved
+    | PermitCancelled
+    | Settled
+    | ContributionRecorded
+    | SchoolApplied
+    | HousingApplied
+    | DateTick
+)
+
+EVENT_TYPES: tuple[type, ...] = (
+    PermitIssued,
+    PermitRenewed,
+    PermitMoved,
+    PermitCancelled,
+    Settled,
+    ContributionRecorded,
+    SchoolApplied,
+    HousingApplied,
+    DateTick,
+)
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Event)
+
+
+def encode_event(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode_event(data: bytes) -> Event:
+    return _decoder.decode(data)

@@ -1,0 +1,63 @@
+"""A person's picture: everything the rules need to know of one person, and what was last told.
+
+Kept by the decider as one msgpack blob per person in the hash ``ppl:{pN}`` (field: the
+person's pseudonym). Compact on purpose (about 12 bytes per contribution record): at 2.5
+million people the picture is most of Redis's memory. Dates are proleptic ordinals
+(``date.toordinal()``); ``array_like`` drops field names from the blob.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+PICTURE_SCHEMA_VERSION = 1
+
+
+class Permit(msgspec.Struct, array_like=True):
+    """The person's current residence permit (居住证)."""
+
+    number: str
+    district: str
+    valid_from: int  # ordinal of qfrq
+    valid_until: int  # ordinal of yxqz, inclusive
+    sector: str | None = None
+    cancelled: bool = False
+
+
+class Outcome(msgspec.Struct, array_like=True):
+    """The last decision published for one entitlement (and application) of this person."""
+
+    status: str  # eligible | ineligible | revoked
+    district: str | None
+    priority: bool
+    version: int
+
+
+class Application(msgspec.Struct, array_like=True):
+    """An application (school place or housing) decided on this person's situation."""
+
+    entitlement: str
+    id: str
+    subject_id: str  # the child (education) or the applicant (housing)
+    district: str
+    applied_on: int  # ordinal
+    stage: str | None = None  # education: XX | CZ
+    household_size: int = 0  # housing
+    monthly_income: float = 0.0
+    owns_home: bool = False
+    occupation: str | None = None
+    last: Outcome | None = None
+
+
+class Person(msgspec.Struct, array_like=True):
+    v: int
+    id: str  # 18 characters, check digit upper-case
+    permit: Permit | None = None
+    settled_district: str | None = None
+    settled_on: int | None = None  # ordinal of the LH date
+    seen: list[int] = []  # fingerprints of permit-feed record ids already applied
+    contrib: bytes = b""  # packed contribution slots, see services.picture.contributions
+    old_fps: bytes = b""  # fingerprints of contribution records that were later replaced
+    apps: dict[str, Application] = {}
+    roster: dict[str, Outcome] = {}  # roster entitlement -> last published outcome
+    figs: list[str] = []  # city figures this person is counted in now

@@ -1,0 +1,104 @@
+"""The ``permitbus`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+
+from services.runtime.settings import Settings
+
+
+def _partitions(spec: str | None, total: int) -> list[int] | None:
+    if not spec:
+        return None
+    out: list[int] = []
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b or a) + 1))
+    bad = [p for p in out if not 0 <= p < total]
+    if bad:
+        raise SystemExit(f"partitions out of range 0..{total - 1}: {bad}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="permitbus", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up", help="run every service in one process until SIGTERM/SIGINT")
+    run = sub.add_parser("run", help="run one service alone")
+    run.add_argument("service", choices=["normalize", "decider", "relay", "scheduler"])
+    run.add_argument("--feed", action="append", help="normalize only this feed (repeatable)")
+    run.add_argument("--partitions", help="decider/relay: only these partitions, e.g. 0-7 or 0,2,4")
+    demo = sub.add_parser("demo", help="simulate Nanjing, run every service on it, print a summary")
+    demo.add_argument("--people", type=int, default=20_000)
+    demo.add_argument("--seed", type=int, default=7)
+    sim = sub.add_parser("simulate", help="publish a simulated Nanjing on the ingress streams")
+    sim.add_argument("--people", type=int, default=20_000)
+    sim.add_argument("--seed", type=int, default=7)
+    fig = sub.add_parser("figures", help="the city's figures per district")
+    fig.add_argument("--json", action="store_true")
+    sub.add_parser("topology", help="which service reads and writes which stream")
+    for name in ("quarantine", "dlq"):
+        q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
+        qs = q.add_subparsers(dest="action", required=True)
+        ql = qs.add_parser("list")
+        ql.add_argument("stream", nargs="?", help="e.g. psb:permit (default: all)")
+        ql.add_argument("--count", type=int, default=20)
+        qsh = qs.add_parser("show")
+        qsh.add_argument("stream")
+        qsh.add_argument("id")
+        qr = qs.add_parser("redrive")
+        qr.add_argument("stream")
+        qr.add_argument("id", nargs="?", help="one entry (default: all)")
+        qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
+    args = ap.parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if args.cmd == "up":
+        from services.runtime.runner import serve
+
+        return asyncio.run(serve(settings))
+    if args.cmd == "run":
+        from services.runtime.runner import serve
+
+        return asyncio.run(serve(settings, [args.service], feeds=args.feed,
+                                 partitions=_partitions(args.partitions, settings.partitions)))
+    if args.cmd == "figures":
+        from services.figures.read import by_district, read_counters, render_table
+        from services.runtime.redis import connect
+
+        async def show() -> None:
+            r = connect(settings.redis_url)
+            table = by_district(await read_counters(r, settings.partitions))
+            await r.aclose()
+            print(json.dumps(table, ensure_ascii=False, indent=2) if args.json else render_table(table))
+
+        asyncio.run(show())
+        return 0
+    if args.cmd == "topology":
+        from services.runtime.topology import describe
+
+        for row in describe():
+            print(f"{row['service']:<28} reads {row['reads']:<40} group {row['group']:<20} writes {row['writes']}")
+        return 0
+    if args.cmd in ("quarantine", "dlq"):
+        from services.ops.cli import operate
+
+        return asyncio.run(operate(settings, args))
+    if args.cmd == "demo":
+        from services.sim.demo import demo
+
+        return asyncio.run(demo(settings, people=args.people, seed=args.seed))
+    if args.cmd == "simulate":
+        from services.sim.demo import simulate
+
+        return asyncio.run(simulate(settings, people=args.people, seed=args.seed))
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The partition worker: folds events into pictures, runs the rules, writes decisions to outboxes."""

@@ -1,0 +1,256 @@
+"""The decider: reads the partition streams ``evt:{pN}`` from each partition's applied position,
+folds the events into pictures, runs the rules, and commits the whole batch in one atomic step.
+
+Exactly-once effect without consumer groups: the position a partition has applied up to is
+stored with its state and moved by the same ``pb_commit`` call that writes pictures, outbox
+entries, figures and due dates, and only if it still is where this worker read it. A crash
+anywhere leads to the same batch being read and decided again from the same state; a second
+worker on the same partition loses the compare-and-set and re-reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import TimeoutError as RTimeoutError
+
+from schemas.decision import decision_encoder
+from schemas.events import DateTick, Event, decode_event
+from schemas.picture import Person
+from services.decider.emit import evaluate, figure_keys
+from services.picture.fold import Quarantine, fold
+from services.picture.picture import Picture
+from services.runtime import topology as t
+from services.runtime.clock import Clock
+from services.runtime.identity import Pseudonymizer, mask
+from services.runtime.outage import Outage
+from services.runtime.settings import Settings
+
+log = logging.getLogger("permitbus.decider")
+
+_person_decoder = msgspec.msgpack.Decoder(Person)
+_person_encoder = msgspec.msgpack.Encoder()
+OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
+OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
+QUARANTINE = t.FEEDS["psb:permit"].quarantine
+
+
+@dataclass
+class PartitionBatch:
+    p: int
+    pos: bytes
+    entries: list[tuple[bytes, dict[bytes, bytes]]]
+    new_pos: bytes = b""
+    args: list = field(default_factory=list)
+    n_out: int = 0
+
+
+class Decider:
+    def __init__(
+        self,
+        r: aioredis.Redis,
+        settings: Settings,
+        clock: Clock,
+        partitions: Iterable[int] | None = None,
+    ) -> None:
+        self.r = r
+        self.settings = settings
+        self.clock = clock
+        self.partitions = list(partitions) if partitions is not None else list(range(settings.partitions))
+        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.pos: dict[int, bytes] = {}
+        self.stopping = asyncio.Event()
+        self.outage = Outage(log, "decider")
+        self.applied = 0  # events applied by this worker (progress, benchmarks)
+        self.decisions = 0
+
+    async def run(self) -> None:
+        log.info("decider up for partitions %s", _ranges(self.partitions))
+        while not self.stopping.is_set():
+            try:
+                if not self.pos:
+                    await self._load_positions()
+                await self.step(block_ms=200)
+                self.outage.ok()
+            except (RConnectionError, RTimeoutError, OSError) as exc:
+                self.outage.failed(exc)
+                self.pos.clear()
+                await asyncio.sleep(self.outage.backoff())
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _load_positions(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for p in self.partitions:
+            pipe.hget(t.decider_meta(p), "pos")
+        for p, pos in zip(self.partitions, await pipe.execute()):
+            self.pos[p] = pos or b"0-0"
+
+    async def step(self, block_ms: int | None = None) -> int:
+        """Read one batch from every owned partition, decide and commit it. Returns events read."""
+        streams = {t.evt(p): self.pos[p] for p in self.partitions}
+        resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
+        if not resp:
+            return 0
+        index = {t.evt(p).encode(): p for p in self.partitions}
+        batches = [PartitionBatch(index[name], self.pos[index[name]], entries) for name, entries in resp]
+        n = sum(len(b.entries) for b in batches)
+        await self._decide_and_commit(batches)
+        return n
+
+    async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
+        decoded = {b.p: [(eid, _decode(fields)) for eid, fields in b.entries] for b in batches}
+        keys = {b.p: self._pseudonyms(decoded[b.p]) for b in batches}
+        pipe = self.r.pipeline(transaction=False)
+        for b in batches:
+            pipe.fcall_ro("pb_snapshot", 2, t.decider_meta(b.p), t.people(b.p), *keys[b.p])
+        snapshots = await pipe.execute()
+        day, now = self.clock.today(), self.clock.now()
+        ready = []
+        for b, (pos, blobs) in zip(batches, snapshots):
+            if pos != b.pos:  # another worker moved this partition on: read again from there
+                log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
+                self.pos[b.p] = pos
+                continue
+            stored = {k: blob for k, blob in zip(keys[b.p], blobs) if blob}
+            if await self._decide(b, decoded[b.p], stored, day, now):
+                ready.append(b)
+        if not ready:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for b in ready:
+            keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p), t.attempts(b.p)]
+            keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
+            pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
+        for b, (ok, pos) in zip(ready, await pipe.execute()):
+            self.pos[b.p] = pos
+            if ok:
+                self.applied += len(b.entries)
+                self.decisions += b.n_out
+            else:
+                log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
+
+    def _pseudonyms(self, events: list[tuple[bytes, Event | None]]) -> list[bytes]:
+        seen: dict[bytes, None] = {}
+        for _, ev in events:
+            if ev is not None:
+                seen[_key(self.pseudonym, ev)] = None
+        return list(seen)
+
+    async def _decide(self, b: PartitionBatch, events, blobs: dict[bytes, bytes], day, now) -> bool:
+        """Decide one partition's batch in memory; fill ``b.args`` for pb_commit. False: retry later.
+
+        An event whose processing raises (a bug, not bad input: that was quarantined upstream) is
+        retried with the batch; after ``max_attempts`` it goes to ``dlq:decider`` and the batch is
+        decided again from the stored pictures without it.
+        """
+        dead: dict[bytes, list] = {}
+        while True:
+            pics = {k: Picture(_person_decoder.decode(blob)) for k, blob in blobs.items()}
+            failed = await self._decide_once(b, events, pics, day, now, dead)
+            if failed is None:
+                return True
+            if failed is False:
+                return False
+            eid, entry = failed
+            dead[eid] = entry
+
+    async def _decide_once(self, b: PartitionBatch, events, pics: dict[bytes, Picture], day, now, dead):
+        outbox: list = []
+        dirty: dict[bytes, Picture] = {}
+        for (eid, ev), (_, raw) in zip(events, b.entries):
+            if eid in dead:
+                outbox += dead[eid]
+                continue
+            try:
+                if ev is None:
+                    raise ValueError("undecodable event")
+                key = _key(self.pseudonym, ev)
+                pic = pics.get(key)
+                if pic is None:
+                    if isinstance(ev, DateTick):
+                        continue  # nobody to re-decide
+                    pic = pics[key] = Picture(Person(v=1, id=ev.person_id))
+                touched = fold(pic, ev)
+                if touched is None:
+                    continue  # a duplicate: no effect
+                if isinstance(touched, Quarantine):
+                    outbox += _quarantine_entry(ev, touched)
+                    continue
+                dirty[key] = pic
+                caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
+                for d in evaluate(pic, touched, day, now, caused_by):
+                    outbox += [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
+            except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
+                attempts = await self.r.fcall("pb_attempt", 1, t.attempts(b.p), eid)
+                who = mask(getattr(ev, "person_id", None) or None)
+                if attempts < self.settings.max_attempts:
+                    log.error("partition %d event %s (%s) failed, attempt %d: %r",
+                              b.p, eid.decode(), who, attempts, exc)
+                    return False
+                log.error("partition %d event %s (%s) failed %d times, dead-lettered: %r",
+                          b.p, eid.decode(), who, attempts, exc)
+                return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw.get(b"e", b""), b"source_id", eid,
+                             b"stream", t.evt(b.p), b"error", repr(exc)[:500], b"deliveries", attempts]
+        b.new_pos = b.entries[-1][0]
+        self._fill_args(b, day, dirty, outbox, list(dead))
+        return None
+
+    def _fill_args(self, b: PartitionBatch, day, dirty: dict[bytes, Picture], outbox: list, dead: list) -> None:
+        states: list = []
+        dues: list = []
+        figs: dict[str, int] = {}
+        for key, pic in dirty.items():
+            person = pic.person
+            new_figs = figure_keys(pic, day)
+            if new_figs != person.figs:
+                for k in person.figs:
+                    figs[k] = figs.get(k, 0) - 1
+                for k in new_figs:
+                    figs[k] = figs.get(k, 0) + 1
+                person.figs = new_figs
+            states += [key, _person_encoder.encode(pic.freeze())]
+            nxt = pic.next_change(day)
+            dues += [key, nxt.toordinal() if nxt else "-"]
+        figs = {k: v for k, v in figs.items() if v}
+        n_out = 0
+        i = 0
+        while i < len(outbox):
+            n_out += 1
+            i += 2 + outbox[i + 1] * 2
+        b.n_out = n_out
+        b.args = [
+            b.pos, b.new_pos,
+            len(states) // 2, *states,
+            len(dues) // 2, *dues,
+            len(figs), *[x for kv in figs.items() for x in kv],
+            n_out, *outbox,
+            len(dead), *dead,
+        ]
+
+
+def _decode(fields: dict[bytes, bytes]) -> Event | None:
+    try:
+        return decode_event(fields[b"e"])
+    except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def _key(pseudonym: Pseudonymizer, ev: Event) -> bytes:
+    return ev.pseudonym if isinstance(ev, DateTick) else pseudonym(ev.person_id)
+
+
+def _quarantine_entry(ev: Event, q: Quarantine) -> list:
+    return [OUTBOX_INDEX[QUARANTINE], 4, b"payload", getattr(ev, "raw", b""), b"source_id", ev.source_id,
+            b"reason", q.reason, b"detail", q.detail]
+
+
+def _ranges(ps: list[int]) -> str:
+    return f"{ps[0]}..{ps[-1]}" if ps and ps == list(range(ps[0], ps[-1] + 1)) else str(ps)

@@ -1,0 +1,26 @@
+"""``ingress:housing:application`` — Housing Security and Property Bureau (市住房保障和房产局)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.events import HousingApplied
+from services.ingress import fields as f
+
+FEED = "housing:application"
+
+
+def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied:
+    application_id = f.text(rec, "applicationNo")
+    return HousingApplied(
+        record_id=application_id,
+        source_id=source_id,
+        person_id=f.id_number(rec, "applicantId"),
+        application_id=application_id,
+        household_size=f.positive_int(rec, "householdSize"),
+        monthly_income=f.amount(rec, "monthlyIncome"),
+        owns_home=f.boolean(rec, "ownsHome"),
+        district=f.district(rec, "districtCode"),
+        occupation=f.optional_text(rec, "occupation"),
+        applied_on=f.date(rec, "appliedOn", "YYYY-MM-DD"),
+    )

@@ -1,0 +1,30 @@
+"""``ingress:edu:application`` — Education Bureau (市教育局): school places (随迁子女)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.events import SchoolApplied
+from services.ingress import fields as f
+
+FEED = "edu:application"
+STAGES = frozenset({"XX", "CZ"})
+
+
+def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> SchoolApplied:
+    application_id = f.text(rec, "sqbh")
+    f.text(rec, "xsxm")  # required; a minor's name is not carried further (PIPL Art. 28)
+    child = f.id_number(rec, "xssfzh")
+    guardian = f.id_number(rec, "jhrsfzh")
+    if guardian == child:
+        raise f.Reject("SAME_PERSON", "the guardian's ID number 'jhrsfzh' is the child's own")
+    return SchoolApplied(
+        record_id=application_id,
+        source_id=source_id,
+        person_id=guardian,
+        application_id=application_id,
+        child_id=child,
+        stage=f.code(rec, "xd", STAGES),
+        district=f.district(rec, "sqqx"),
+        applied_on=f.date(rec, "sqrq", "YYYY/MM/DD", "YYYY年M月D日"),
+    )

@@ -1,0 +1,1 @@
+"""How canonical events fold into a person's picture (``schemas.picture.Person``)."""

@@ -1,0 +1,87 @@
+"""The working view of one person during a batch: the stored ``Person`` plus derived facts.
+
+The facts here are the vocabulary of POLICY.md ("What the system knows of a person"); the
+rules in ``services.rules`` read them and nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from schemas.picture import Permit, Person
+from services.picture.contributions import Contributions, month_index
+
+
+class Picture:
+    __slots__ = ("person", "_contrib")
+
+    def __init__(self, person: Person) -> None:
+        self.person = person
+        self._contrib: Contributions | None = None
+
+    @property
+    def id(self) -> str:
+        return self.person.id
+
+    @property
+    def contributions(self) -> Contributions:
+        if self._contrib is None:
+            self._contrib = Contributions(self.person.contrib, self.person.old_fps)
+        return self._contrib
+
+    # -- facts -----------------------------------------------------------------------------
+    def valid_permit(self, day: dt.date) -> Permit | None:
+        """POLICY.md: a permit, not cancelled, with qfrq ≤ D ≤ yxqz."""
+        p = self.person.permit
+        if p is None or p.cancelled:
+            return None
+        d = day.toordinal()
+        return p if p.valid_from <= d <= p.valid_until else None
+
+    @property
+    def settled(self) -> bool:
+        return self.person.settled_district is not None
+
+    @property
+    def settlement_district(self) -> str | None:
+        return self.person.settled_district
+
+    def recognised_employee_months(self) -> int:
+        return self.contributions.recognised_months() if self.person.contrib else 0
+
+    def paid_employee_medical_near(self, day: dt.date) -> bool:
+        """A paid 310 record (any region) for D's month or the two months before it."""
+        if not self.person.contrib:
+            return False
+        d = month_index(day.year * 100 + day.month)
+        return any(d - 2 <= m <= d for m in self.contributions.paid_medical_months())
+
+    def latest_sector(self) -> str | None:
+        p = self.person.permit
+        return p.sector if p is not None else None
+
+    # -- when the outcome may change with no event -----------------------------------------
+    def next_change(self, day: dt.date) -> dt.date | None:
+        """The first date after ``day`` on which a rule may decide differently by itself."""
+        d = day.toordinal()
+        candidates: list[int] = []
+        p = self.person.permit
+        if p is not None and not p.cancelled:
+            if d < p.valid_from:
+                candidates.append(p.valid_from)
+            if d <= p.valid_until:
+                candidates.append(p.valid_until + 1)
+        if self.settled and self.person.contrib:
+            for m in self.contributions.paid_medical_months():
+                for edge in (m, m + 3):  # the month enters D's window, and leaves it
+                    first = dt.date(edge // 12, edge % 12 + 1, 1).toordinal()
+                    if first > d:
+                        candidates.append(first)
+        return dt.date.fromordinal(min(candidates)) if candidates else None
+
+    def freeze(self) -> Person:
+        c = self._contrib
+        if c is not None and c.dirty:
+            self.person.contrib, self.person.old_fps = c.pack()
+            c.dirty = False
+        return self.person

@@ -1,0 +1,37 @@
+"""``housing.security`` — clause （十三）, outlet ``outlet:housing``.
+
+（十三）: 将符合条件的非户籍常住人口纳入住房保障范围 … 环卫、公交等行业 … 优先.
+Income ceiling: the dated parameter ``housing.per_capita_income_max`` in force on ``appliedOn``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from schemas.picture import Application
+from services.picture.picture import Picture
+from services.rules import params
+from services.rules.verdict import Verdict
+
+ENTITLEMENT = "housing.security"
+BASIS = ("（十三）",)
+INCOME_CEILING = "housing.per_capita_income_max"
+PRIORITY_OCCUPATIONS = frozenset({"sanitation", "public_transport"})
+PRIORITY_SECTORS = frozenset({"HW", "GJ"})  # 环卫, 公交
+
+
+def decide(app: Application, applicant: Picture, day: dt.date) -> Verdict:
+    reasons = []
+    if not applicant.settled:  # 1.
+        reasons.append("NOT_SETTLED")
+    if app.owns_home:  # 2.
+        reasons.append("OWNS_HOME")
+    ceiling = params.get(INCOME_CEILING).at(dt.date.fromordinal(app.applied_on))
+    if app.monthly_income > ceiling * app.household_size:  # 3. income / size ≤ ceiling
+        reasons.append("INCOME_ABOVE_LIMIT")
+    priority = app.occupation in PRIORITY_OCCUPATIONS or applicant.latest_sector() in PRIORITY_SECTORS
+    return Verdict(district=app.district, reasons=tuple(reasons), priority=priority, basis=BASIS)
+
+
+def is_open(app: Application, day: dt.date) -> bool:
+    return day <= dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)

@@ -1,0 +1,112 @@
+#!lua name=permitbus
+-- permitbus's atomic steps. Each touches only keys of one hash slot (Redis Cluster ready).
+-- Loaded with FUNCTION LOAD REPLACE at start-up; functions survive Redis restarts (AOF/RDB).
+
+-- Quarantine one ingress entry once. KEYS: quarantine stream, its marks (same slot).
+-- ARGV: source_id, payload, reason, detail, now_ms, marks_retention_ms
+local function pb_quarantine(keys, args)
+  if redis.call('ZSCORE', keys[2], args[1]) then return 0 end
+  redis.call('ZADD', keys[2], args[5], args[1])
+  redis.call('XADD', keys[1], '*', 'payload', args[2], 'source_id', args[1], 'reason', args[3], 'detail', args[4])
+  redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', tonumber(args[5]) - tonumber(args[6]))
+  return 1
+end
+
+-- Apply one decided batch of a partition, guarded by the partition's applied position.
+-- KEYS: dec, ppl, due, fig, evt, att, outbox_1..outbox_n
+-- ARGV: expected_pos, new_pos, n_states, (field, blob)*, n_due, (member, score|'-')*,
+--       n_fig, (field, delta)*, n_out, (target_index, n_fields, (field, value)*)*, n_att, id*
+local function pb_commit(keys, args)
+  local cur = redis.call('HGET', keys[1], 'pos') or '0-0'
+  if cur ~= args[1] then return {0, cur} end
+  local i = 3
+  local n = tonumber(args[i]); i = i + 1
+  for _ = 1, n do
+    redis.call('HSET', keys[2], args[i], args[i + 1]); i = i + 2
+  end
+  n = tonumber(args[i]); i = i + 1
+  for _ = 1, n do
+    if args[i + 1] == '-' then
+      redis.call('ZREM', keys[3], args[i])
+    else
+      redis.call('ZADD', keys[3], args[i + 1], args[i])
+    end
+    i = i + 2
+  end
+  n = tonumber(args[i]); i = i + 1
+  for _ = 1, n do
+    redis.call('HINCRBY', keys[4], args[i], args[i + 1]); i = i + 2
+  end
+  n = tonumber(args[i]); i = i + 1
+  for _ = 1, n do
+    local target = keys[6 + tonumber(args[i])]
+    local nf = tonumber(args[i + 1])
+    local entry = {'XADD', target, '*'}
+    for k = 0, nf * 2 - 1 do entry[#entry + 1] = args[i + 2 + k] end
+    redis.call(unpack(entry))
+    i = i + 2 + nf * 2
+  end
+  n = tonumber(args[i]); i = i + 1
+  for _ = 1, n do
+    redis.call('HDEL', keys[6], args[i]); i = i + 1
+  end
+  redis.call('HSET', keys[1], 'pos', args[2])
+  redis.call('XTRIM', keys[5], 'MINID', '~', args[2])
+  return {1, args[2]}
+end
+
+-- Count a failed attempt at an event; returns the number of attempts so far.
+-- KEYS: att   ARGV: evt id
+local function pb_attempt(keys, args)
+  return redis.call('HINCRBY', keys[1], args[1], 1)
+end
+
+-- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
+-- the relay position of (target, partition). KEYS: target, relaypos, [roster_index, roster_1..11]
+-- ARGV: partition, expected_pos, new_pos, retention_minid, n, (n_fields, (f, v)*, action, key, district_index)*
+local function pb_relay(keys, args)
+  local cur = redis.call('HGET', keys[2], args[1]) or '0-0'
+  if cur ~= args[2] then return {0, cur} end
+  local i = 6
+  for _ = 1, tonumber(args[5]) do
+    local nf = tonumber(args[i])
+    local entry = {'XADD', keys[1], '*'}
+    local payload = nil
+    for k = 0, nf * 2 - 1 do
+      entry[#entry + 1] = args[i + 1 + k]
+      if args[i + 1 + k] == 'payload' and k % 2 == 0 then payload = args[i + 2 + k] end
+    end
+    redis.call(unpack(entry))
+    i = i + 1 + nf * 2
+    local action, key, d = args[i], args[i + 1], args[i + 2]
+    i = i + 3
+    if action ~= '-' then
+      local old = redis.call('HGET', keys[3], key)
+      if old and (action ~= 'set' or old ~= d) then
+        redis.call('HDEL', keys[3 + tonumber(old)], key)
+        redis.call('HDEL', keys[3], key)
+      end
+      if action == 'set' then
+        redis.call('HSET', keys[3 + tonumber(d)], key, payload)
+        redis.call('HSET', keys[3], key, d)
+      end
+    end
+  end
+  redis.call('HSET', keys[2], args[1], args[3])
+  if args[4] ~= '-' then redis.call('XTRIM', keys[1], 'MINID', '~', args[4]) end
+  return {1, args[3]}
+end
+
+-- Read a partition's applied position and some pictures in one consistent step.
+-- KEYS: dec, ppl   ARGV: pseudonyms
+local function pb_snapshot(keys, args)
+  local pos = redis.call('HGET', keys[1], 'pos') or '0-0'
+  if #args == 0 then return {pos, {}} end
+  return {pos, redis.call('HMGET', keys[2], unpack(args))}
+end
+
+redis.register_function{function_name = 'pb_snapshot', callback = pb_snapshot, flags = {'no-writes'}}
+redis.register_function('pb_quarantine', pb_quarantine)
+redis.register_function('pb_commit', pb_commit)
+redis.register_function('pb_attempt', pb_attempt)
+redis.register_function('pb_relay', pb_relay)

@@ -1,0 +1,47 @@
+"""The Redis connection every service uses, and start-up chores (functions, groups)."""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from services.runtime import topology
+
+log = logging.getLogger("permitbus.redis")
+LUA = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
+
+
+def connect(url: str) -> aioredis.Redis:
+    """Bytes in, bytes out (payloads are kept byte for byte); retries on connection errors."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RConnectionError
+    from redis.exceptions import TimeoutError as RTimeoutError
+
+    return aioredis.Redis.from_url(
+        url,
+        decode_responses=False,
+        health_check_interval=15,
+        socket_keepalive=True,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        retry_on_error=[RConnectionError, RTimeoutError, ConnectionResetError],
+        max_connections=64,
+    )
+
+
+async def load_functions(r: aioredis.Redis) -> None:
+    await r.function_load(LUA, replace=True)
+
+
+async def ensure_groups(r: aioredis.Redis) -> None:
+    """CONTRACT.md: groups on ingress streams start at id 0, so nothing published earlier is lost."""
+    for feed in topology.FEEDS.values():
+        try:
+            await r.xgroup_create(feed.ingress, topology.NORMALIZER_GROUP, id="0", mkstream=True)
+            log.info("created consumer group %s on %s at 0", topology.NORMALIZER_GROUP, feed.ingress)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise

@@ -1,0 +1,145 @@
+"""Runs services in one process: ``permitbus up`` (all) or ``permitbus run <service>`` (one).
+
+Stops cleanly on SIGTERM/SIGINT: the normalizers finish and acknowledge the batch in hand, the
+decider and relay finish their current atomic step, and the process exits 0 within 10 s. A
+second signal exits at once (status 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from faststream.redis import RedisBroker
+from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import TimeoutError as RTimeoutError
+
+from services.decider.worker import Decider
+from services.ingress.service import Normalizer, subscribe
+from services.outlets.relay import Relay
+from services.runtime import topology as t
+from services.runtime.clock import Clock
+from services.runtime.outage import Outage
+from services.runtime.redis import connect, ensure_groups, load_functions
+from services.runtime.settings import Settings
+from services.scheduler.service import Scheduler
+
+log = logging.getLogger("permitbus")
+SERVICES = ("normalize", "decider", "relay", "scheduler")
+STOP_BUDGET_S = 8.0
+
+
+@dataclass
+class Running:
+    """What a run started, for progress displays and tests."""
+
+    normalizers: list[Normalizer] = field(default_factory=list)
+    decider: Decider | None = None
+    relay: Relay | None = None
+    scheduler: Scheduler | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def consumer_name(settings: Settings) -> str:
+    return settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
+
+
+async def wait_for_redis(r, stop: asyncio.Event) -> bool:
+    outage = Outage(log, "start-up")
+    while not stop.is_set():
+        try:
+            await r.ping()
+            outage.ok()
+            return True
+        except (RConnectionError, RTimeoutError, OSError) as exc:
+            outage.failed(exc)
+            await asyncio.sleep(outage.backoff())
+    return False
+
+
+async def serve(
+    settings: Settings,
+    services: Iterable[str] = SERVICES,
+    *,
+    feeds: Iterable[str] | None = None,
+    partitions: Iterable[int] | None = None,
+    clock: Clock | None = None,
+    running: Running | None = None,
+    handle_signals: bool = True,
+) -> int:
+    services = set(services)
+    unknown = services - set(SERVICES)
+    if unknown:
+        raise ValueError(f"unknown services: {', '.join(sorted(unknown))}")
+    running = running or Running()
+    clock = clock or Clock(settings.today)
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        def on_signal(signum: int) -> None:
+            if running.stop.is_set():
+                log.warning("second signal: exiting at once")
+                os._exit(130)
+            log.info("signal %s: finishing the work in hand", signal.Signals(signum).name)
+            running.stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+
+    r = connect(settings.redis_url)
+    if not await wait_for_redis(r, running.stop):
+        await r.aclose()
+        return 0
+    await load_functions(r)
+    await ensure_groups(r)
+    part_list = list(partitions) if partitions is not None else None
+
+    broker: RedisBroker | None = None
+    tasks: list[asyncio.Task] = []
+    workers: list = []
+    if "normalize" in services:
+        broker = RedisBroker(settings.redis_url, graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG)
+        for feed in feeds or t.FEEDS:
+            n = Normalizer(r, settings, feed, consumer_name(settings))
+            subscribe(broker, n)
+            running.normalizers.append(n)
+            workers.append(n)
+            tasks.append(asyncio.create_task(n.recover_loop(), name=f"recover {feed}"))
+    if "decider" in services:
+        running.decider = Decider(r, settings, clock, part_list)
+        workers.append(running.decider)
+        tasks.append(asyncio.create_task(running.decider.run(), name="decider"))
+    if "relay" in services:
+        running.relay = Relay(r, settings, part_list)
+        workers.append(running.relay)
+        tasks.append(asyncio.create_task(running.relay.run(), name="relay"))
+    if "scheduler" in services:
+        running.scheduler = Scheduler(r, settings, clock)
+        workers.append(running.scheduler)
+        tasks.append(asyncio.create_task(running.scheduler.run(), name="scheduler"))
+    if broker is not None:
+        await broker.start()
+    log.info("permitbus up: %s", ", ".join(s for s in SERVICES if s in services))
+    running.ready.set()
+
+    stop_wait = asyncio.create_task(running.stop.wait())
+    await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    crashed = [task for task in tasks if task.done() and task.exception()]
+    for task in crashed:
+        log.error("service %s stopped: %r", task.get_name(), task.exception())
+    if broker is not None:
+        await broker.stop()  # waits for the batch in hand to be handled and acknowledged
+    for w in workers:
+        w.stop()
+    done, pending = await asyncio.wait(tasks, timeout=STOP_BUDGET_S / 2) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    stop_wait.cancel()
+    await r.aclose()
+    log.info("permitbus stopped")
+    return 1 if crashed else 0

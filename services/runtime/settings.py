@@ -1,0 +1,36 @@
+"""Configuration from the environment (names of CONTRACT.md, prefix ``PERMITBUS_``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PERMITBUS_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against")
+    redis_cluster_url: str | None = Field(
+        None, description="Redis Cluster seed URL; not supported yet (the key layout is cluster-ready)"
+    )
+    today: dt.date | None = Field(None, description="fixes the evaluation date D (replays, tests)")
+    partitions: int = Field(16, ge=1, le=1024, description="number of person partitions evt:{pN}")
+    batch_size: int = Field(1000, ge=1, le=5000, description="records read per round trip")
+    pseudonym_key: str = Field(
+        "permitbus-dev-only-change-me",
+        description="HMAC key for person pseudonyms in Redis keys; set a secret in production",
+    )
+    outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
+    consumer: str | None = Field(None, description="consumer name; default host-pid")
+    scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
+    max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
+    claim_idle_ms: int = Field(30_000, ge=100, description="idle time before a dead consumer's entries are claimed")
+    log_level: str = "INFO"
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,84 @@
+"""The scheduler notices the date change and re-decides exactly the people it affects.
+
+The decider keeps, per partition, a sorted set ``due:{pN}`` of pseudonym -> the first date on
+which that person's outcomes may change with no event (the day after ``yxqz``, a future ``qfrq``,
+a paid 310 month entering or leaving D's window). When D moves, the scheduler appends a
+``date.tick`` event for each person due on or before D to their partition stream, so the tick is
+decided in order with that person's other events. Not a scan of everyone: a range read per
+partition. Ticking twice is harmless (a tick that changes nothing emits nothing).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import TimeoutError as RTimeoutError
+
+from schemas.events import DateTick, encode_event
+from services.runtime import topology as t
+from services.runtime.clock import Clock
+from services.runtime.outage import Outage
+from services.runtime.settings import Settings
+
+log = logging.getLogger("permitbus.scheduler")
+
+
+class Scheduler:
+    def __init__(self, r: aioredis.Redis, settings: Settings, clock: Clock) -> None:
+        self.r = r
+        self.settings = settings
+        self.clock = clock
+        self.stopping = asyncio.Event()
+        self.outage = Outage(log, "scheduler")
+        self.ticked = 0
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self.check()
+                self.outage.ok()
+                wait = self.settings.scheduler_interval_s
+            except (RConnectionError, RTimeoutError, OSError) as exc:
+                self.outage.failed(exc)
+                wait = self.outage.backoff()
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def check(self) -> int:
+        """Tick everyone due if the date moved since the last check. Returns people ticked."""
+        day = self.clock.today()
+        last = await self.r.hget(t.SCHEDULER_STATE, "date")
+        if last is not None and dt.date.fromisoformat(last.decode()) >= day:
+            return 0
+        n = await self.tick(day)
+        await self.r.hset(t.SCHEDULER_STATE, mapping={"date": day.isoformat(), "ticked": n})
+        if n:
+            log.info("date is %s: %d people due for a new decision", day.isoformat(), n)
+        return n
+
+    async def tick(self, day: dt.date) -> int:
+        pipe = self.r.pipeline(transaction=False)
+        for p in range(self.settings.partitions):
+            pipe.zrangebyscore(t.due(p), "-inf", day.toordinal())
+        due = await pipe.execute()
+        n = 0
+        pipe = self.r.pipeline(transaction=False)
+        for p, members in enumerate(due):
+            for member in members:
+                ev = DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="", on=day, pseudonym=member)
+                pipe.xadd(t.evt(p), {"e": encode_event(ev)})
+                n += 1
+                if len(pipe) >= 1000:
+                    await pipe.execute()
+        await pipe.execute()
+        self.ticked += n
+        return n
