@@ -16,21 +16,47 @@ from services.runtime.settings import Settings
 
 BASE = os.environ.get("PERMITBUS_TEST_REDIS", "redis://127.0.0.1:6379")
 TEST_DBS = range(1, 16)
-_next_db = iter(())
 
 
-def _db() -> int:
-    global _next_db
-    try:
-        return next(_next_db)
-    except StopIteration:
-        _next_db = iter(TEST_DBS)
-        return next(_next_db)
+def pytest_configure(config):
+    """No Redis on 127.0.0.1:6379 (a fresh machine)? Start a private one for the whole run."""
+    global BASE
+    from services.runtime.localredis import answers, private_redis
+
+    if not answers(BASE + "/0"):
+        cm = private_redis()
+        url, _ = cm.__enter__()
+        config._permitbus_redis = cm
+        BASE = url.rsplit("/", 1)[0]
+        os.environ["PERMITBUS_TEST_REDIS"] = BASE
+
+
+def pytest_unconfigure(config):
+    cm = getattr(config, "_permitbus_redis", None)
+    if cm is not None:
+        cm.__exit__(None, None, None)
 
 
 @pytest.fixture
-def redis_url() -> str:
-    return f"{BASE}/{_db()}"
+def redis_url():
+    """A database of its own for this test; a lock in db 0 keeps concurrent test runs apart."""
+    import redis as sync_redis
+
+    admin = sync_redis.Redis.from_url(f"{BASE}/0")
+    token = f"{os.getpid()}"
+    for _ in range(600):
+        for db in TEST_DBS:
+            if admin.set(f"permitbus:test-lock:{db}", token, nx=True, ex=900):
+                try:
+                    yield f"{BASE}/{db}"
+                finally:
+                    admin.delete(f"permitbus:test-lock:{db}")
+                    admin.close()
+                return
+        import time
+
+        time.sleep(0.5)
+    raise RuntimeError("no free test database on the test Redis")
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Operations: backlog of every stage, quarantine and dead-letter handling."""

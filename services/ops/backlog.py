@@ -1,0 +1,75 @@
+"""How much work is waiting at each stage: the operations team's first question, and how the demo,
+tests and benchmarks know that a burst has been processed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.exceptions import ResponseError
+
+from services.runtime import topology as t
+
+
+def _id(x: bytes | str | None) -> tuple[int, int]:
+    if not x:
+        return (0, 0)
+    s = x.decode() if isinstance(x, bytes) else x
+    a, _, b = s.partition("-")
+    return (int(a), int(b or 0))
+
+
+@dataclass
+class Backlog:
+    ingress_lag: int  # entries not yet read by the normalizers
+    ingress_pending: int  # read, not yet acknowledged
+    partitions_behind: int  # partitions whose applied position is behind their stream
+    outboxes_behind: int  # outboxes not yet relayed to their target
+
+    @property
+    def idle(self) -> bool:
+        return not (self.ingress_lag or self.ingress_pending or self.partitions_behind or self.outboxes_behind)
+
+
+async def backlog(r, partitions: int) -> Backlog:
+    pipe = r.pipeline(transaction=False)
+    for feed in t.FEEDS.values():
+        pipe.xinfo_groups(feed.ingress)
+        pipe.xinfo_stream(feed.ingress)
+    for p in range(partitions):
+        pipe.hget(t.decider_meta(p), "pos")
+        pipe.xrevrange(t.evt(p), count=1)
+    for target in t.RELAY_TARGETS:
+        pipe.hgetall(t.relay_pos(target))
+        for p in range(partitions):
+            pipe.xrevrange(t.outbox(p, target), count=1)
+    res = await pipe.execute(raise_on_error=False)
+    i = 0
+    lag = pending = 0
+    for _ in t.FEEDS:
+        groups, info = res[i], res[i + 1]
+        i += 2
+        if isinstance(groups, ResponseError):
+            continue
+        for g in groups:
+            if g["name"] in (t.NORMALIZER_GROUP, t.NORMALIZER_GROUP.encode()):
+                pending += g["pending"]
+                if g.get("lag") is not None:
+                    lag += g["lag"]
+                elif _id(g["last-delivered-id"]) < _id(info["last-generated-id"]):
+                    lag += 1
+    behind = 0
+    for _ in range(partitions):
+        pos, last = res[i], res[i + 1]
+        i += 2
+        if last and _id(last[0][0]) > _id(pos):
+            behind += 1
+    out_behind = 0
+    for _ in t.RELAY_TARGETS:
+        positions = res[i]
+        i += 1
+        for p in range(partitions):
+            last = res[i]
+            i += 1
+            if last and _id(last[0][0]) > _id(positions.get(str(p).encode())):
+                out_behind += 1
+    return Backlog(lag, pending, behind, out_behind)
