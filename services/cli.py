@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     fig = sub.add_parser("figures", help="the city's figures per district")
     fig.add_argument("--json", action="store_true")
     sub.add_parser("topology", help="which service reads and writes which stream")
+    sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -79,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(show())
         return 0
+    if args.cmd == "api":
+        from services.outlets.api import serve_api
+
+        return serve_api(settings)
     if args.cmd == "topology":
         from services.runtime.topology import describe
 

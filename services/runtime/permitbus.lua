@@ -105,6 +105,20 @@ local function pb_snapshot(keys, args)
   return {pos, redis.call('HMGET', keys[2], unpack(args))}
 end
 
+-- A department's roster of one district with the outlet position it corresponds to (one step).
+-- KEYS: outlet, roster hash
+local function pb_roster(keys, args)
+  local last = '0-0'
+  if redis.call('EXISTS', keys[1]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', keys[1])
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then last = info[i + 1] end
+    end
+  end
+  return {last, redis.call('HGETALL', keys[2])}
+end
+
+redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
 redis.register_function{function_name = 'pb_snapshot', callback = pb_snapshot, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)

@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
     claim_idle_ms: int = Field(30_000, ge=100, description="idle time before a dead consumer's entries are claimed")
+    api_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description='read API: department -> bearer token, JSON, e.g. {"edu": "…", "health": "…"}',
+    )
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
     log_level: str = "INFO"
 
 
