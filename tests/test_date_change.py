@@ -1,0 +1,49 @@
+"""The change of date: a permit past yxqz stops counting the next day, with no event."""
+
+import datetime as dt
+
+from services.runtime.clock import ManualClock
+from tests.conftest import publish, read_outlet
+from tests.harness import drain, services
+from tests.people import contribution, make_id, months, permit, school
+
+
+async def test_expired_permit_revokes_roster_entitlements_next_day(r, settings):
+    clock = ManualClock(dt.date(2026, 11, 27))
+    expiring, lasting = make_id(), make_id()
+    guardian, child = make_id("19850101"), make_id("20180101")
+    await publish(r, "psb:permit",
+                  permit("QF", expiring, district="320116", qfrq="2024-11-28", yxqz="2026-11-28"),
+                  permit("QF", lasting, district="320102", qfrq="2024-11-28", yxqz="2030-01-01"),
+                  permit("QF", guardian, district="320113", qfrq="2024-11-28", yxqz="2026-11-28"))
+    await publish(r, "hrss:contribution", *[contribution(expiring, m) for m in months("202501", 8)])
+    async with services(settings, clock=clock) as running:
+        await drain(r, settings)
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/09/01"))
+        await drain(r, settings)
+        assert [d["status"] for d in await read_outlet(r, "outlet:psb")] == ["eligible"]
+        assert [d["status"] for d in await read_outlet(r, "outlet:edu")] == ["eligible"]
+        clock.set(dt.date(2026, 11, 28))  # yxqz itself: still valid, nothing changes
+        await running.scheduler.check()
+        await drain(r, settings)
+        assert len(await read_outlet(r, "outlet:health")) == 3
+        ticked_before = running.scheduler.ticked
+        clock.set(dt.date(2026, 11, 29))  # the day after yxqz: the scheduler notices by itself
+        await drain(r, settings, timeout=10)
+        import asyncio
+
+        for _ in range(100):
+            if len(await read_outlet(r, "outlet:psb")) == 2:
+                break
+            await asyncio.sleep(0.05)
+        await drain(r, settings)
+    assert running.scheduler.ticked - ticked_before == 2  # exactly the two affected people
+    psb = await read_outlet(r, "outlet:psb")
+    assert [(d["status"], d["version"], d["reasons"], d["as_of"]) for d in psb] == [
+        ("eligible", 1, [], "2026-11-27"), ("revoked", 2, ["NO_VALID_PERMIT"], "2026-11-29")]
+    assert psb[1]["district"] == "320116" and psb[1]["caused_by"] == []
+    health = {(d["subject_id"], d["status"]) for d in await read_outlet(r, "outlet:health")}
+    assert (expiring, "revoked") in health and (guardian, "revoked") in health and (lasting, "revoked") not in health
+    edu = await read_outlet(r, "outlet:edu")  # the open application is decided again
+    assert [(d["status"], d["reasons"], d["version"]) for d in edu] == [
+        ("eligible", [], 1), ("ineligible", ["GUARDIAN_NO_VALID_PERMIT"], 2)]
