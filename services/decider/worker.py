@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,7 @@ from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
+from services.runtime.lease import PartitionShare
 from services.runtime.outage import Outage
 from services.runtime.settings import Settings
 
@@ -39,6 +41,7 @@ _person_encoder = msgspec.msgpack.Encoder()
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
+SHARE_REFRESH_S = 2.0
 
 
 @dataclass
@@ -58,11 +61,15 @@ class Decider:
         settings: Settings,
         clock: Clock,
         partitions: Iterable[int] | None = None,
+        owner: str = "decider",
     ) -> None:
         self.r = r
         self.settings = settings
         self.clock = clock
+        # Given partitions are owned statically; otherwise they are shared among live deciders.
         self.partitions = list(partitions) if partitions is not None else list(range(settings.partitions))
+        self.share = None if partitions is not None else PartitionShare(r, "decider", owner, self.partitions)
+        self.active: list[int] = [] if self.share else list(self.partitions)
         self.pseudonym = Pseudonymizer(settings.pseudonym_key)
         self.pos: dict[int, bytes] = {}
         self.stopping = asyncio.Event()
@@ -72,8 +79,17 @@ class Decider:
 
     async def run(self) -> None:
         log.info("decider up for partitions %s", _ranges(self.partitions))
+        next_share = 0.0
         while not self.stopping.is_set():
             try:
+                if self.share and time.monotonic() >= next_share:
+                    owned = sorted(await self.share.refresh())
+                    if owned != self.active:
+                        self.active, self.pos = owned, {}
+                    next_share = time.monotonic() + SHARE_REFRESH_S
+                if not self.active:
+                    await asyncio.sleep(0.2)
+                    continue
                 if not self.pos:
                     await self._load_positions()
                 await self.step(block_ms=200)
@@ -82,24 +98,31 @@ class Decider:
                 self.outage.failed(exc)
                 self.pos.clear()
                 await asyncio.sleep(self.outage.backoff())
+        if self.share:
+            try:
+                await self.share.leave()
+            except (RConnectionError, RTimeoutError, OSError):
+                pass
 
     def stop(self) -> None:
         self.stopping.set()
 
     async def _load_positions(self) -> None:
         pipe = self.r.pipeline(transaction=False)
-        for p in self.partitions:
+        for p in self.active:
             pipe.hget(t.decider_meta(p), "pos")
-        for p, pos in zip(self.partitions, await pipe.execute()):
+        for p, pos in zip(self.active, await pipe.execute()):
             self.pos[p] = pos or b"0-0"
 
     async def step(self, block_ms: int | None = None) -> int:
         """Read one batch from every owned partition, decide and commit it. Returns events read."""
-        streams = {t.evt(p): self.pos[p] for p in self.partitions}
+        if not self.pos:
+            await self._load_positions()
+        streams = {t.evt(p): self.pos[p] for p in self.active}
         resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
         if not resp:
             return 0
-        index = {t.evt(p).encode(): p for p in self.partitions}
+        index = {t.evt(p).encode(): p for p in self.active}
         batches = [PartitionBatch(index[name], self.pos[index[name]], entries) for name, entries in resp]
         n = sum(len(b.entries) for b in batches)
         await self._decide_and_commit(batches)

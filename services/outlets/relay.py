@@ -20,12 +20,14 @@ from redis.exceptions import TimeoutError as RTimeoutError
 from schemas.decision import decision_decoder
 from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
+from services.runtime.lease import PartitionShare
 from services.runtime.outage import Outage
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
 DISTRICT_INDEX = {code: str(i + 1) for i, code in enumerate(DISTRICTS)}
 ENTITLEMENT_OF = {o.stream: o.entitlement for o in t.OUTLETS.values()}
+SHARE_REFRESH_S = 2.0
 
 
 def roster_keys(target: str) -> list[str]:
@@ -41,10 +43,12 @@ def roster_field(subject_id: str, application_id: str | None) -> str:
 
 class Relay:
     def __init__(self, r: aioredis.Redis, settings: Settings, partitions: Iterable[int] | None = None,
-                 targets: Iterable[str] | None = None) -> None:
+                 targets: Iterable[str] | None = None, owner: str = "relay") -> None:
         self.r = r
         self.settings = settings
         self.partitions = list(partitions) if partitions is not None else list(range(settings.partitions))
+        self.share = None if partitions is not None else PartitionShare(r, "relay", owner, self.partitions)
+        self.active: list[int] = [] if self.share else list(self.partitions)
         self.targets = list(targets) if targets is not None else list(t.RELAY_TARGETS)
         self.pos: dict[tuple[str, int], bytes] = {}
         self.stopping = asyncio.Event()
@@ -56,31 +60,45 @@ class Relay:
 
     async def run(self) -> None:
         log.info("relay up for %d targets x %d partitions", len(self.targets), len(self.partitions))
+        next_share = 0.0
         while not self.stopping.is_set():
             try:
-                if not self.pos:
-                    await self._load_positions()
+                if self.share and time.monotonic() >= next_share:
+                    owned = sorted(await self.share.refresh())
+                    if owned != self.active:
+                        self.active, self.pos = owned, {}
+                    next_share = time.monotonic() + SHARE_REFRESH_S
+                if not self.active:
+                    await asyncio.sleep(0.2)
+                    continue
                 await self.step(block_ms=200)
                 self.outage.ok()
             except (RConnectionError, RTimeoutError, OSError) as exc:
                 self.outage.failed(exc)
                 self.pos.clear()
                 await asyncio.sleep(self.outage.backoff())
+        if self.share:
+            try:
+                await self.share.leave()
+            except (RConnectionError, RTimeoutError, OSError):
+                pass
 
     async def _load_positions(self) -> None:
         pipe = self.r.pipeline(transaction=False)
         for target in self.targets:
             pipe.hgetall(t.relay_pos(target))
         for target, stored in zip(self.targets, await pipe.execute()):
-            for p in self.partitions:
+            for p in self.active:
                 self.pos[(target, p)] = stored.get(str(p).encode(), b"0-0")
 
     async def step(self, block_ms: int | None = None) -> int:
-        streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.partitions}
+        if not self.pos:
+            await self._load_positions()
+        streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.active}
         resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
         if not resp:
             return 0
-        index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.partitions}
+        index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.active}
         minid = f"{int(time.time() * 1000) - self.settings.outlet_retention_days * 86_400_000}-0"
         pipe = self.r.pipeline(transaction=False)
         work = []

@@ -118,6 +118,21 @@ local function pb_roster(keys, args)
   return {last, redis.call('HGETALL', keys[2])}
 end
 
+-- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
+-- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
+-- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
+local function pb_lease(keys, args)
+  local holder = redis.call('GET', keys[1])
+  if args[3] == 'release' then
+    if holder == args[1] then redis.call('DEL', keys[1]) return 1 end
+    return 0
+  end
+  if holder and holder ~= args[1] then return 0 end
+  redis.call('SET', keys[1], args[1], 'PX', args[2])
+  return 1
+end
+
+redis.register_function('pb_lease', pb_lease)
 redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
 redis.register_function{function_name = 'pb_snapshot', callback = pb_snapshot, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)

@@ -111,11 +111,11 @@ async def serve(
             workers.append(n)
             tasks.append(asyncio.create_task(n.recover_loop(), name=f"recover {feed}"))
     if "decider" in services:
-        running.decider = Decider(r, settings, clock, part_list)
+        running.decider = Decider(r, settings, clock, part_list, owner=consumer_name(settings))
         workers.append(running.decider)
         tasks.append(asyncio.create_task(running.decider.run(), name="decider"))
     if "relay" in services:
-        running.relay = Relay(r, settings, part_list)
+        running.relay = Relay(r, settings, part_list, owner=consumer_name(settings))
         workers.append(running.relay)
         tasks.append(asyncio.create_task(running.relay.run(), name="relay"))
     if "scheduler" in services:

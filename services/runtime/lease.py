@@ -1,0 +1,76 @@
+"""Leases: how workers of one service share the work and keep per-person order.
+
+* A feed's normalizer has one active consumer at a time (``lease:normalize:<feed>``): records
+  of one person arrive in order on one ingress stream, and one reader appends them in order.
+  Standby workers take over when the lease lapses (the holder died) and first finish what the
+  dead holder left pending.
+* Partitions are shared among the live workers of a role (decider, relay): each worker announces
+  itself in ``members:<role>`` and takes the partitions ``p`` with ``p % n == its rank``, each under
+  a lease ``lease:<role>:{pN}``. Two owners for a moment are harmless: every commit is guarded
+  by the partition's stored position (compare-and-set), so at most one of them moves it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("permitbus.lease")
+
+
+class Lease:
+    def __init__(self, r, key: str, owner: str, ttl_ms: int) -> None:
+        self.r, self.key, self.owner, self.ttl_ms = r, key, owner, ttl_ms
+        self.held = False
+
+    async def take(self) -> bool:
+        """Acquire, or renew if already ours. False if another worker holds it."""
+        self.held = bool(await self.r.fcall("pb_lease", 1, self.key, self.owner, self.ttl_ms, "take"))
+        return self.held
+
+    async def release(self) -> None:
+        if self.held:
+            await self.r.fcall("pb_lease", 1, self.key, self.owner, self.ttl_ms, "release")
+            self.held = False
+
+
+class PartitionShare:
+    """The partitions this worker owns now, among the live members of its role."""
+
+    def __init__(self, r, role: str, owner: str, partitions: list[int], ttl_ms: int = 10_000) -> None:
+        self.r, self.role, self.owner, self.ttl_ms = r, role, owner, ttl_ms
+        self.partitions = partitions
+        self.owned: set[int] = set()
+        self.leases = {p: Lease(r, f"lease:{role}:{{p{p}}}", owner, ttl_ms) for p in partitions}
+
+    async def refresh(self) -> set[int]:
+        now = int(time.time() * 1000)
+        members_key = f"members:{self.role}"
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(members_key, {self.owner: now + self.ttl_ms})
+        pipe.zremrangebyscore(members_key, "-inf", now)
+        pipe.zrange(members_key, 0, -1)
+        *_, members = await pipe.execute()
+        members = [m.decode() for m in members]
+        rank, n = members.index(self.owner), len(members)
+        wanted = {p for p in self.partitions if p % n == rank}
+        pipe = self.r.pipeline(transaction=False)
+        order = sorted(wanted) + sorted(self.owned - wanted)
+        for p in sorted(wanted):
+            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "take")
+        for p in sorted(self.owned - wanted):
+            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
+        results = await pipe.execute()
+        owned = {p for p, ok in zip(order, results) if p in wanted and ok}
+        if owned != self.owned:
+            log.info("%s %s now owns partitions %s (of %d members)", self.role, self.owner, sorted(owned), n)
+        self.owned = owned
+        return owned
+
+    async def leave(self) -> None:
+        pipe = self.r.pipeline(transaction=False)
+        for p in sorted(self.owned):
+            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
+        pipe.zrem(f"members:{self.role}", self.owner)
+        await pipe.execute()
+        self.owned = set()

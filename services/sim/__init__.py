@@ -1,0 +1,1 @@
+"""A simulated Nanjing: department records for the demo, tests and benchmarks."""
