@@ -73,7 +73,7 @@ async def r(redis_url):
 @pytest.fixture
 def settings(redis_url) -> Settings:
     return Settings(redis_url=redis_url, partitions=4, batch_size=500, today=dt.date(2026, 11, 28),
-                    scheduler_interval_s=0.05, claim_idle_ms=200)
+                    scheduler_interval_s=0.05, lease_ttl_ms=1500)
 
 
 async def publish(r, feed: str, *records) -> list[bytes]:

@@ -6,9 +6,10 @@ entries acknowledged. A crash in between leads to redelivery: the events are app
 and ignored by the decider as duplicates (same record id); quarantine copies are made once
 (``pb_quarantine`` remembers the ingress ids it has copied).
 
-Entries left pending by a consumer that died are claimed after ``claim_idle_ms`` (XAUTOCLAIM)
-and retried one by one; one that still fails after ``max_attempts`` deliveries (a bug, not bad
-input) goes to ``dlq:ingress:<feed>`` with the error and its delivery count.
+One worker at a time reads a feed (a lease, so that a person's records keep their order); a
+worker that takes the feed over first claims what the earlier holder left pending (XAUTOCLAIM)
+and handles it, tracking delivery counts. A record whose processing keeps failing (a bug, not
+bad input) goes to ``dlq:ingress:<feed>`` after ``max_attempts`` deliveries, with the error.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from services.ingress import contribution, housing, permit, school
 from services.ingress.fields import Reject
 from services.runtime import topology as t
 from services.runtime.identity import partition_of
+from services.runtime.lease import Lease
 from services.runtime.outage import Outage
 from services.runtime.settings import Settings
 
@@ -64,15 +66,21 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | 
 
 
 class Normalizer:
+    """One feed's normalizer. One active consumer per feed (a lease): records of one person
+    arrive in order on one stream, and one reader appends them in that order; standby workers
+    take over when the holder dies, first finishing what it left pending."""
+
     def __init__(self, r: aioredis.Redis, settings: Settings, feed: str, consumer: str) -> None:
         self.r = r
         self.settings = settings
         self.feed = t.FEEDS[feed]
         self.consumer = consumer
+        self.lease = Lease(r, f"lease:normalize:{feed}", consumer, settings.lease_ttl_ms)
         self.stopping = asyncio.Event()
         self.outage = Outage(log, f"normalize {feed}")
         self.events = 0
         self.quarantined = 0
+        self.dead_lettered = 0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -96,68 +104,134 @@ class Normalizer:
         self.events += n_events
         self.quarantined += len(entries) - n_events
 
-    async def ack(self, ids: list[bytes]) -> None:
-        await self.r.xack(self.feed.ingress, t.NORMALIZER_GROUP, *ids)
+    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None
+                     ) -> None:
+        """Apply a batch and acknowledge it; never leaves it half done while the service runs.
 
-    # -- taking over what dead consumers left pending ---------------------------------------
-    async def recover_loop(self, interval_s: float = 2.0) -> None:
-        while not self.stopping.is_set():
+        Redis unreachable: retry with backoff (the effect is idempotent). A failure of our own code
+        (a bug): retry entry by entry; an entry still failing after ``max_attempts`` deliveries goes
+        to ``dlq:ingress:<feed>`` with the error, so the feed keeps moving.
+        """
+        while True:
             try:
-                while await self.recover_once() and not self.stopping.is_set():
-                    pass
+                try:
+                    await self.apply(entries)
+                except (RConnectionError, RTimeoutError, OSError):
+                    raise
+                except Exception as exc:  # noqa: BLE001
+                    log.error("%s: batch of %d failed (%r); retrying entry by entry",
+                              self.feed.ingress, len(entries), exc)
+                    for entry in entries:
+                        await self._one_by_one(entry, (deliveries or {}).get(entry[0], 1))
+                await self.r.xack(self.feed.ingress, t.NORMALIZER_GROUP, *[eid for eid, _ in entries])
                 self.outage.ok()
-                wait = interval_s
+                return
             except (RConnectionError, RTimeoutError, OSError) as exc:
                 self.outage.failed(exc)
-                wait = self.outage.backoff()
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=wait)
-            except asyncio.TimeoutError:
-                pass
+                if self.stopping.is_set():
+                    raise  # left pending: the next holder of the lease finishes it
+                await asyncio.sleep(self.outage.backoff())
 
-    async def recover_once(self) -> int:
-        """Claim entries idle past ``claim_idle_ms`` and retry them one by one. Returns claimed."""
-        _, claimed, _deleted = await self.r.xautoclaim(
-            self.feed.ingress, t.NORMALIZER_GROUP, self.consumer, self.settings.claim_idle_ms,
-            start_id="0-0", count=min(self.settings.batch_size, 500),
-        )
-        if not claimed:
-            return 0
-        counts = {}
-        pending = await self.r.xpending_range(
-            self.feed.ingress, t.NORMALIZER_GROUP, min=claimed[0][0], max=claimed[-1][0],
-            count=len(claimed) * 2, consumername=self.consumer,
-        )
-        for row in pending:
-            counts[row["message_id"]] = row["times_delivered"]
-        for eid, fields in claimed:
-            deliveries = counts.get(eid, 1)
+    async def _one_by_one(self, entry: tuple[bytes, dict[bytes, bytes]], delivered: int) -> None:
+        eid, fields = entry
+        error: Exception | None = None
+        for attempt in range(delivered, self.settings.max_attempts + 1):
             try:
-                await self.apply([(eid, fields)])
+                await self.apply([entry])
+                return
             except (RConnectionError, RTimeoutError, OSError):
                 raise
-            except Exception as exc:  # noqa: BLE001 - a bug: retry until max_attempts, then dead-letter
-                if deliveries < self.settings.max_attempts:
-                    log.error("%s entry %s failed (delivery %d): %r", self.feed.ingress, eid.decode(), deliveries, exc)
-                    continue
-                log.error("%s entry %s failed %d times, dead-lettered: %r", self.feed.ingress, eid.decode(),
-                          deliveries, exc)
-                await self.r.xadd(t.dlq(self.feed.ingress), {
-                    "payload": fields.get(b"payload", b""), "source_id": eid, "stream": self.feed.ingress,
-                    "error": repr(exc)[:500], "deliveries": deliveries,
-                })
-            await self.ack([eid])
-        return len(claimed)
+            except Exception as exc:  # noqa: BLE001
+                error = exc
+                log.error("%s entry %s failed (delivery %d of %d): %r", self.feed.ingress, eid.decode(), attempt,
+                          self.settings.max_attempts, exc)
+        await self.r.xadd(t.dlq(self.feed.ingress), {
+            "payload": fields.get(b"payload", b""), "source_id": eid, "stream": self.feed.ingress,
+            "error": repr(error)[:500], "deliveries": max(delivered, self.settings.max_attempts),
+        })
+        self.dead_lettered += 1
+
+    # -- one active consumer per feed --------------------------------------------------------
+    async def supervise(self, subscriber) -> None:
+        """Wait for the feed's lease, finish what earlier holders left pending, then read new
+        entries with the FastStream subscriber; keep the lease; if it is ever lost, stop."""
+        standby_logged = False
+        while not self.stopping.is_set():
+            try:
+                if await self.lease.take():
+                    break
+                if not standby_logged:
+                    log.info("%s: another worker holds the feed; standing by", self.feed.ingress)
+                    standby_logged = True
+                self.outage.ok()
+            except (RConnectionError, RTimeoutError, OSError) as exc:
+                self.outage.failed(exc)
+            await self._sleep(self.settings.lease_ttl_ms / 3000)
+        if self.stopping.is_set():
+            return
+        log.info("%s: this worker (%s) is the active normalizer", self.feed.ingress, self.consumer)
+        await self.take_over()
+        await subscriber.start()
+        try:
+            while not self.stopping.is_set():
+                await self._sleep(self.settings.lease_ttl_ms / 3000)
+                try:
+                    if not await self.lease.take():
+                        raise LeaseLost(f"{self.feed.ingress}: lease taken over by another worker")
+                    self.outage.ok()
+                except (RConnectionError, RTimeoutError, OSError) as exc:
+                    self.outage.failed(exc)
+        finally:
+            if self.stopping.is_set():
+                await subscriber.stop()  # finishes and acknowledges the batch in hand
+                try:
+                    await self.lease.release()
+                except (RConnectionError, RTimeoutError, OSError):
+                    pass
+
+    async def take_over(self) -> int:
+        """Claim every entry pending in the group (left by earlier holders) and handle it, in order."""
+        n = 0
+        while not self.stopping.is_set():
+            try:
+                _, claimed, _deleted = await self.r.xautoclaim(
+                    self.feed.ingress, t.NORMALIZER_GROUP, self.consumer, 0, start_id="0-0",
+                    count=min(self.settings.batch_size, 1000))
+                if not claimed:
+                    return n
+                rows = await self.r.xpending_range(
+                    self.feed.ingress, t.NORMALIZER_GROUP, min=claimed[0][0], max=claimed[-1][0],
+                    count=len(claimed) * 2, consumername=self.consumer)
+                deliveries = {row["message_id"]: row["times_delivered"] for row in rows}
+                log.info("%s: taking over %d pending entries", self.feed.ingress, len(claimed))
+                await self.handle(claimed, deliveries)
+                n += len(claimed)
+                self.outage.ok()
+            except (RConnectionError, RTimeoutError, OSError) as exc:
+                self.outage.failed(exc)
+                await self._sleep(self.outage.backoff())
+        return n
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
 
 
-def subscribe(broker: RedisBroker, normalizer: Normalizer) -> None:
-    """The fast path: FastStream batch subscriber reading new entries (``>``) of the group."""
+class LeaseLost(RuntimeError):
+    pass
+
+
+def subscribe(broker: RedisBroker, normalizer: Normalizer):
+    """The fast path: a FastStream batch subscriber reading new entries (``>``) of the group.
+    Started by ``Normalizer.supervise`` once this worker holds the feed's lease."""
     feed = normalizer.feed
 
     async def keep_raw(msg: Any) -> None:  # skip FastStream's body decoding; we use the raw map
         return None
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         stream=StreamSub(
             feed.ingress,
             group=t.NORMALIZER_GROUP,
@@ -171,8 +245,10 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer) -> None:
         title=f"normalize {feed.name}",
         description=f"{feed.department}: {feed.ingress} -> evt:{{pN}} | {feed.quarantine}",
     )
+
+    @subscriber
     async def on_batch(body: Any, message: Any = Context("message")) -> None:
         raw = message.raw_message
-        ids: list[bytes] = raw["message_ids"]
-        await normalizer.apply(list(zip(ids, raw["data"])))
-        await message.ack()
+        await normalizer.handle(list(zip(raw["message_ids"], raw["data"])))
+
+    return subscriber

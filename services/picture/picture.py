@@ -46,12 +46,16 @@ class Picture:
     def settlement_district(self) -> str | None:
         return self.person.settled_district
 
+    @property
+    def has_contributions(self) -> bool:
+        return self._contrib is not None or bool(self.person.contrib)
+
     def recognised_employee_months(self) -> int:
-        return self.contributions.recognised_months() if self.person.contrib else 0
+        return self.contributions.recognised_months() if self.has_contributions else 0
 
     def paid_employee_medical_near(self, day: dt.date) -> bool:
         """A paid 310 record (any region) for D's month or the two months before it."""
-        if not self.person.contrib:
+        if not self.has_contributions:
             return False
         d = month_index(day.year * 100 + day.month)
         return any(d - 2 <= m <= d for m in self.contributions.paid_medical_months())
@@ -71,7 +75,7 @@ class Picture:
                 candidates.append(p.valid_from)
             if d <= p.valid_until:
                 candidates.append(p.valid_until + 1)
-        if self.settled and self.person.contrib:
+        if self.settled and self.has_contributions:
             for m in self.contributions.paid_medical_months():
                 for edge in (m, m + 3):  # the month enters D's window, and leaves it
                     first = dt.date(edge // 12, edge % 12 + 1, 1).toordinal()

@@ -106,10 +106,10 @@ async def serve(
         broker = RedisBroker(settings.redis_url, graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG)
         for feed in feeds or t.FEEDS:
             n = Normalizer(r, settings, feed, consumer_name(settings))
-            subscribe(broker, n)
+            sub = subscribe(broker, n)
             running.normalizers.append(n)
             workers.append(n)
-            tasks.append(asyncio.create_task(n.recover_loop(), name=f"recover {feed}"))
+            tasks.append(asyncio.create_task(n.supervise(sub), name=f"normalize {feed}"))
     if "decider" in services:
         running.decider = Decider(r, settings, clock, part_list, owner=consumer_name(settings))
         workers.append(running.decider)
@@ -123,7 +123,7 @@ async def serve(
         workers.append(running.scheduler)
         tasks.append(asyncio.create_task(running.scheduler.run(), name="scheduler"))
     if broker is not None:
-        await broker.start()
+        await broker.connect()  # subscribers start once their feed's lease is held
     log.info("permitbus up: %s", ", ".join(s for s in SERVICES if s in services))
     running.ready.set()
 
@@ -132,14 +132,14 @@ async def serve(
     crashed = [task for task in tasks if task.done() and task.exception()]
     for task in crashed:
         log.error("service %s stopped: %r", task.get_name(), task.exception())
-    if broker is not None:
-        await broker.stop()  # waits for the batch in hand to be handled and acknowledged
     for w in workers:
-        w.stop()
+        w.stop()  # normalizers stop their subscriber: the batch in hand is finished and acknowledged
     done, pending = await asyncio.wait(tasks, timeout=STOP_BUDGET_S / 2) if tasks else (set(), set())
     for task in pending:
         task.cancel()
     stop_wait.cancel()
+    if broker is not None:
+        await broker.stop()
     await r.aclose()
     log.info("permitbus stopped")
     return 1 if crashed else 0

@@ -27,7 +27,7 @@ class Settings(BaseSettings):
     consumer: str | None = Field(None, description="consumer name; default host-pid")
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
-    claim_idle_ms: int = Field(30_000, ge=100, description="idle time before a dead consumer's entries are claimed")
+    lease_ttl_ms: int = Field(10_000, ge=500, description="a dead worker's feed or partitions are taken over after this")
     api_tokens: dict[str, str] = Field(
         default_factory=dict,
         description='read API: department -> bearer token, JSON, e.g. {"edu": "…", "health": "…"}',
