@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import sys
 
 from services.runtime.settings import Settings
@@ -57,7 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
     args = ap.parse_args(argv)
     settings = Settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from services.runtime.logs import setup
+
+    setup(settings.log_level)
 
     if args.cmd == "up":
         from services.runtime.runner import serve

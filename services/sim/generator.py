@@ -239,9 +239,9 @@ class _City:
         hylb = rng.choice(("HW", "GJ")) if r < 0.05 else rng.choice(OTHER_SECTORS) if r < 0.35 else None
         no = f"{district}{datetime.date.fromordinal(qf_day).year % 100:02d}{next(self.permit_nos):07d}"
         ops: list[tuple[int, str, dict]] = [(self._ts(qf_day), "QF", {"qfrq": qf_day, "yxqz": until})]
-        if rnd() < 0.08 and qf_day < today:
+        if rnd() < 0.089 and qf_day < today:
             ops.append((self._ts(rng.randint(qf_day + 1, today)), "BG", {}))
-        if until - 30 <= today and rnd() < 0.6:
+        if until - 30 <= today and rnd() < 0.65:
             qz_day = rng.randint(max(qf_day + 1, until - 30), min(until + 60, today))
             ops.append((self._ts(qz_day), "QZ", {"qfrq": qz_day,
                                                   "yxqz": _plus_years(qz_day, rng.choice((1, 2, 3))) - 1}))
