@@ -178,6 +178,7 @@ class Normalizer:
                 try:
                     if not await self.lease.take():
                         raise LeaseLost(f"{self.feed.ingress}: lease taken over by another worker")
+                    await self.trim()
                     self.outage.ok()
                 except (RConnectionError, RTimeoutError, OSError) as exc:
                     self.outage.failed(exc)
@@ -188,6 +189,26 @@ class Normalizer:
                     await self.lease.release()
                 except (RConnectionError, RTimeoutError, OSError):
                     pass
+
+    async def trim(self) -> int:
+        """Trim the ingress stream below what every consumer group has read and acknowledged.
+
+        Redis 7.0 trims pending entries too (``ACKED`` arrives in 8.2), so the bound is computed:
+        the smallest of each group's last-delivered id and oldest pending id."""
+        groups = await self.r.xinfo_groups(self.feed.ingress)
+        if not groups:
+            return 0
+        bound: tuple[int, int] | None = None
+        for g in groups:
+            candidates = [_parse_id(g["last-delivered-id"])]
+            if g["pending"]:
+                summary = await self.r.xpending(self.feed.ingress, g["name"])
+                candidates.append(_parse_id(summary["min"]))
+            low = min(candidates)
+            bound = low if bound is None else min(bound, low)
+        if bound is None or bound == (0, 0):
+            return 0
+        return await self.r.xtrim(self.feed.ingress, minid=f"{bound[0]}-{bound[1]}", approximate=True)
 
     async def take_over(self) -> int:
         """Claim every entry pending in the group (left by earlier holders) and handle it, in order."""
@@ -221,6 +242,12 @@ class Normalizer:
 
 class LeaseLost(RuntimeError):
     pass
+
+
+def _parse_id(x: bytes | str) -> tuple[int, int]:
+    s = x.decode() if isinstance(x, bytes) else x
+    a, _, b = s.partition("-")
+    return int(a), int(b or 0)
 
 
 def subscribe(broker: RedisBroker, normalizer: Normalizer):
