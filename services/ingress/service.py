@@ -55,7 +55,7 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | 
         return Reject("NO_PAYLOAD", "the stream entry has no 'payload' field")
     try:
         rec = _json.decode(raw)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8 in strings
         return Reject("INVALID_JSON", f"payload is not UTF-8 JSON ({str(exc)[:80]})")
     if not isinstance(rec, dict):
         return Reject("NOT_AN_OBJECT", f"payload is a JSON {type(rec).__name__}, not an object")

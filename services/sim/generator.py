@@ -195,12 +195,14 @@ class _City:
         if feed == PERMIT and self.rng.random() < self.cfg.malformed_rate / 5:
             op = self.rng.choice(("QZ", "BG", "ZX"))  # names a permit the person does not hold
             bogus = {"ywlsh": self.new_id[PERMIT](), "ywlx": op, "sfzh": rec["sfzh"], "xm": rec["xm"],
-                     "jzzbh": f"3201{next(self.bogus_nos):09d}", "czsj": _stamp(ts + 3600)}
+                     "jzzbh": f"{self.rng.choice(_DISTRICTS)}25{next(self.bogus_nos):07d}",
+                     "czsj": _stamp(ts + 3600)}
             if op == "BG":
                 bogus["jzdqh"] = self.rng.choice(_DISTRICTS)
             elif op == "QZ":
                 bogus["qfrq"], bogus["yxqz"] = _iso(ts // DAY), _iso(_plus_years(ts // DAY, 2) - 1)
-            self.events.append((ts + 3600, 0, len(self.events), Record(feed, _dumps(bogus), "UNKNOWN_PERMIT", False)))
+            bad = Record(feed, _dumps(bogus), "UNKNOWN_PERMIT", False)
+            self.events.append((ts + 3600, 0, len(self.events), bad))
 
     def _person(self) -> None:
         rng, rnd, today = self.rng, self.rng.random, self.today
@@ -209,12 +211,14 @@ class _City:
         permit = self._permits(pid, name) if rnd() < 0.9 else None
         if rnd() < 0.12:
             self._school(pid, name, permit)
-        if rnd() < (0.85 if permit and permit.settled else 0.027):
+        if rnd() < (0.9 if permit and permit.settled else 0.022):
             self._housing(pid, permit)
         employed = rnd() < 0.7
         if not (employed or permit):
             return
-        start = self.first_month if rnd() < 0.8 or self.cfg.months < 2 else self.first_month + rng.randint(1, self.cfg.months - 1)
+        start = self.first_month  # most paid throughout the window, some started later
+        if rnd() < 0.2 and self.cfg.months > 1:
+            start += rng.randint(1, self.cfg.months - 1)
         r = rnd()
         region = rng.choice(NANJING if r < 0.75 else SUZHOU if r < 0.85 else JIANGSU if r < 0.92 else OUTSIDE)
         regions = (region, region, 0)
@@ -417,7 +421,8 @@ def _corrupt(feed: str, rec: dict, rng: random.Random) -> tuple[bytes, str]:
     y = rng.choice(("2025", "2026"))
     if kind == "TEXT":
         text = json.dumps(rec, ensure_ascii=False)
-        return rng.choice((text[: len(text) // 2], repr(rec), "<html><body>502 Bad Gateway</body></html>")).encode(), "INVALID_JSON"
+        garbage = rng.choice((text[: len(text) // 2], repr(rec), "<html><body>502 Bad Gateway</body></html>"))
+        return garbage.encode(), "INVALID_JSON"
     if kind == "UTF8":  # exported in GBK instead of UTF-8
         return json.dumps({**rec, "备注": "无"}, ensure_ascii=False).encode("gbk"), "INVALID_JSON"
     if kind == "ARRAY":
