@@ -71,7 +71,7 @@ class Reject(Exception):
 
 _ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"\d{17}[\dXx]")
+_ID_RE = re.compile(r"[0-9]{17}[0-9Xx]")
 
 
 def text(rec: dict[str, Any], name: str) -> str:
@@ -118,10 +118,10 @@ def check_digit(first17: str) -> str:
 
 
 _DATE_FORMATS: dict[str, re.Pattern[str]] = {
-    "YYYY-MM-DD": re.compile(r"(\d{4})-(\d{2})-(\d{2})"),
-    "YYYYMMDD": re.compile(r"(\d{4})(\d{2})(\d{2})"),
-    "YYYY/MM/DD": re.compile(r"(\d{4})/(\d{2})/(\d{2})"),
-    "YYYY年M月D日": re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日"),
+    "YYYY-MM-DD": re.compile(r"(\d{4})-(\d{2})-(\d{2})", re.ASCII),
+    "YYYYMMDD": re.compile(r"(\d{4})(\d{2})(\d{2})", re.ASCII),
+    "YYYY/MM/DD": re.compile(r"(\d{4})/(\d{2})/(\d{2})", re.ASCII),
+    "YYYY年M月D日": re.compile(r"(\d{4})年(\d{1,2})月(\d{1,2})日", re.ASCII),
 }
 
 
@@ -137,7 +137,7 @@ def date(rec: dict[str, Any], name: str, *spellings: str) -> dt.date:
     raise Reject("BAD_DATE", f"field {name!r} is not a date spelled {' or '.join(spellings)}")
 
 
-_DATETIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})")
+_DATETIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASCII)
 BEIJING = dt.timezone(dt.timedelta(hours=8))
 
 
@@ -175,22 +175,25 @@ def month(rec: dict[str, Any], name: str) -> int:
 
 def boolean(rec: dict[str, Any], name: str) -> bool:
     value = rec.get(name)
-    if value is None:
+    if value is None or value == "":
         raise Reject("MISSING_FIELD", f"required field {name!r} is missing")
     if not isinstance(value, bool):
         raise Reject("WRONG_TYPE", f"field {name!r} must be true or false")
     return value
 
 
-def positive_int(rec: dict[str, Any], name: str) -> int:
+def positive_int(rec: dict[str, Any], name: str, maximum: int) -> int:
     value = rec.get(name)
-    if value is None:
+    if value is None or value == "":
         raise Reject("MISSING_FIELD", f"required field {name!r} is missing")
     if isinstance(value, bool) or not isinstance(value, int):
         raise Reject("WRONG_TYPE", f"field {name!r} must be an integer")
-    if value < 1:
-        raise Reject("BAD_NUMBER", f"field {name!r} must be at least 1")
+    if not 1 <= value <= maximum:
+        raise Reject("BAD_NUMBER", f"field {name!r} must be between 1 and {maximum}")
     return value
+
+
+_DECIMAL = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*", re.ASCII)
 
 
 def amount(rec: dict[str, Any], name: str) -> float:
@@ -201,10 +204,9 @@ def amount(rec: dict[str, Any], name: str) -> float:
     if isinstance(value, bool):
         raise Reject("WRONG_TYPE", f"field {name!r} must be a number")
     if isinstance(value, str):
-        try:
-            value = float(value.strip()) if value.strip().isascii() else float("nan")
-        except ValueError:
-            raise Reject("BAD_NUMBER", f"field {name!r} is not a number") from None
+        if not _DECIMAL.fullmatch(value):
+            raise Reject("BAD_NUMBER", f"field {name!r} is not a number")
+        value = float(value)
     if not isinstance(value, (int, float)):
         raise Reject("WRONG_TYPE", f"field {name!r} must be a number")
     value = float(value)

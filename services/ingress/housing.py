@@ -6,21 +6,30 @@ from typing import Any
 
 from schemas.events import HousingApplied
 from services.ingress import fields as f
+from services.rules import params
+from services.rules.housing import INCOME_CEILING
 
 FEED = "housing:application"
 
 
+MAX_HOUSEHOLD = 100
+
+
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied:
     application_id = f.text(rec, "applicationNo")
+    applied_on = f.date(rec, "appliedOn", "YYYY-MM-DD")
+    first = params.get(INCOME_CEILING).dates[0]
+    if applied_on < first:
+        raise f.Reject("BAD_DATE", f"'appliedOn' is before {first.isoformat()}, when the income ceiling starts")
     return HousingApplied(
         record_id=application_id,
         source_id=source_id,
         person_id=f.id_number(rec, "applicantId"),
         application_id=application_id,
-        household_size=f.positive_int(rec, "householdSize"),
+        household_size=f.positive_int(rec, "householdSize", MAX_HOUSEHOLD),
         monthly_income=f.amount(rec, "monthlyIncome"),
         owns_home=f.boolean(rec, "ownsHome"),
         district=f.district(rec, "districtCode"),
         occupation=f.optional_text(rec, "occupation"),
-        applied_on=f.date(rec, "appliedOn", "YYYY-MM-DD"),
+        applied_on=applied_on,
     )

@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 import redis.asyncio as aioredis
 from faststream import AckPolicy, Context
+from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import TimeoutError as RTimeoutError
@@ -52,7 +53,8 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | 
     """One ingress entry -> a canonical event, or the reason it cannot be understood."""
     raw = fields.get(b"payload")
     if raw is None:
-        return Reject("NO_PAYLOAD", "the stream entry has no 'payload' field")
+        names = ", ".join(sorted(k.decode("utf-8", "replace")[:40] for k in fields)[:10])
+        return Reject("NO_PAYLOAD", f"the stream entry has no 'payload' field (fields: {names or 'none'})")
     try:
         rec = _json.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8 in strings
@@ -94,11 +96,16 @@ class Normalizer:
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields)
+            if not isinstance(out, Reject):
+                try:
+                    data = encode_event(out)
+                except (OverflowError, msgspec.EncodeError) as exc:
+                    out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
                 pipe.fcall("pb_quarantine", 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                            sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
-                pipe.xadd(t.evt(partition_of(out.person_id, parts)), {"e": encode_event(out)})
+                pipe.xadd(t.evt(partition_of(out.person_id, parts)), {"e": data})
                 n_events += 1
         await pipe.execute()
         self.events += n_events
@@ -255,7 +262,13 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
     Started by ``Normalizer.supervise`` once this worker holds the feed's lease."""
     feed = normalizer.feed
 
-    async def keep_raw(msg: Any) -> None:  # skip FastStream's body decoding; we use the raw map
+    async def keep_raw(msg: Any) -> StreamMessage:
+        """Hand the raw batch over untouched. FastStream's own parser JSON-encodes every entry
+        of the batch first, which costs time and fails on bytes that are not UTF-8; the
+        handler reads the raw map and decides itself what is bad input."""
+        return StreamMessage(raw_message=msg, body=b"", headers={}, content_type=None)
+
+    async def no_body(msg: Any) -> None:
         return None
 
     subscriber = broker.subscriber(
@@ -267,8 +280,9 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
             max_records=normalizer.settings.batch_size,
             polling_interval=100,
         ),
-        ack_policy=AckPolicy.MANUAL,
-        decoder=keep_raw,
+        ack_policy=AckPolicy.MANUAL,  # handle() acknowledges once the effect is written
+        parser=keep_raw,
+        decoder=no_body,
         title=f"normalize {feed.name}",
         description=f"{feed.department}: {feed.ingress} -> evt:{{pN}} | {feed.quarantine}",
     )

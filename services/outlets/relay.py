@@ -99,13 +99,14 @@ class Relay:
         if not resp:
             return 0
         index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.active}
-        minid = f"{int(time.time() * 1000) - self.settings.outlet_retention_days * 86_400_000}-0"
+        now_ms = int(time.time() * 1000)
+        minid = f"{now_ms - self.settings.outlet_retention_days * 86_400_000}-0"
         pipe = self.r.pipeline(transaction=False)
         work = []
         for name, entries in resp:
             target, p = index[name]
             args: list = [p, self.pos[(target, p)], entries[-1][0], minid if target.startswith("outlet:") else "-",
-                          len(entries)]
+                          len(entries), now_ms if target.startswith("quarantine:") else "-"]
             has_roster = target in ENTITLEMENT_OF
             for _, fields in entries:
                 args.append(len(fields))
@@ -118,7 +119,7 @@ class Relay:
                              DISTRICT_INDEX.get(d.district or "", "0")]
                 else:
                     args += ["-", "", "0"]
-            keys = [target, t.relay_pos(target)] + roster_keys(target)
+            keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
             pipe.fcall("pb_relay", len(keys), *keys, *args)
             work.append((target, p, name, len(entries)))
         results = await pipe.execute()

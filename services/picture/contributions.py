@@ -1,4 +1,4 @@
-"""A person's contribution records, packed: 12 bytes a (month, type, region) slot.
+"""A person's contribution records, packed: 13 bytes a (month, type, region) slot.
 
 CONTRACT.md: a later record for the same person, type, month and region replaces the earlier
 one. Each slot keeps the fingerprint of the record now in force; fingerprints of replaced
@@ -13,7 +13,8 @@ from array import array
 
 from services.ingress.contribution import EMPLOYEE_TYPES
 
-_SLOT = struct.Struct("<HBIBI")  # month index (y*12+m-1), type index, region, paid, fingerprint
+# month index (y*12+m-1); region<<4 | type index<<1 | paid in 24 bits (low 16, high 8); fingerprint
+_SLOT = struct.Struct("<HHBQ")
 TYPES: tuple[str, ...] = ("110", "120", "210", "310", "410", "510", "170", "390")
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPES)}
 _EMPLOYEE = frozenset(_TYPE_INDEX[t] for t in EMPLOYEE_TYPES)
@@ -28,10 +29,11 @@ class Contributions:
     __slots__ = ("slots", "old", "dirty")
 
     def __init__(self, packed: bytes = b"", old: bytes = b"") -> None:
-        self.slots: dict[tuple[int, int, int], list[int]] = {
-            (m, t, r): [paid, fp] for m, t, r, paid, fp in _SLOT.iter_unpack(packed)
-        }
-        self.old = set(array("I", old))
+        self.slots: dict[tuple[int, int, int], list[int]] = {}
+        for m, lo, hi, fp in _SLOT.iter_unpack(packed):
+            v = lo | hi << 16
+            self.slots[(m, (v >> 1) & 7, v >> 4)] = [v & 1, fp]
+        self.old = set(array("Q", old))
         self.dirty = False
 
     def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> bool:
@@ -61,5 +63,8 @@ class Contributions:
         return sorted({m for (m, t, _), (paid, _) in self.slots.items() if paid and t == _MEDICAL})
 
     def pack(self) -> tuple[bytes, bytes]:
-        body = b"".join(_SLOT.pack(m, t, r, paid, fp) for (m, t, r), (paid, fp) in sorted(self.slots.items()))
-        return body, array("I", sorted(self.old)).tobytes()
+        body = b"".join(
+            _SLOT.pack(m, (v := r << 4 | t << 1 | paid) & 0xFFFF, v >> 16, fp)
+            for (m, t, r), (paid, fp) in sorted(self.slots.items())
+        )
+        return body, array("Q", sorted(self.old)).tobytes()

@@ -27,10 +27,10 @@ def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
     reasons = []
     applied_on = dt.date.fromordinal(app.applied_on)
     permit = guardian.valid_permit(day)
-    where = guardian.settlement_district if guardian.settled else (permit.district if permit else None)
-    if where is None:  # 1. guardian holds a valid permit, or is settled
+    districts = {d for d in (guardian.settlement_district, permit.district if permit else None) if d}
+    if not districts:  # 1. guardian holds a valid permit, or is settled
         reasons.append("GUARDIAN_NO_VALID_PERMIT")
-    elif where != app.district:  # 2. ... in the district applied in
+    elif app.district not in districts:  # 2. that permit's district, or the settlement district, is sqqx
         reasons.append("DISTRICT_MISMATCH")
     born = birth_date(app.subject_id)
     if app.stage == "XX" and age_on(born, dt.date(applied_on.year, 8, 31)) < PRIMARY_MIN_AGE:

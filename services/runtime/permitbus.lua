@@ -62,33 +62,46 @@ local function pb_attempt(keys, args)
 end
 
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
--- the relay position of (target, partition). KEYS: target, relaypos, [roster_index, roster_1..11]
--- ARGV: partition, expected_pos, new_pos, retention_minid, n, (n_fields, (f, v)*, action, key, district_index)*
+-- the relay position of (target, partition).
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11]
+-- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
+--       (n_fields, (f, v)*, action, key, district_index)*
+-- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
+-- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
 local function pb_relay(keys, args)
   local cur = redis.call('HGET', keys[2], args[1]) or '0-0'
   if cur ~= args[2] then return {0, cur} end
-  local i = 6
+  local dedupe = args[6] ~= '-'
+  local i = 7
   for _ = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
-    local payload = nil
+    local payload, source = nil, nil
     for k = 0, nf * 2 - 1 do
       entry[#entry + 1] = args[i + 1 + k]
-      if args[i + 1 + k] == 'payload' and k % 2 == 0 then payload = args[i + 2 + k] end
+      if k % 2 == 0 then
+        if args[i + 1 + k] == 'payload' then payload = args[i + 2 + k] end
+        if args[i + 1 + k] == 'source_id' then source = args[i + 2 + k] end
+      end
     end
-    redis.call(unpack(entry))
     i = i + 1 + nf * 2
+    local copy = true
+    if dedupe and source then
+      if redis.call('ZSCORE', keys[3], source) then copy = false
+      else redis.call('ZADD', keys[3], args[6], source) end
+    end
+    if copy then redis.call(unpack(entry)) end
     local action, key, d = args[i], args[i + 1], args[i + 2]
     i = i + 3
     if action ~= '-' then
-      local old = redis.call('HGET', keys[3], key)
+      local old = redis.call('HGET', keys[4], key)
       if old and (action ~= 'set' or old ~= d) then
-        redis.call('HDEL', keys[3 + tonumber(old)], key)
-        redis.call('HDEL', keys[3], key)
+        redis.call('HDEL', keys[4 + tonumber(old)], key)
+        redis.call('HDEL', keys[4], key)
       end
       if action == 'set' then
-        redis.call('HSET', keys[3 + tonumber(d)], key, payload)
-        redis.call('HSET', keys[3], key, d)
+        redis.call('HSET', keys[4 + tonumber(d)], key, payload)
+        redis.call('HSET', keys[4], key, d)
       end
     end
   end

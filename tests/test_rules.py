@@ -1,0 +1,907 @@
+"""The entitlement rules of POLICY.md and when their verdicts become decisions (CONTRACT.md).
+
+Pure tests, no Redis: a person's situation is built by folding canonical events (what the
+normalizers make of the departments' records) into a picture, exactly as the decider does, and
+the rules of ``services.rules`` and the emission logic of ``services.decider.emit`` are asked
+what they decide on the evaluation date D.
+
+Each table reads as: situation -> expected outcome. Unless a row says otherwise:
+
+* D (the evaluation date) is 2026-11-28;
+* a permit is valid from 2025-01-01 to 2027-12-31;
+* contributions are enterprise pension (110) paid ("1") in Nanjing (320102).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import msgspec
+import pytest
+
+from schemas.events import (
+    ContributionRecorded,
+    DateTick,
+    HousingApplied,
+    PermitCancelled,
+    PermitIssued,
+    PermitMoved,
+    PermitRenewed,
+    SchoolApplied,
+    Settled,
+)
+from schemas.picture import Person
+from services.decider import emit
+from services.decider.emit import application_step, evaluate, roster_step
+from services.picture.fold import ALL, CONTRIBUTIONS, Quarantine, fold
+from services.picture.picture import Picture
+from services.rules import education, health, housing, medins, params, settlement
+from services.rules.verdict import REASON_ORDER
+from tests.people import make_id
+
+D = dt.date(2026, 11, 28)
+NOW = dt.datetime(2026, 11, 28, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+AT = dt.datetime(2025, 1, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+
+PUKOU, LUHE, LISHUI, GAOCHUN = "320111", "320116", "320117", "320118"  # the four districts of （六）
+XUANWU, JIANYE, QINHUAI, JIANGNING = "320102", "320105", "320104", "320115"
+
+SETTLEMENT = "settlement.four_districts"
+EDUCATION = "education.compulsory_enrollment"
+HEALTH = "health.family_doctor"
+MEDINS = "medins.resident_enrollment"
+HOUSING = "housing.security"
+
+_seq = itertools.count(1)
+
+
+def day(s: str) -> dt.date:
+    return dt.date.fromisoformat(s)
+
+
+def rid(prefix: str) -> str:
+    return f"{prefix}-{next(_seq):08d}"
+
+
+# -- canonical events, in the departments' words ---------------------------------------------
+def QF(pid, district=PUKOU, qfrq="2025-01-01", yxqz="2027-12-31", no="JZZ001", hylb=None, ywlsh=None):
+    """签发: a permit is issued."""
+    return PermitIssued(record_id=ywlsh or rid("GA"), source_id="0-1", person_id=pid, permit_no=no,
+                        district=district, valid_from=day(qfrq), valid_until=day(yxqz), sector=hylb, at=AT)
+
+
+def QZ(pid, qfrq, yxqz, no="JZZ001", district=None, hylb=None):
+    """签注: the permit is renewed."""
+    return PermitRenewed(record_id=rid("GA"), source_id="0-1", person_id=pid, permit_no=no,
+                         valid_from=day(qfrq), valid_until=day(yxqz), district=district, sector=hylb, at=AT)
+
+
+def BG(pid, district, no="JZZ001"):
+    """变更: the permit moves to another district."""
+    return PermitMoved(record_id=rid("GA"), source_id="0-1", person_id=pid, permit_no=no, district=district, at=AT)
+
+
+def ZX(pid, no="JZZ001"):
+    """注销: the permit is cancelled."""
+    return PermitCancelled(record_id=rid("GA"), source_id="0-1", person_id=pid, permit_no=no, at=AT)
+
+
+def LH(pid, district=XUANWU, on="2026-06-01"):
+    """落户: the person is settled."""
+    return Settled(record_id=rid("GA"), source_id="0-1", person_id=pid, district=district, on=day(on), at=AT)
+
+
+def paid(pid, month, aae140="110", region=XUANWU, aae078="1", lsh=None):
+    """One contribution record (AAE078 "1" paid, "0" due but unpaid)."""
+    return ContributionRecorded(record_id=lsh or rid("RS"), source_id="0-1", person_id=pid,
+                                insurance_type=aae140, month=int(month), region=region, paid=aae078 == "1")
+
+
+def unpaid(pid, month, aae140="110", region=XUANWU, lsh=None):
+    return paid(pid, month, aae140, region, "0", lsh)
+
+
+def months(first: str, n: int) -> list[str]:
+    y, m = int(first[:4]), int(first[4:])
+    out = []
+    for _ in range(n):
+        out.append(f"{y}{m:02d}")
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out
+
+
+def six_months(pid, first="202501", n=6):
+    return [paid(pid, m) for m in months(first, n)]
+
+
+def school(guardian, child, xd="XX", sqqx=PUKOU, sqrq="2026-03-01", sqbh=None):
+    return SchoolApplied(record_id=(sqbh := sqbh or rid("JY")), source_id="0-1", person_id=guardian,
+                         application_id=sqbh, child_id=child, stage=xd, district=sqqx, applied_on=day(sqrq))
+
+
+def housing_app(applicant, size=3, income=6000, owns=False, district=PUKOU, occupation=None,
+                applied="2026-03-01", no=None):
+    return HousingApplied(record_id=(no := no or rid("ZF")), source_id="0-1", person_id=applicant,
+                          application_id=no, household_size=size, monthly_income=float(income),
+                          owns_home=owns, district=district, occupation=occupation, applied_on=day(applied))
+
+
+def tick(on: str):
+    return DateTick(record_id=f"tick:{on}", source_id="", person_id="", on=day(on), pseudonym=b"x")
+
+
+# -- pictures ----------------------------------------------------------------------------------
+_enc = msgspec.msgpack.Encoder()
+_dec = msgspec.msgpack.Decoder(Person)
+
+
+def stored(pic: Picture) -> Picture:
+    """The picture as the decider stores it at the end of a batch and reads it back."""
+    return Picture(_dec.decode(_enc.encode(pic.freeze())))
+
+
+def person(pid: str, *events) -> Picture:
+    """A person's picture after these events (each folded in order, then stored)."""
+    pic = Picture(Person(v=1, id=pid))
+    for ev in events:
+        out = fold(pic, ev)
+        assert not isinstance(out, Quarantine), out
+    return stored(pic)
+
+
+def someone(*builders, birth="19900101") -> Picture:
+    """A new person, with events built by ``builders`` (functions of the person's id)."""
+    pid = make_id(birth)
+    events = []
+    for b in builders:
+        ev = b(pid)
+        events += ev if isinstance(ev, list) else [ev]
+    return person(pid, *events)
+
+
+def app_of(pic: Picture):
+    (app,) = pic.person.apps.values()
+    return app
+
+
+# =============================================================================================
+# Reason codes
+# =============================================================================================
+def test_reason_codes_are_listed_in_the_order_of_policy():
+    assert REASON_ORDER == (
+        "ALREADY_SETTLED", "NO_VALID_PERMIT", "DISTRICT_NOT_COVERED", "INSUFFICIENT_CONTRIBUTIONS",
+        "GUARDIAN_NO_VALID_PERMIT", "DISTRICT_MISMATCH", "UNDER_AGE", "OVER_AGE", "NOT_SETTLED",
+        "IN_EMPLOYEE_MEDICAL_INSURANCE", "OWNS_HOME", "INCOME_ABOVE_LIMIT",
+    )
+
+
+@pytest.mark.parametrize("rule, basis", [
+    (settlement, ["（六）"]),
+    (education, ["（七）", "（八）"]),
+    (health, ["（七）", "（十二）"]),
+    (medins, ["（十一）"]),
+    (housing, ["（十三）"]),
+], ids=lambda x: getattr(x, "ENTITLEMENT", ""))
+def test_each_rule_rests_on_its_clauses(rule, basis):
+    assert list(rule.BASIS) == basis
+
+
+# =============================================================================================
+# Valid permit on D
+# =============================================================================================
+@pytest.mark.parametrize("qfrq, yxqz, on, valid", [
+    ("2026-11-28", "2027-11-27", "2026-11-28", True),   # issued on D itself
+    ("2026-11-29", "2027-11-28", "2026-11-28", False),  # issued tomorrow: not yet valid
+    ("2024-11-28", "2026-11-28", "2026-11-28", True),   # valid until D itself (inclusive)
+    ("2024-11-28", "2026-11-27", "2026-11-28", False),  # valid until yesterday: expired today
+    ("2024-11-28", "2026-11-28", "2026-11-29", False),  # yxqz + 1
+    ("2026-11-28", "2026-11-28", "2026-11-28", True),   # a one-day permit on that day
+], ids=["qfrq==D", "qfrq==D+1", "yxqz==D", "yxqz==D-1", "D==yxqz+1", "one-day"])
+def test_valid_permit_boundaries(qfrq, yxqz, on, valid):
+    pic = someone(lambda p: QF(p, district=XUANWU, qfrq=qfrq, yxqz=yxqz))
+    assert (pic.valid_permit(day(on)) is not None) is valid
+    verdict = health.decide(pic, day(on))
+    assert verdict.reasons == (() if valid else ("NO_VALID_PERMIT",))
+    assert verdict.district == (XUANWU if valid else None)
+
+
+def test_cancelled_permit_is_not_valid():
+    pic = someone(lambda p: QF(p), lambda p: ZX(p))
+    assert pic.valid_permit(D) is None
+    assert health.decide(pic, D).reasons == ("NO_VALID_PERMIT",)
+
+
+def test_renewal_gives_new_validity_and_optionally_a_district():
+    expired = someone(lambda p: QF(p, qfrq="2023-01-01", yxqz="2025-12-31"))
+    assert expired.valid_permit(D) is None
+    renewed = someone(lambda p: QF(p, qfrq="2023-01-01", yxqz="2025-12-31"),
+                      lambda p: QZ(p, "2026-01-01", "2027-12-31"))
+    assert renewed.valid_permit(D).district == PUKOU
+    moved = someone(lambda p: QF(p, qfrq="2023-01-01", yxqz="2025-12-31"),
+                    lambda p: QZ(p, "2026-01-01", "2027-12-31", district=LUHE))
+    assert moved.valid_permit(D).district == LUHE
+
+
+def test_move_changes_the_district_and_a_new_permit_replaces_the_old_one():
+    assert someone(lambda p: QF(p), lambda p: BG(p, JIANYE)).valid_permit(D).district == JIANYE
+    replaced = someone(lambda p: QF(p, no="OLD"), lambda p: ZX(p, no="OLD"),
+                       lambda p: QF(p, no="NEW", district=LISHUI))
+    assert replaced.valid_permit(D).number == "NEW" and replaced.valid_permit(D).district == LISHUI
+
+
+@pytest.mark.parametrize("held, event", [
+    ("none", lambda p: BG(p, LUHE, no="JZZ001")),
+    ("JZZ001", lambda p: ZX(p, no="OTHER")),
+    ("JZZ001", lambda p: QZ(p, "2026-01-01", "2028-01-01", no="OTHER")),
+], ids=["BG without permit", "ZX other number", "QZ other number"])
+def test_operation_on_a_permit_the_person_does_not_hold_goes_to_quarantine(held, event):
+    pid = make_id()
+    pic = person(pid, QF(pid, no="JZZ001")) if held != "none" else person(pid)
+    out = fold(pic, event(pid))
+    assert isinstance(out, Quarantine) and out.reason == "UNKNOWN_PERMIT"
+
+
+def test_duplicate_permit_record_has_no_effect():
+    pid = make_id()
+    first = QF(pid, district=PUKOU, ywlsh="GA-DUP")
+    pic = person(pid, first, BG(pid, LUHE))
+    assert fold(pic, first) is None  # the department's retry of the QF does not undo the move
+    assert pic.valid_permit(D).district == LUHE
+
+
+# =============================================================================================
+# Recognised employee months
+# =============================================================================================
+RECOGNISED = [
+    # situation, contribution records (functions of the person id), recognised months
+    ("six months of enterprise pension in Nanjing",
+     lambda p: six_months(p), 6),
+    ("five months",
+     lambda p: six_months(p, n=5), 5),
+    ("six months, not in a row",
+     lambda p: [paid(p, m) for m in ("202301", "202306", "202412", "202502", "202508", "202611")], 6),
+    ("one month paid under three employee types counts once",
+     lambda p: [paid(p, "202501", t) for t in ("110", "210", "310")], 1),
+    ("one month paid in Nanjing and in Suzhou counts once",
+     lambda p: [paid(p, "202501", region=XUANWU), paid(p, "202501", region="320505")], 1),
+    ("every employee type counts (110 120 210 310 410 510)",
+     lambda p: [paid(p, m, t) for m, t in zip(months("202501", 6), ("110", "120", "210", "310", "410", "510"))], 6),
+    ("Suzhou 3205xx counts",
+     lambda p: [paid(p, m, region="320583") for m in months("202501", 6)], 6),
+    ("other Jiangsu cities 32xxxx count (Wuxi 320200, Xuzhou 320300)",
+     lambda p: [paid(p, m, region=r) for m, r in zip(months("202501", 6), ["320200", "320300"] * 3)], 6),
+    ("Shanghai 310000 does not count",
+     lambda p: [paid(p, m, region="310000") for m in months("202501", 6)], 0),
+    ("Hangzhou 330100 does not count",
+     lambda p: [paid(p, m, region="330100") for m in months("202501", 6)], 0),
+    ("resident pension 170 does not count",
+     lambda p: [paid(p, m, "170") for m in months("202501", 6)], 0),
+    ("resident medical 390 does not count",
+     lambda p: [paid(p, m, "390") for m in months("202501", 6)], 0),
+    ("due but unpaid (AAE078 0) does not count",
+     lambda p: [unpaid(p, m) for m in months("202501", 6)], 0),
+    ("five Nanjing months + one Shanghai month",
+     lambda p: six_months(p, n=5) + [paid(p, "202506", region="310000")], 5),
+    ("five months + one resident-scheme month",
+     lambda p: six_months(p, n=5) + [paid(p, "202506", "390")], 5),
+    ("a later unpaid record replaces a paid one (payment reversed)",
+     lambda p: six_months(p) + [unpaid(p, "202503")], 5),
+    ("a later paid record replaces an unpaid one (paid late)",
+     lambda p: six_months(p, n=5) + [unpaid(p, "202506"), paid(p, "202506")], 6),
+    ("reversal in another city is another record: the Nanjing payment stands",
+     lambda p: six_months(p) + [unpaid(p, "202503", region="320505")], 6),
+    ("reversal of another type is another record: the 110 payment stands",
+     lambda p: six_months(p) + [unpaid(p, "202503", "210")], 6),
+]
+
+
+@pytest.mark.parametrize("situation, records, n", RECOGNISED, ids=[r[0] for r in RECOGNISED])
+def test_recognised_employee_months(situation, records, n):
+    pid = make_id()
+    events = records(pid)
+    assert person(pid, *events).recognised_employee_months() == n
+    verdict = settlement.decide(person(pid, *events, QF(pid, district=PUKOU)), D)
+    assert verdict.reasons == (() if n >= 6 else ("INSUFFICIENT_CONTRIBUTIONS",))
+
+
+def test_a_retry_of_a_replaced_record_does_not_undo_the_correction():
+    pid = make_id()
+    original = paid(pid, "202503", lsh="RS-ORIGINAL")
+    pic = person(pid, *six_months(pid, n=2), original, *[paid(pid, m) for m in ("202504", "202505", "202506")])
+    assert pic.recognised_employee_months() == 6
+    reversal = unpaid(pid, "202503", lsh="RS-REVERSAL")
+    assert fold(pic, reversal) == CONTRIBUTIONS
+    pic = stored(pic)
+    assert pic.recognised_employee_months() == 5
+    assert fold(pic, original) is None  # the department re-sends the original: a duplicate
+    assert fold(pic, reversal) is None
+    assert stored(pic).recognised_employee_months() == 5
+
+
+def test_contributions_count_as_soon_as_they_are_folded():
+    """The decider folds an event and decides at once, before the picture is stored
+    (regression: the rules once looked only at the stored contributions)."""
+    pid = make_id()
+    pic = person(pid, QF(pid, district=PUKOU))  # stored, no contributions yet
+    for ev in six_months(pid):
+        fold(pic, ev)
+    assert pic.recognised_employee_months() == 6
+    assert settlement.decide(pic, D).reasons == ()
+
+
+def test_employee_medical_insurance_seen_as_soon_as_folded():
+    pid = make_id()
+    pic = person(pid, LH(pid))
+    fold(pic, paid(pid, "202611", "310"))
+    assert medins.decide(pic, D).reasons == ("IN_EMPLOYEE_MEDICAL_INSURANCE",)
+
+
+# =============================================================================================
+# settlement.four_districts — clause （六）
+# =============================================================================================
+SETTLEMENT_CASES = [
+    # situation, events, reasons, district
+    ("permit in 浦口 + 6 months", [QF, six_months], (), PUKOU),
+    ("permit in 六合 + 6 months", [lambda p: QF(p, district=LUHE), six_months], (), LUHE),
+    ("permit in 溧水 + 6 months", [lambda p: QF(p, district=LISHUI), six_months], (), LISHUI),
+    ("permit in 高淳 + 6 months", [lambda p: QF(p, district=GAOCHUN), six_months], (), GAOCHUN),
+    ("permit in 玄武 (not one of the four)", [lambda p: QF(p, district=XUANWU), six_months],
+     ("DISTRICT_NOT_COVERED",), XUANWU),
+    ("permit in 江宁 (not one of the four)", [lambda p: QF(p, district=JIANGNING), six_months],
+     ("DISTRICT_NOT_COVERED",), JIANGNING),
+    ("permit in 浦口 + 5 months", [QF, lambda p: six_months(p, n=5)], ("INSUFFICIENT_CONTRIBUTIONS",), PUKOU),
+    ("already settled", [QF, six_months, LH], ("ALREADY_SETTLED",), PUKOU),
+    ("no permit at all", [six_months], ("NO_VALID_PERMIT",), None),
+    ("permit expired in 玄武: no district reason", [lambda p: QF(p, XUANWU, "2023-01-01", "2025-12-31"), six_months],
+     ("NO_VALID_PERMIT",), None),
+    ("permit cancelled", [QF, ZX, six_months], ("NO_VALID_PERMIT",), None),
+    ("permit in 玄武 + 5 months", [lambda p: QF(p, district=XUANWU), lambda p: six_months(p, n=5)],
+     ("DISTRICT_NOT_COVERED", "INSUFFICIENT_CONTRIBUTIONS"), XUANWU),
+    ("settled, no permit, no contributions", [LH],
+     ("ALREADY_SETTLED", "NO_VALID_PERMIT", "INSUFFICIENT_CONTRIBUTIONS"), None),
+    ("settled, permit in 玄武, no contributions", [lambda p: QF(p, district=XUANWU), LH],
+     ("ALREADY_SETTLED", "DISTRICT_NOT_COVERED", "INSUFFICIENT_CONTRIBUTIONS"), XUANWU),
+    ("settled, expired permit in 玄武, 5 months",
+     [lambda p: QF(p, XUANWU, "2023-01-01", "2025-12-31"), lambda p: six_months(p, n=5), LH],
+     ("ALREADY_SETTLED", "NO_VALID_PERMIT", "INSUFFICIENT_CONTRIBUTIONS"), None),
+]
+
+
+@pytest.mark.parametrize("situation, events, reasons, district", SETTLEMENT_CASES,
+                         ids=[c[0] for c in SETTLEMENT_CASES])
+def test_settlement_four_districts(situation, events, reasons, district):
+    verdict = settlement.decide(someone(*events), D)
+    assert verdict.reasons == reasons
+    assert verdict.district == district
+    assert verdict.eligible is (reasons == ())
+
+
+# =============================================================================================
+# health.family_doctor — clauses （七）（十二）
+# =============================================================================================
+HEALTH_CASES = [
+    ("valid permit", [lambda p: QF(p, district=JIANYE)], (), JIANYE),
+    ("settled, no permit", [lambda p: LH(p, QINHUAI)], (), QINHUAI),
+    ("settled in 秦淮 and permit in 浦口: settlement wins", [QF, lambda p: LH(p, QINHUAI)], (), QINHUAI),
+    ("settled, permit expired", [lambda p: QF(p, qfrq="2023-01-01", yxqz="2025-12-31"), lambda p: LH(p, QINHUAI)],
+     (), QINHUAI),
+    ("neither", [six_months], ("NO_VALID_PERMIT",), None),
+    ("permit expired", [lambda p: QF(p, qfrq="2023-01-01", yxqz="2025-12-31")], ("NO_VALID_PERMIT",), None),
+    ("permit cancelled", [QF, ZX], ("NO_VALID_PERMIT",), None),
+]
+
+
+@pytest.mark.parametrize("situation, events, reasons, district", HEALTH_CASES, ids=[c[0] for c in HEALTH_CASES])
+def test_health_family_doctor(situation, events, reasons, district):
+    verdict = health.decide(someone(*events), D)
+    assert (verdict.reasons, verdict.district) == (reasons, district)
+
+
+# =============================================================================================
+# medins.resident_enrollment — clause （十一）   (D = 2026-11-28: D's month is 202611)
+# =============================================================================================
+MEDINS_CASES = [
+    ("settled, no contributions", [LH], (), "2026-11-28"),
+    ("settled, paid 310 in D's month", [LH, lambda p: paid(p, "202611", "310")],
+     ("IN_EMPLOYEE_MEDICAL_INSURANCE",), "2026-11-28"),
+    ("settled, paid 310 one month before", [LH, lambda p: paid(p, "202610", "310")],
+     ("IN_EMPLOYEE_MEDICAL_INSURANCE",), "2026-11-28"),
+    ("settled, paid 310 two months before", [LH, lambda p: paid(p, "202609", "310")],
+     ("IN_EMPLOYEE_MEDICAL_INSURANCE",), "2026-11-28"),
+    ("settled, paid 310 three months before", [LH, lambda p: paid(p, "202608", "310")], (), "2026-11-28"),
+    ("settled, paid 310 in Shanghai this month", [LH, lambda p: paid(p, "202611", "310", region="310000")],
+     ("IN_EMPLOYEE_MEDICAL_INSURANCE",), "2026-11-28"),
+    ("settled, unpaid 310 this month", [LH, lambda p: unpaid(p, "202611", "310")], (), "2026-11-28"),
+    ("settled, 310 paid then reversed", [LH, lambda p: paid(p, "202611", "310"), lambda p: unpaid(p, "202611", "310")],
+     (), "2026-11-28"),
+    ("settled, only pension 110 paid this month", [LH, lambda p: paid(p, "202611", "110")], (), "2026-11-28"),
+    ("settled, resident medical 390 this month", [LH, lambda p: paid(p, "202611", "390")], (), "2026-11-28"),
+    ("across the new year: D 2027-01-15, 310 in 202611", [LH, lambda p: paid(p, "202611", "310")],
+     ("IN_EMPLOYEE_MEDICAL_INSURANCE",), "2027-01-15"),
+    ("across the new year: D 2027-01-15, 310 in 202610", [LH, lambda p: paid(p, "202610", "310")], (), "2027-01-15"),
+    ("not settled (permit only)", [QF], ("NOT_SETTLED",), "2026-11-28"),
+    ("not settled and paid 310 this month", [QF, lambda p: paid(p, "202611", "310")],
+     ("NOT_SETTLED", "IN_EMPLOYEE_MEDICAL_INSURANCE"), "2026-11-28"),
+]
+
+
+@pytest.mark.parametrize("situation, events, reasons, on", MEDINS_CASES, ids=[c[0] for c in MEDINS_CASES])
+def test_medins_resident_enrollment(situation, events, reasons, on):
+    pic = someone(*events)
+    verdict = medins.decide(pic, day(on))
+    assert verdict.reasons == reasons
+    assert verdict.district == (XUANWU if pic.settled else None)  # the settlement district (LH default 玄武)
+
+
+# =============================================================================================
+# education.compulsory_enrollment — clauses （七）（八）  (sqqx 浦口, sqrq 2026-03-01)
+# =============================================================================================
+EDU_GUARDIAN_CASES = [
+    ("guardian's permit in 浦口", [QF], ()),
+    ("guardian settled in 浦口, no permit", [lambda p: LH(p, PUKOU)], ()),
+    ("guardian's permit in 玄武", [lambda p: QF(p, district=XUANWU)], ("DISTRICT_MISMATCH",)),
+    ("guardian settled in 玄武, no permit", [lambda p: LH(p, XUANWU)], ("DISTRICT_MISMATCH",)),
+    ("guardian without permit", [six_months], ("GUARDIAN_NO_VALID_PERMIT",)),
+    ("guardian's permit expired, was in 玄武", [lambda p: QF(p, XUANWU, "2023-01-01", "2025-12-31")],
+     ("GUARDIAN_NO_VALID_PERMIT",)),
+    ("guardian's permit cancelled", [QF, ZX], ("GUARDIAN_NO_VALID_PERMIT",)),
+    ("guardian's permit moved out of 浦口", [QF, lambda p: BG(p, XUANWU)], ("DISTRICT_MISMATCH",)),
+    ("guardian's permit moved into 浦口", [lambda p: QF(p, district=XUANWU), lambda p: BG(p, PUKOU)], ()),
+    ("guardian settled in 浦口, permit in 玄武", [lambda p: QF(p, district=XUANWU), lambda p: LH(p, PUKOU)], ()),
+    ("guardian settled in 玄武, permit expired in 浦口",
+     [lambda p: QF(p, PUKOU, "2023-01-01", "2025-12-31"), lambda p: LH(p, XUANWU)], ("DISTRICT_MISMATCH",)),
+]
+
+
+@pytest.mark.parametrize("situation, events, reasons", EDU_GUARDIAN_CASES, ids=[c[0] for c in EDU_GUARDIAN_CASES])
+def test_education_guardian_conditions(situation, events, reasons):
+    child = make_id("20190501")
+    pic = someone(*events, lambda p: school(p, child, sqqx=PUKOU))
+    verdict = education.decide(app_of(pic), pic, D)
+    assert verdict.reasons == reasons
+    assert verdict.district == PUKOU  # always the district applied in
+    assert verdict.priority is False
+
+
+def test_education_settled_guardian_with_a_valid_permit_in_the_district_applied_in():
+    child = make_id("20190501")
+    pic = someone(lambda p: QF(p, district=PUKOU), lambda p: LH(p, XUANWU), lambda p: school(p, child, sqqx=PUKOU))
+    assert education.decide(app_of(pic), pic, D).reasons == ()
+
+
+EDU_AGE_CASES = [
+    # child's birth date, stage, sqrq, reasons
+    ("2020-08-31", "XX", "2026-03-01", ()),  # turns 6 exactly on 31 August: old enough
+    ("2020-09-01", "XX", "2026-03-01", ("UNDER_AGE",)),  # turns 6 on 1 September: too young
+    ("2020-08-31", "XX", "2026-12-20", ()),  # the year of sqrq counts, not the day
+    ("2020-09-01", "XX", "2027-01-05", ()),  # applying in 2027: 6 on 31 August 2027
+    ("2022-01-01", "XX", "2026-03-01", ("UNDER_AGE",)),
+    ("2020-09-01", "CZ", "2026-03-01", ()),  # no minimum age for junior secondary
+    ("2008-03-01", "CZ", "2026-03-01", ("OVER_AGE",)),  # 18th birthday on sqrq: over age
+    ("2008-03-02", "CZ", "2026-03-01", ()),  # 18th birthday the day after sqrq: still 17
+    ("2008-02-28", "CZ", "2026-03-01", ("OVER_AGE",)),
+    ("2008-03-01", "XX", "2026-03-01", ("OVER_AGE",)),  # over age applies to primary too
+    ("2000-01-01", "XX", "2026-03-01", ("OVER_AGE",)),
+]
+
+
+@pytest.mark.parametrize("born, xd, sqrq, reasons", EDU_AGE_CASES,
+                         ids=[f"{c[1]} born {c[0]} applied {c[2]}" for c in EDU_AGE_CASES])
+def test_education_child_age(born, xd, sqrq, reasons):
+    child = make_id(born.replace("-", ""))
+    pic = someone(QF, lambda p: school(p, child, xd=xd, sqqx=PUKOU, sqrq=sqrq))
+    assert education.decide(app_of(pic), pic, D).reasons == reasons
+
+
+EDU_SEVERAL = [
+    ("no permit + under age", [six_months], "2022-01-01", "XX", ("GUARDIAN_NO_VALID_PERMIT", "UNDER_AGE")),
+    ("no permit + over age", [six_months], "2000-01-01", "CZ", ("GUARDIAN_NO_VALID_PERMIT", "OVER_AGE")),
+    ("wrong district + under age", [lambda p: QF(p, district=XUANWU)], "2022-01-01", "XX",
+     ("DISTRICT_MISMATCH", "UNDER_AGE")),
+    ("wrong district + over age", [lambda p: QF(p, district=XUANWU)], "2000-01-01", "XX",
+     ("DISTRICT_MISMATCH", "OVER_AGE")),
+]
+
+
+@pytest.mark.parametrize("situation, events, born, xd, reasons", EDU_SEVERAL, ids=[c[0] for c in EDU_SEVERAL])
+def test_education_lists_every_failed_condition_in_order(situation, events, born, xd, reasons):
+    child = make_id(born.replace("-", ""))
+    pic = someone(*events, lambda p: school(p, child, xd=xd, sqqx=PUKOU))
+    assert education.decide(app_of(pic), pic, D).reasons == reasons
+
+
+@pytest.mark.parametrize("on, open_", [("2026-12-31", True), ("2027-01-01", False), ("2026-03-01", True)])
+def test_education_application_open_until_31_december_of_sqrq_year(on, open_):
+    pic = someone(lambda p: school(p, make_id("20190501"), sqrq="2026-03-01"))
+    assert education.is_open(app_of(pic), day(on)) is open_
+
+
+# =============================================================================================
+# housing.security — clause （十三）  (ceiling 3000 from 2021-01-01, 3300 from 2022-07-01)
+# =============================================================================================
+def test_income_ceiling_parameter_values():
+    p = params.get("housing.per_capita_income_max")
+    assert [p.at(day(d)) for d in ("2021-01-01", "2022-06-30", "2022-07-01", "2026-11-28")] == [3000, 3000, 3300, 3300]
+
+
+HOUSING_CASES = [
+    # situation, settled?, size, income, owns, appliedOn, reasons
+    ("settled, renting, 3 people at 9000", True, 3, 9000, False, "2026-03-01", ()),
+    ("income exactly 3300 x 3", True, 3, 9900, False, "2026-03-01", ()),
+    ("income one yuan above 3300 x 3", True, 3, 9901, False, "2026-03-01", ("INCOME_ABOVE_LIMIT",)),
+    ("income 0.5 yuan above 3300 x 3", True, 3, 9900.5, False, "2026-03-01", ("INCOME_ABOVE_LIMIT",)),
+    ("single person at the ceiling", True, 1, 3300, False, "2026-03-01", ()),
+    ("single person one yuan above", True, 1, 3301, False, "2026-03-01", ("INCOME_ABOVE_LIMIT",)),
+    ("no income", True, 4, 0, False, "2026-03-01", ()),
+    ("2 people at 6300 on 2022-06-30 (3150 each > 3000)", True, 2, 6300, False, "2022-06-30", ("INCOME_ABOVE_LIMIT",)),
+    ("2 people at 6300 on 2022-07-01 (3150 each <= 3300)", True, 2, 6300, False, "2022-07-01", ()),
+    ("2 people at 6000 on 2022-06-30 (at the old ceiling)", True, 2, 6000, False, "2022-06-30", ()),
+    ("2 people at 6001 on 2022-06-30", True, 2, 6001, False, "2022-06-30", ("INCOME_ABOVE_LIMIT",)),
+    ("2 people at 6600 on 2022-07-01 (at the new ceiling)", True, 2, 6600, False, "2022-07-01", ()),
+    ("2 people at 6601 on 2022-07-01", True, 2, 6601, False, "2022-07-01", ("INCOME_ABOVE_LIMIT",)),
+    ("first day of the parameter, 2021-01-01, 3000", True, 1, 3000, False, "2021-01-01", ()),
+    ("not settled", False, 3, 9000, False, "2026-03-01", ("NOT_SETTLED",)),
+    ("owns a home", True, 3, 9000, True, "2026-03-01", ("OWNS_HOME",)),
+    ("not settled and owns a home", False, 3, 9000, True, "2026-03-01", ("NOT_SETTLED", "OWNS_HOME")),
+    ("owns a home, income too high", True, 3, 20000, True, "2026-03-01", ("OWNS_HOME", "INCOME_ABOVE_LIMIT")),
+    ("everything fails", False, 3, 20000, True, "2026-03-01", ("NOT_SETTLED", "OWNS_HOME", "INCOME_ABOVE_LIMIT")),
+]
+
+
+@pytest.mark.parametrize("situation, settled, size, income, owns, applied, reasons", HOUSING_CASES,
+                         ids=[c[0] for c in HOUSING_CASES])
+def test_housing_security(situation, settled, size, income, owns, applied, reasons):
+    pic = someone(
+        (lambda p: LH(p, PUKOU)) if settled else QF,
+        lambda p: housing_app(p, size=size, income=income, owns=owns, district=JIANYE, applied=applied),
+    )
+    verdict = housing.decide(app_of(pic), pic, D)
+    assert verdict.reasons == reasons
+    assert verdict.district == JIANYE  # districtCode, not the settlement district
+
+
+PRIORITY_CASES = [
+    ("occupation sanitation", None, "sanitation", True),
+    ("occupation public_transport", None, "public_transport", True),
+    ("occupation teacher", None, "teacher", False),
+    ("no occupation, no permit sector", None, None, False),
+    ("permit sector HW (环卫)", "HW", None, True),
+    ("permit sector GJ (公交)", "GJ", None, True),
+    ("permit sector other", "JZ", None, False),
+    ("permit sector HW and occupation other", "HW", "teacher", True),
+]
+
+
+@pytest.mark.parametrize("situation, hylb, occupation, priority", PRIORITY_CASES, ids=[c[0] for c in PRIORITY_CASES])
+def test_housing_priority(situation, hylb, occupation, priority):
+    pic = someone(lambda p: QF(p, hylb=hylb), LH, lambda p: housing_app(p, occupation=occupation))
+    verdict = housing.decide(app_of(pic), pic, D)
+    assert verdict.reasons == ()
+    assert verdict.priority is priority
+
+
+def test_housing_priority_follows_the_latest_permit():
+    pic = someone(lambda p: QF(p, no="A", hylb="HW"), lambda p: QF(p, no="B", hylb=None), LH,
+                  lambda p: housing_app(p))
+    assert housing.decide(app_of(pic), pic, D).priority is False
+    pic = someone(lambda p: QF(p, no="A", hylb=None), lambda p: QF(p, no="B", hylb="GJ"), LH,
+                  lambda p: housing_app(p))
+    assert housing.decide(app_of(pic), pic, D).priority is True
+
+
+@pytest.mark.parametrize("on, open_", [("2026-12-31", True), ("2027-01-01", False)])
+def test_housing_application_open_until_31_december_of_appliedon_year(on, open_):
+    pic = someone(lambda p: housing_app(p, applied="2026-03-01"))
+    assert housing.is_open(app_of(pic), day(on)) is open_
+
+
+# =============================================================================================
+# When a verdict becomes a decision (services.decider.emit)
+# =============================================================================================
+class Desk:
+    """One person's file as the decider keeps it. Each ``batch`` is one decider batch: events
+    are folded and decided one by one, then the picture is stored."""
+
+    def __init__(self, pid: str | None = None, birth: str = "19900101") -> None:
+        self.pid = pid or make_id(birth)
+        self.pic = Picture(Person(v=1, id=self.pid))
+        self.decisions = []
+
+    def batch(self, *events, on: dt.date = D):
+        out = []
+        for ev in events:
+            touched = fold(self.pic, ev)
+            if touched is None or isinstance(touched, Quarantine):
+                continue
+            caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
+            out += evaluate(self.pic, touched, on, NOW, caused_by)
+        self.pic = stored(self.pic)
+        self.decisions += out
+        return out
+
+
+def brief(ds, entitlement=None):
+    """(status, district, reasons, version) of each decision, optionally of one entitlement."""
+    return [(d.status, d.district, d.reasons, d.version) for d in ds if entitlement in (None, d.entitlement)]
+
+
+def test_roster_is_silent_for_people_never_eligible():
+    desk = Desk()
+    assert desk.batch(*six_months(desk.pid, n=3)) == []  # nothing known that makes anyone eligible
+    out = desk.batch(QF(desk.pid, district=XUANWU))  # health starts; settlement: wrong district, 3 months
+    assert [(d.entitlement, d.status, d.district, d.version) for d in out] == [(HEALTH, "eligible", XUANWU, 1)]
+    assert desk.batch(*six_months(desk.pid, first="202601")) == []  # settlement still not covered
+    out = desk.batch(ZX(desk.pid))
+    assert [(d.entitlement, d.status, d.reasons) for d in out] == [(HEALTH, "revoked", ["NO_VALID_PERMIT"])]
+    assert brief(desk.decisions, SETTLEMENT) == [] and brief(desk.decisions, MEDINS) == []
+
+
+def test_roster_is_silent_for_a_person_with_only_an_application():
+    desk = Desk()
+    out = desk.batch(school(desk.pid, make_id("20190501")))
+    assert [d.entitlement for d in out] == [EDUCATION]
+
+
+def test_roster_eligible_revoked_eligible_again_versions_without_gaps():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=PUKOU))
+    desk.batch(BG(desk.pid, XUANWU))  # moves out of the four districts
+    desk.batch(BG(desk.pid, LUHE))  # moves back into one of them
+    desk.batch(ZX(desk.pid))
+    desk.batch(QF(desk.pid, no="JZZ002", district=GAOCHUN))
+    assert brief(desk.decisions, SETTLEMENT) == [
+        ("eligible", PUKOU, [], 1),
+        ("revoked", PUKOU, ["DISTRICT_NOT_COVERED"], 2),  # revoked in the district it applied in
+        ("eligible", LUHE, [], 3),
+        ("revoked", LUHE, ["NO_VALID_PERMIT"], 4),
+        ("eligible", GAOCHUN, [], 5),
+    ]
+    assert brief(desk.decisions, HEALTH) == [
+        ("eligible", PUKOU, [], 1),
+        ("eligible", XUANWU, [], 2),  # a move re-emits eligible with the new district
+        ("eligible", LUHE, [], 3),
+        ("revoked", LUHE, ["NO_VALID_PERMIT"], 4),
+        ("eligible", GAOCHUN, [], 5),
+    ]
+
+
+def test_roster_move_between_covered_districts_reemits_eligible():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=PUKOU))
+    out = desk.batch(BG(desk.pid, LISHUI))
+    assert sorted((d.entitlement, d.status, d.district, d.version) for d in out) == [
+        (HEALTH, "eligible", LISHUI, 2), (SETTLEMENT, "eligible", LISHUI, 2)]
+
+
+def test_settling_revokes_settlement_and_starts_medical_insurance():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=PUKOU))
+    out = desk.batch(LH(desk.pid, QINHUAI))
+    assert {d.entitlement: (d.status, d.district, d.reasons, d.version) for d in out} == {
+        SETTLEMENT: ("revoked", PUKOU, ["ALREADY_SETTLED"], 2),
+        HEALTH: ("eligible", QINHUAI, [], 2),  # settlement wins over the permit district
+        MEDINS: ("eligible", QINHUAI, [], 1),
+    }
+
+
+def test_medins_revoked_when_employee_medical_insurance_is_paid():
+    desk = Desk()
+    desk.batch(paid(desk.pid, "202601", "110"))  # someone with stored contributions
+    desk.batch(LH(desk.pid, QINHUAI))
+    out = desk.batch(paid(desk.pid, "202611", "310"))
+    assert brief(out, MEDINS) == [("revoked", QINHUAI, ["IN_EMPLOYEE_MEDICAL_INSURANCE"], 2)]
+    out = desk.batch(unpaid(desk.pid, "202611", "310"))  # the payment is reversed
+    assert brief(out, MEDINS) == [("eligible", QINHUAI, [], 3)]
+
+
+@pytest.mark.parametrize("situation, change", [
+    ("renewal that keeps the permit valid", lambda p: QZ(p, "2025-01-01", "2029-12-31")),
+    ("move to the district it is already in", lambda p: BG(p, PUKOU)),
+    ("a seventh month of contributions", lambda p: paid(p, "202607")),
+    ("an unpaid resident-scheme month", lambda p: unpaid(p, "202607", "390")),
+    ("a Shanghai month", lambda p: paid(p, "202607", region="310000")),
+    ("a date tick on an ordinary day", lambda p: tick("2026-11-28")),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_a_change_that_leaves_the_outcome_as_it_was_emits_nothing(situation, change):
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=PUKOU))
+    assert len(desk.decisions) == 2
+    assert desk.batch(change(desk.pid)) == []
+
+
+def test_a_duplicate_record_emits_nothing():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    qf = QF(desk.pid, district=PUKOU)
+    assert len(desk.batch(qf)) == 2
+    assert desk.batch(qf) == []
+    app = school(desk.pid, make_id("20190501"))
+    assert len(desk.batch(app)) == 1
+    assert desk.batch(app) == []
+
+
+def test_revoked_roster_stays_silent_until_eligible_again():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=PUKOU))
+    desk.batch(ZX(desk.pid))
+    assert desk.batch(LH(desk.pid, XUANWU)) != []  # health/medins start; settlement stays revoked
+    assert brief(desk.decisions, SETTLEMENT) == [("eligible", PUKOU, [], 1), ("revoked", PUKOU, ["NO_VALID_PERMIT"], 2)]
+
+
+def test_permit_expiry_noticed_by_a_date_tick():
+    desk = Desk()
+    desk.batch(*six_months(desk.pid))
+    desk.batch(QF(desk.pid, district=LUHE, qfrq="2024-11-28", yxqz="2026-11-28"), on=day("2026-11-27"))
+    assert desk.pic.next_change(day("2026-11-27")) == day("2026-11-29")
+    assert desk.batch(tick("2026-11-28"), on=day("2026-11-28")) == []  # yxqz itself: still valid
+    out = desk.batch(tick("2026-11-29"), on=day("2026-11-29"))
+    assert sorted((d.entitlement, d.status, d.district, d.reasons, d.version, d.caused_by) for d in out) == [
+        (HEALTH, "revoked", LUHE, ["NO_VALID_PERMIT"], 2, []),
+        (SETTLEMENT, "revoked", LUHE, ["NO_VALID_PERMIT"], 2, []),
+    ]
+
+
+def test_next_change_of_medical_insurance_window():
+    desk = Desk()
+    desk.batch(paid(desk.pid, "202611", "310"))
+    desk.batch(LH(desk.pid, XUANWU))
+    # the 202611 payment stops covering D's window on 1 February 2027
+    assert desk.pic.next_change(D) == day("2027-02-01")
+    out = desk.batch(tick("2027-02-01"), on=day("2027-02-01"))
+    assert brief(out, MEDINS) == [("eligible", XUANWU, [], 1)]
+
+
+# -- applications ------------------------------------------------------------------------------
+def test_first_application_decision_is_always_emitted():
+    desk = Desk()
+    ineligible = desk.batch(school(desk.pid, make_id("20190501"), sqqx=PUKOU))
+    assert brief(ineligible) == [("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1)]
+    desk2 = Desk()
+    desk2.batch(QF(desk2.pid, district=PUKOU))
+    eligible = desk2.batch(school(desk2.pid, make_id("20190501"), sqqx=PUKOU))
+    assert brief(eligible) == [("eligible", PUKOU, [], 1)]
+
+
+def test_application_decided_again_when_the_guardians_situation_changes():
+    desk = Desk()
+    child = make_id("20190501")
+    desk.batch(school(desk.pid, child, sqqx=PUKOU, sqbh="JY-1"))
+    desk.batch(QF(desk.pid, district=XUANWU))  # permit in the wrong district: still ineligible, nothing new
+    desk.batch(BG(desk.pid, PUKOU))  # moved to the district applied in
+    desk.batch(ZX(desk.pid))  # cancelled
+    assert brief(desk.decisions, EDUCATION) == [
+        ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1),
+        ("eligible", PUKOU, [], 2),
+        ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3),
+    ]
+    assert all(d.subject_id == child and d.application_id == "JY-1" for d in desk.decisions
+               if d.entitlement == EDUCATION)
+
+
+def test_late_permit_makes_the_application_eligible():
+    desk = Desk()
+    desk.batch(school(desk.pid, make_id("20190501"), sqqx=PUKOU, sqbh="JY-2"))
+    qf = QF(desk.pid, district=PUKOU)
+    out = desk.batch(qf)
+    edu = [d for d in out if d.entitlement == EDUCATION]
+    assert brief(edu) == [("eligible", PUKOU, [], 2)] and edu[0].caused_by == [qf.record_id]
+    zx = ZX(desk.pid)
+    edu = [d for d in desk.batch(zx) if d.entitlement == EDUCATION]
+    assert brief(edu) == [("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3)] and edu[0].caused_by == [zx.record_id]
+
+
+@pytest.mark.parametrize("on, redecided", [("2026-12-31", True), ("2027-01-01", False)])
+def test_application_not_decided_again_after_it_closed(on, redecided):
+    desk = Desk()
+    desk.batch(school(desk.pid, make_id("20190501"), sqqx=PUKOU, sqrq="2026-03-01"), on=day("2026-03-01"))
+    out = desk.batch(QF(desk.pid, district=PUKOU), on=day(on))
+    assert brief(out, EDUCATION) == ([("eligible", PUKOU, [], 2)] if redecided else [])
+
+
+def test_application_first_decided_after_it_closed_is_still_decided_once():
+    desk = Desk()
+    out = desk.batch(school(desk.pid, make_id("20190501"), sqqx=PUKOU, sqrq="2026-03-01"), on=day("2027-02-01"))
+    assert brief(out) == [("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1)]
+    out = desk.batch(QF(desk.pid, district=PUKOU), on=day("2027-02-02"))
+    assert [d.entitlement for d in out] == [HEALTH]  # the closed application is not decided again
+
+
+def test_housing_decided_again_when_settled_and_when_priority_changes():
+    desk = Desk()
+    desk.batch(housing_app(desk.pid, size=3, income=9000, district=JIANYE, applied="2026-03-01", no="ZF-1"))
+    desk.batch(LH(desk.pid, PUKOU))
+    desk.batch(QF(desk.pid, district=PUKOU, hylb="HW"))  # sanitation sector: priority
+    out = [d for d in desk.decisions if d.entitlement == HOUSING]
+    assert [(d.status, d.district, d.priority, d.reasons, d.version) for d in out] == [
+        ("ineligible", JIANYE, False, ["NOT_SETTLED"], 1),
+        ("eligible", JIANYE, False, [], 2),
+        ("eligible", JIANYE, True, [], 3),
+    ]
+    assert {d.subject_id for d in out} == {desk.pid} and {d.application_id for d in out} == {"ZF-1"}
+
+
+def test_housing_closed_application_is_not_followed():
+    desk = Desk()
+    desk.batch(housing_app(desk.pid, applied="2025-06-01"), on=day("2025-06-01"))
+    assert brief(desk.batch(LH(desk.pid), on=D), HOUSING) == []  # closed on 31 December 2025
+
+
+def test_application_step_and_roster_step_directly():
+    pid = make_id()
+    pic = person(pid, QF(pid, district=PUKOU), school(pid, make_id("20190501"), sqbh="JY-9"))
+    app = pic.person.apps["JY-9"]
+    first = application_step(pic, app, D, NOW, ["JY-9"])
+    assert (first.status, first.version) == ("eligible", 1)
+    assert application_step(pic, app, D, NOW, ["JY-9"]) is None  # same outcome: nothing
+    h = roster_step(pic, HEALTH, D, NOW, ["x"])
+    assert (h.status, h.district, h.version) == ("eligible", PUKOU, 1)
+    assert roster_step(pic, HEALTH, D, NOW, ["x"]) is None
+    assert roster_step(pic, SETTLEMENT, D, NOW, ["x"]) is None  # never eligible: silent
+    assert roster_step(pic, MEDINS, D, NOW, ["x"]) is None
+
+
+def test_touched_contributions_redecide_only_settlement_and_medical_insurance():
+    pid = make_id()
+    pic = person(pid, *six_months(pid), QF(pid, district=PUKOU))
+    out = evaluate(pic, CONTRIBUTIONS, D, NOW, ["c"])
+    assert [d.entitlement for d in out] == [SETTLEMENT]
+    out = evaluate(pic, ALL, D, NOW, ["a"])
+    assert [d.entitlement for d in out] == [HEALTH]
+
+
+# -- decision fields ---------------------------------------------------------------------------
+def test_decision_fields():
+    guardian = Desk(birth="19850101")
+    child = make_id("20190501")
+    guardian.batch(*six_months(guardian.pid))
+    qf = QF(guardian.pid, district=PUKOU)
+    guardian.batch(qf)
+    app = school(guardian.pid, child, sqqx=PUKOU, sqbh="JY-F")
+    guardian.batch(app)
+    guardian.batch(LH(guardian.pid, PUKOU))
+    guardian.batch(housing_app(guardian.pid, occupation="sanitation", no="ZF-F"))
+    ds = guardian.decisions
+    by = {(d.entitlement, d.version): d for d in ds}
+
+    assert len({d.decision_id for d in ds}) == len(ds)  # unique
+    for d in ds:
+        assert d.as_of == D and d.decided_at == NOW
+        assert d.basis == list({SETTLEMENT: settlement, EDUCATION: education, HEALTH: health, MEDINS: medins,
+                                HOUSING: housing}[d.entitlement].BASIS)
+        assert d.priority is (d.entitlement == HOUSING)
+        assert (d.reasons == []) is (d.status == "eligible")
+        if d.entitlement in (EDUCATION, HOUSING):
+            assert d.application_id is not None
+        else:
+            assert d.application_id is None and d.subject_id == guardian.pid
+
+    s1 = by[(SETTLEMENT, 1)]
+    assert s1.caused_by == [qf.record_id] and s1.district == PUKOU and s1.reasons == []
+    e1 = by[(EDUCATION, 1)]
+    assert (e1.subject_id, e1.application_id, e1.district, e1.caused_by) == (child, "JY-F", PUKOU, ["JY-F"])
+    h1 = by[(HOUSING, 1)]
+    assert (h1.subject_id, h1.application_id, h1.status, h1.priority, h1.caused_by) == (
+        guardian.pid, "ZF-F", "eligible", True, ["ZF-F"])
+    assert by[(SETTLEMENT, 2)].status == "revoked" and by[(SETTLEMENT, 2)].reasons == ["ALREADY_SETTLED"]
+
+
+def test_decision_ids_differ_by_entitlement_subject_application_and_version():
+    ids = {
+        emit.decision_id(SETTLEMENT, "A", None, 1), emit.decision_id(SETTLEMENT, "A", None, 2),
+        emit.decision_id(HEALTH, "A", None, 1), emit.decision_id(SETTLEMENT, "B", None, 1),
+        emit.decision_id(EDUCATION, "A", "JY1", 1), emit.decision_id(EDUCATION, "A", "JY2", 1),
+    }
+    assert len(ids) == 6
+
+
+def test_permit_then_six_months_in_one_batch_becomes_eligible():
+    desk = Desk()
+    desk.batch(QF(desk.pid, district=PUKOU))
+    out = desk.batch(*six_months(desk.pid))
+    assert brief(out, SETTLEMENT) == [("eligible", PUKOU, [], 1)]
