@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 
 from services.runtime.settings import Settings
@@ -58,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings()
     from services.runtime.logs import setup
 
-    setup(settings.log_level)
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology")
+    setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
         from services.runtime.runner import serve

@@ -36,3 +36,5 @@ def setup(level: str) -> None:
     once = OncePerOutage()
     for name in ("faststream", "faststream.access.redis", "faststream.access"):
         logging.getLogger(name).addFilter(once)
+        if logging.getLevelName(level) > logging.DEBUG:
+            logging.getLogger(name).setLevel(logging.WARNING)  # its per-batch lines are noise at INFO

@@ -19,7 +19,7 @@ from services.runtime.settings import Settings
 from services.sim.generator import SimConfig, generate
 
 OUR_KEYS = ("ingress:*", "quarantine:*", "qmarks{*", "evt:*", "ppl:*", "dec:*", "out:*", "due:*", "fig:*",
-            "att:*", "relaypos{*", "roster{*", "rosteridx{*", "outlet:*", "dlq:*", "sched:*")
+            "att:*", "relaypos{*", "roster{*", "rosteridx{*", "outlet:*", "dlq:*", "sched:*", "lease:*", "members:*")
 
 
 async def reset(r) -> int:
