@@ -210,7 +210,8 @@ class Normalizer:
             candidates = [_parse_id(g["last-delivered-id"])]
             if g["pending"]:
                 summary = await self.r.xpending(self.feed.ingress, g["name"])
-                candidates.append(_parse_id(summary["min"]))
+                if summary["min"] is not None:  # may have been acknowledged meanwhile
+                    candidates.append(_parse_id(summary["min"]))
             low = min(candidates)
             bound = low if bound is None else min(bound, low)
         if bound is None or bound == (0, 0):
