@@ -1,5 +1,6 @@
 """The main job: `permitbus demo --people 2000` on a real Redis, and `permitbus simulate`."""
 
+import asyncio
 import os
 import re
 import subprocess
@@ -34,8 +35,8 @@ def test_demo_2000_people(r, redis_url):
 
 async def test_simulate_feeds_a_running_deployment(r, settings, redis_url):
     expected_bad = sum(1 for rec in generate(SimConfig(people=300, seed=3, today=settings.today)) if rec.malformed)
-    async with services(settings):
-        run_cli(redis_url, "simulate", "--people", "300", "--seed", "3")
+    async with services(settings):  # the CLI runs in a thread: the services keep running meanwhile
+        await asyncio.to_thread(run_cli, redis_url, "simulate", "--people", "300", "--seed", "3")
         await drain(r, settings, timeout=60)
     quarantined = sum([await r.xlen(f"quarantine:{f}") for f in
                        ("psb:permit", "hrss:contribution", "edu:application", "housing:application")])
