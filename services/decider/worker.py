@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import msgspec
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.decision import decision_encoder
@@ -32,6 +33,7 @@ from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare
 from services.runtime.outage import Outage
+from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
@@ -98,6 +100,10 @@ class Decider:
                 self.outage.failed(exc)
                 self.pos.clear()
                 await asyncio.sleep(self.outage.backoff())
+            except ResponseError as exc:
+                if not await recover(self.r, exc):
+                    raise
+                self.pos.clear()
         if self.share:
             try:
                 await self.share.leave()

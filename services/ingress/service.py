@@ -26,6 +26,7 @@ from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.events import Event, encode_event
@@ -35,6 +36,7 @@ from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import Outage
+from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -125,6 +127,10 @@ class Normalizer:
                     await self.apply(entries)
                 except (RConnectionError, RTimeoutError, OSError):
                     raise
+                except ResponseError as exc:
+                    if not await recover(self.r, exc):
+                        raise
+                    continue  # functions or groups restored: apply again
                 except Exception as exc:  # noqa: BLE001
                     log.error("%s: batch of %d failed (%r); retrying entry by entry",
                               self.feed.ingress, len(entries), exc)
@@ -189,6 +195,9 @@ class Normalizer:
                     self.outage.ok()
                 except (RConnectionError, RTimeoutError, OSError) as exc:
                     self.outage.failed(exc)
+                except ResponseError as exc:
+                    if not await recover(self.r, exc):
+                        raise
         finally:
             if self.stopping.is_set():
                 await subscriber.stop()  # finishes and acknowledges the batch in hand

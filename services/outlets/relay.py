@@ -15,6 +15,7 @@ from collections.abc import Iterable
 
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.decision import decision_decoder
@@ -22,6 +23,7 @@ from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
 from services.runtime.lease import PartitionShare
 from services.runtime.outage import Outage
+from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -77,6 +79,10 @@ class Relay:
                 self.outage.failed(exc)
                 self.pos.clear()
                 await asyncio.sleep(self.outage.backoff())
+            except ResponseError as exc:
+                if not await recover(self.r, exc):
+                    raise
+                self.pos.clear()
         if self.share:
             try:
                 await self.share.leave()

@@ -45,3 +45,20 @@ async def ensure_groups(r: aioredis.Redis) -> None:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+
+async def recover(r: aioredis.Redis, exc: BaseException) -> bool:
+    """Redis came back without our functions or groups (restarted without persistence, or
+    flushed): put them back. True when ``exc`` was such a case and is repaired."""
+    if not isinstance(exc, ResponseError):
+        return False
+    text = str(exc)
+    if "Function not found" in text or "function not found" in text.lower():
+        log.warning("Redis has lost permitbus's functions: loading them again")
+        await load_functions(r)
+        return True
+    if "NOGROUP" in text or "no such key" in text:
+        log.warning("Redis has lost permitbus's consumer groups: creating them again at 0")
+        await ensure_groups(r)
+        return True
+    return False
