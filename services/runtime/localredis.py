@@ -42,27 +42,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def private_redis(*, appendonly: bool = False, port: int | None = None,
-                  directory: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """Start redis-server; yield (url, process); stop it and remove its directory afterwards."""
+def spawn_redis(port: int, workdir: str, *, appendonly: bool = False) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1:port in workdir and wait until it answers."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise NoRedis(NO_REDIS_HELP.format(url="(private)"))
-    port = port or free_port()
-    tmp = None if directory else tempfile.TemporaryDirectory(prefix="permitbus-redis-")
-    workdir = directory or tmp.name  # type: ignore[union-attr]
     args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
             "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while not answers(url, 0.2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise NoRedis(f"redis-server did not start (exit {proc.poll()}); see {workdir}/redis.log")
+        time.sleep(0.05)
+    return proc
+
+
+@contextlib.contextmanager
+def private_redis(*, appendonly: bool = False, port: int | None = None,
+                  directory: str | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """Start redis-server; yield (url, process); stop it and remove its directory afterwards."""
+    port = port or free_port()
+    tmp = None if directory else tempfile.TemporaryDirectory(prefix="permitbus-redis-")
+    workdir = directory or tmp.name  # type: ignore[union-attr]
     try:
-        deadline = time.monotonic() + 10
-        while not answers(url, 0.2):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise NoRedis(f"redis-server did not start (exit {proc.poll()}); see {workdir}/redis.log")
-            time.sleep(0.05)
+        proc = spawn_redis(port, workdir, appendonly=appendonly)
+    except BaseException:
+        if tmp is not None:
+            tmp.cleanup()
+        raise
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
         yield url, proc
     finally:
         if proc.poll() is None:
