@@ -50,12 +50,13 @@ class Procs:
     procs: list[subprocess.Popen] = field(default_factory=list)
     kills: int = 0
     logs: list[bytes] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def start(self) -> None:
         self.procs = [self._spawn(c) for c in self.commands]
 
     def _spawn(self, command: tuple[str, ...]) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env_for(self.redis_url),
+        return subprocess.Popen([sys.executable, "-m", "services.cli", *command], env=env_for(self.redis_url, **self.extra_env),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def kill9(self, index: int = 0) -> None:
@@ -160,11 +161,12 @@ def assert_exact(outcome: Outcome, baseline: Outcome) -> None:
     assert outcome.dead_letters == baseline.dead_letters == 0
 
 
-async def run(redis_url: str, inputs: dict[str, list[bytes]], disturb=None, commands=None) -> tuple[Outcome, Procs]:
+async def run(redis_url: str, inputs: dict[str, list[bytes]], disturb=None, commands=None,
+              **extra_env: str) -> tuple[Outcome, Procs]:
     """Publish the input feed by feed (so that the order of a person's events is the same in every
     run), optionally disturbing the processes during each feed; stop; collect the outlets."""
     r = await fresh(redis_url)
-    procs = Procs(redis_url, commands=list(commands or [("up",)]))
+    procs = Procs(redis_url, commands=list(commands or [("up",)]), extra_env=extra_env)
     procs.start()
     try:
         for feed in FEED_ORDER:

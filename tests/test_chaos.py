@@ -81,3 +81,51 @@ async def test_redis_restart_with_aof_mid_burst(redis_url, inputs, tmp_path):
     outages = log.count("Redis unreachable")
     assert 1 <= outages <= 12, log[-3000:]  # once per outage and component, not once per attempt
     assert "Redis back after" in log
+
+
+async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs):
+    """Two normalizers, two deciders: kill -9 the active normalizer while it holds read-but-not-
+    acknowledged entries, and one decider; the survivors claim the pending entries and the
+    partitions, and the outlets equal an undisturbed run."""
+    want = await baseline(redis_url, inputs)
+    commands = [("run", "normalize"), ("run", "normalize"), ("run", "decider"), ("run", "decider"),
+                ("run", "relay"), ("run", "scheduler")]
+    seen = {}
+
+    async def disturb(feed, procs, r):
+        if feed != "hrss:contribution":
+            return
+        holder = (await r.get("lease:normalize:hrss:contribution")).decode()
+        active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
+        for _ in range(500):  # kill it while it holds a batch it has read and not acknowledged
+            pending = await r.xpending("ingress:hrss:contribution", "permitbus-normalize")
+            if pending["pending"]:
+                break
+            await asyncio.sleep(0.002)
+        seen["pending_at_kill"] = pending["pending"]
+        procs.kill9(active)
+        procs.kill9(2)  # one of the two deciders
+        procs.procs[active] = procs.procs[2] = _Done()
+
+    got, procs = await chaos.run(redis_url, inputs, disturb, commands=commands, PERMITBUS_LOG_LEVEL="INFO")
+    assert seen["pending_at_kill"] > 0
+    chaos.assert_exact(got, want)
+    log = b"\n".join(procs.logs).decode()
+    assert "taking over" in log and "pending entries" in log  # the survivor claimed them
+    assert "another worker holds the feed; standing by" in log
+
+
+class _Done:
+    """Stands in for a process that was killed on purpose and not restarted."""
+
+    returncode = 0
+    pid = -1
+
+    def poll(self):
+        return None  # not counted as a service that died
+
+    def send_signal(self, sig):
+        pass
+
+    def communicate(self, timeout=None):
+        return (b"", None)
