@@ -136,7 +136,9 @@ class Decider:
 
     async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
         decoded = {b.p: [(eid, _decode(fields)) for eid, fields in b.entries] for b in batches}
-        keys = {b.p: self._pseudonyms(decoded[b.p]) for b in batches}
+        owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
+                  for b in batches}
+        keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
         pipe = self.r.pipeline(transaction=False)
         for b in batches:
             pipe.fcall_ro("pb_snapshot", 2, t.decider_meta(b.p), t.people(b.p), *keys[b.p])
@@ -149,7 +151,7 @@ class Decider:
                 self.pos[b.p] = pos
                 continue
             stored = {k: blob for k, blob in zip(keys[b.p], blobs) if blob}
-            if await self._decide(b, decoded[b.p], stored, day, now):
+            if await self._decide(b, decoded[b.p], owners[b.p], stored, day, now):
                 ready.append(b)
         if not ready:
             return
@@ -166,14 +168,8 @@ class Decider:
             else:
                 log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
 
-    def _pseudonyms(self, events: list[tuple[bytes, Event | None]]) -> list[bytes]:
-        seen: dict[bytes, None] = {}
-        for _, ev in events:
-            if ev is not None:
-                seen[_key(self.pseudonym, ev)] = None
-        return list(seen)
-
-    async def _decide(self, b: PartitionBatch, events, blobs: dict[bytes, bytes], day, now) -> bool:
+    async def _decide(self, b: PartitionBatch, events, owners: list[bytes], blobs: dict[bytes, bytes], day,
+                      now) -> bool:
         """Decide one partition's batch in memory; fill ``b.args`` for pb_commit. False: retry later.
 
         An event whose processing raises (a bug, not bad input: that was quarantined upstream) is
@@ -183,7 +179,7 @@ class Decider:
         dead: dict[bytes, list] = {}
         while True:
             pics = {k: Picture(_person_decoder.decode(blob)) for k, blob in blobs.items()}
-            failed = await self._decide_once(b, events, pics, day, now, dead)
+            failed = await self._decide_once(b, events, owners, pics, day, now, dead)
             if failed is None:
                 return True
             if failed is False:
@@ -191,17 +187,16 @@ class Decider:
             eid, entry = failed
             dead[eid] = entry
 
-    async def _decide_once(self, b: PartitionBatch, events, pics: dict[bytes, Picture], day, now, dead):
+    async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
         dirty: dict[bytes, Picture] = {}
-        for (eid, ev), (_, raw) in zip(events, b.entries):
+        for (eid, ev), (_, raw), key in zip(events, b.entries, owners):
             if eid in dead:
                 outbox += dead[eid]
                 continue
             try:
                 if ev is None:
                     raise ValueError("undecodable event")
-                key = _key(self.pseudonym, ev)
                 pic = pics.get(key)
                 if pic is None:
                     if isinstance(ev, DateTick):

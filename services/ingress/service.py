@@ -48,6 +48,7 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
     housing.FEED: housing.normalize,
 }
 QUARANTINE_MARKS_MS = 7 * 86_400_000
+APPEND_CHUNK = 2000  # events per pb_append call (Lua's stack takes a few thousand arguments)
 _json = msgspec.json.Decoder()
 
 
@@ -95,6 +96,7 @@ class Normalizer:
         now_ms = int(time.time() * 1000)
         parts = self.settings.partitions
         n_events = 0
+        by_partition: dict[int, list[bytes]] = {}
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields)
@@ -107,8 +109,11 @@ class Normalizer:
                 pipe.fcall("pb_quarantine", 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                            sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
-                pipe.xadd(t.evt(partition_of(out.person_id, parts)), {"e": data})
+                by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
                 n_events += 1
+        for p, events in by_partition.items():  # one call per partition, not one per record
+            for i in range(0, len(events), APPEND_CHUNK):
+                pipe.fcall("pb_append", 1, t.evt(p), *events[i:i + APPEND_CHUNK])
         await pipe.execute()
         self.events += n_events
         self.quarantined += len(entries) - n_events

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import struct
 from array import array
+from collections import Counter
 
 from services.ingress.contribution import EMPLOYEE_TYPES
 
@@ -25,16 +26,41 @@ def month_index(yyyymm: int) -> int:
     return (yyyymm // 100) * 12 + (yyyymm % 100) - 1
 
 
+def _counts_as_employee_month(t: int, r: int) -> bool:
+    """An employee scheme (110 120 210 310 410 510) paid in Jiangsu (32xxxx), clause （六）."""
+    return t in _EMPLOYEE and r // 10000 == 32
+
+
 class Contributions:
-    __slots__ = ("slots", "old", "dirty")
+    """The slots, plus two running tallies kept up to date by ``record`` so that a burst of
+    records for one person costs O(1) each: paid employee slots per month (recognised months) and
+    paid 310 slots per month (medical insurance)."""
+
+    __slots__ = ("slots", "old", "dirty", "_employee", "_medical")
 
     def __init__(self, packed: bytes = b"", old: bytes = b"") -> None:
         self.slots: dict[tuple[int, int, int], list[int]] = {}
+        self._employee: Counter[int] = Counter()
+        self._medical: Counter[int] = Counter()
         for m, lo, hi, fp in _SLOT.iter_unpack(packed):
             v = lo | hi << 16
-            self.slots[(m, (v >> 1) & 7, v >> 4)] = [v & 1, fp]
+            key = (m, (v >> 1) & 7, v >> 4)
+            self.slots[key] = [v & 1, fp]
+            if v & 1:
+                self._tally(key, 1)
         self.old = set(array("Q", old))
         self.dirty = False
+
+    def _tally(self, key: tuple[int, int, int], delta: int) -> None:
+        m, t, r = key
+        if _counts_as_employee_month(t, r):
+            self._employee[m] += delta
+            if not self._employee[m]:
+                del self._employee[m]
+        if t == _MEDICAL:
+            self._medical[m] += delta
+            if not self._medical[m]:
+                del self._medical[m]
 
     def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> bool:
         """Apply one record; False when it is a duplicate (its effect already happened)."""
@@ -44,23 +70,29 @@ class Contributions:
             if slot[1] == fp or fp in self.old:
                 return False
             self.old.add(slot[1])
+            if slot[0] != int(paid):  # a later record replaces the earlier one
+                self._tally(key, 1 if paid else -1)
             slot[0], slot[1] = int(paid), fp
         else:
             if fp in self.old:
                 return False
             self.slots[key] = [int(paid), fp]
+            if paid:
+                self._tally(key, 1)
         self.dirty = True
         return True
 
     def recognised_months(self) -> int:
-        """POLICY.md: months with a paid employee-scheme record from a Jiangsu region (32xxxx)."""
-        return len(
-            {m for (m, t, r), (paid, _) in self.slots.items() if paid and t in _EMPLOYEE and r // 10000 == 32}
-        )
+        """POLICY.md: months with a paid employee-scheme record from a Jiangsu region (32xxxx),
+        each month once however many types or cities paid it."""
+        return len(self._employee)
 
     def paid_medical_months(self) -> list[int]:
         """Month indexes with a paid employee medical (310) record, any region."""
-        return sorted({m for (m, t, _), (paid, _) in self.slots.items() if paid and t == _MEDICAL})
+        return sorted(self._medical)
+
+    def paid_medical_in(self, first: int, last: int) -> bool:
+        return any(m in self._medical for m in range(first, last + 1))
 
     def pack(self) -> tuple[bytes, bytes]:
         body = b"".join(

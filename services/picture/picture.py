@@ -58,7 +58,7 @@ class Picture:
         if not self.has_contributions:
             return False
         d = month_index(day.year * 100 + day.month)
-        return any(d - 2 <= m <= d for m in self.contributions.paid_medical_months())
+        return self.contributions.paid_medical_in(d - 2, d)
 
     def latest_sector(self) -> str | None:
         p = self.person.permit
