@@ -1,0 +1,351 @@
+"""``python -m benchmarks``: the monthly contribution burst through the whole path, against two
+baselines measured in the same run on the same records, plus latency, memory and RSS.
+
+Sets up a private redis-server (AOF everysec, as deploy/redis/redis.conf), loads a population of
+permit holders with their contribution history through the pipeline, then times a burst of the
+last months' contributions (ingress -> normalized -> picture -> rules -> outlets) with the services
+as separate processes (one normalizer, one decider, one relay: both cores). Prints one table.
+Measures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import msgspec
+import redis.asyncio as aioredis
+
+from services.ops.backlog import backlog
+from services.runtime import topology as t
+from services.runtime.localredis import free_port, spawn_redis
+from services.runtime.redis import ensure_groups, load_functions
+from services.sim.generator import SimConfig, contributions_burst, generate
+
+TODAY = dt.date(2026, 11, 28)
+
+
+def months_before(day: dt.date, n: int) -> list[int]:
+    y, m = day.year, day.month
+    out = []
+    for _ in range(n):
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+        out.append(y * 100 + m)
+    return sorted(out)
+
+
+def cpu_s(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
+
+
+def rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+class Services:
+    """The services as separate processes, with their RSS sampled."""
+
+    def __init__(self, url: str, partitions: int, batch: int, deciders: int = 1) -> None:
+        self.deciders = deciders
+        self.env = {**os.environ, "PERMITBUS_REDIS_URL": url, "PERMITBUS_TODAY": TODAY.isoformat(),
+                    "PERMITBUS_PARTITIONS": str(partitions), "PERMITBUS_BATCH_SIZE": str(batch),
+                    "PERMITBUS_LOG_LEVEL": "WARNING"}
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.samples: dict[str, list[int]] = {}
+
+    def start(self) -> None:
+        names = ["normalize", *(["decider"] if self.deciders == 1 else
+                                [f"decider{i + 1}" for i in range(self.deciders)]), "relay"]
+        for name in names:
+            service = name.rstrip("0123456789")
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env)
+            self.samples[name] = []
+
+    def sample(self) -> None:
+        for name, p in self.procs.items():
+            self.samples[name].append(rss_kb(p.pid))
+
+    def stop(self) -> None:
+        for p in self.procs.values():
+            p.terminate()
+        for p in self.procs.values():
+            p.wait(20)
+
+
+async def publish(r, stream: str, payloads: list[bytes], chunk: int = 5000) -> None:
+    for i in range(0, len(payloads), chunk):
+        pipe = r.pipeline(transaction=False)
+        for payload in payloads[i:i + chunk]:
+            pipe.xadd(stream, {"payload": payload})
+        await pipe.execute()
+
+
+async def until_idle(r, partitions: int, services: Services | None = None, poll: float = 0.05,
+                     timeout: float = 900.0) -> None:
+    calm = 0
+    deadline = time.monotonic() + timeout
+    while calm < 2:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the pipeline did not drain in {timeout:.0f} s: {await backlog(r, partitions)}")
+        if services and any(p.poll() is not None for p in services.procs.values()):
+            raise RuntimeError("a service process exited during the benchmark")
+        if services:
+            services.sample()
+        calm = calm + 1 if (await backlog(r, partitions)).idle else 0
+        await asyncio.sleep(poll)
+
+
+# -- baselines --------------------------------------------------------------------------------
+async def baseline_raw(url: str, payloads: list[bytes]) -> float:
+    """redis-py: XREADGROUP 1000 + msgspec decode + XACK, one loop."""
+    r = aioredis.Redis.from_url(url)
+    await r.delete("bench:raw")
+    await publish(r, "bench:raw", payloads)
+    await r.xgroup_create("bench:raw", "g", id="0")
+    decoder = msgspec.json.Decoder()
+    n = 0
+    t0 = time.perf_counter()
+    while n < len(payloads):
+        resp = await r.xreadgroup("g", "c", {"bench:raw": ">"}, count=1000)
+        entries = resp[0][1]
+        for _, fields in entries:
+            decoder.decode(fields[b"payload"])
+        await r.xack("bench:raw", "g", *[eid for eid, _ in entries])
+        n += len(entries)
+    took = time.perf_counter() - t0
+    await r.delete("bench:raw")
+    await r.aclose()
+    return n / took
+
+
+async def baseline_faststream(url: str, payloads: list[bytes]) -> float:
+    """A plain FastStream consumer handling one message at a time (group, ack after handling)."""
+    from faststream.redis import RedisBroker, StreamSub
+
+    r = aioredis.Redis.from_url(url)
+    await r.delete("bench:fs")
+    await publish(r, "bench:fs", payloads)
+    await r.xgroup_create("bench:fs", "g", id="0")
+    broker = RedisBroker(url, log_level=10)
+    decoder = msgspec.json.Decoder()
+    done = asyncio.Event()
+    count = {"n": 0}
+
+    @broker.subscriber(stream=StreamSub("bench:fs", group="g", consumer="c"))
+    async def handle(body: dict) -> None:
+        decoder.decode(body["payload"])
+        count["n"] += 1
+        if count["n"] >= len(payloads):
+            done.set()
+
+    t0 = time.perf_counter()
+    await broker.start()
+    await done.wait()
+    took = time.perf_counter() - t0
+    await broker.stop()
+    await r.delete("bench:fs")
+    await r.aclose()
+    return len(payloads) / took
+
+
+# -- latency ----------------------------------------------------------------------------------
+async def latency(r, cfg: SimConfig, rate: int, seconds: float) -> tuple[float, float, int]:
+    """Steady ``rate`` records/s of mixed feeds; XADD on ingress -> decision on the outlet."""
+    mixed = [rec for rec in generate(cfg) if not rec.malformed and not rec.duplicate]
+    need = int(rate * seconds)
+    mixed = mixed[:need]
+    record_id = {"psb:permit": "ywlsh", "hrss:contribution": "LSH", "edu:application": "sqbh",
+                 "housing:application": "applicationNo"}
+    sent_ms: dict[str, int] = {}
+    got: list[int] = []
+    positions = {o.stream: (await r.xinfo_stream(o.stream))["last-generated-id"] if await r.exists(o.stream)
+                 else "0-0" for o in t.OUTLETS.values()}
+    stop = asyncio.Event()
+
+    async def reader() -> None:
+        rr = aioredis.Redis.from_url(r.connection_pool.connection_kwargs and _url(r))
+        while not stop.is_set():
+            resp = await rr.xread(positions, count=1000, block=100)
+            for stream, entries in resp or []:
+                for eid, f in entries:
+                    positions[stream.decode()] = eid
+                    d = msgspec.json.decode(f[b"payload"])
+                    at = int(eid.split(b"-")[0])
+                    starts = [sent_ms[c] for c in d["caused_by"] if c in sent_ms]
+                    if starts:
+                        got.append(at - min(starts))
+        await rr.aclose()
+
+    task = asyncio.create_task(reader())
+    t0 = time.perf_counter()
+    batch = max(1, rate // 50)  # 50 small bursts a second
+    for i in range(0, len(mixed), batch):
+        pipe = r.pipeline(transaction=False)
+        chunk = mixed[i:i + batch]
+        for rec in chunk:
+            pipe.xadd(t.FEEDS[rec.feed].ingress, {"payload": rec.payload})
+        ids = await pipe.execute()
+        for rec, eid in zip(chunk, ids):
+            sent_ms[json.loads(rec.payload)[record_id[rec.feed]]] = int(eid.split(b"-")[0])
+        ahead = (i + batch) / rate - (time.perf_counter() - t0)
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+    await asyncio.sleep(1.0)
+    stop.set()
+    await task
+    if not got:
+        return float("nan"), float("nan"), 0
+    q = statistics.quantiles(got, n=100)
+    return statistics.median(got), q[98], len(got)
+
+
+def _url(r) -> str:
+    kw = r.connection_pool.connection_kwargs
+    return f"redis://{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+
+
+# -- the run ----------------------------------------------------------------------------------
+async def main(args) -> None:
+    workdir = tempfile.mkdtemp(prefix="permitbus-bench-")
+    port = free_port()
+    server = spawn_redis(port, workdir, appendonly=True)
+    url = f"redis://127.0.0.1:{port}/0"
+    r = aioredis.Redis.from_url(url)
+    await load_functions(r)
+    await ensure_groups(r)
+    services = Services(url, args.partitions, args.batch, args.deciders)
+    try:
+        cfg = SimConfig(people=args.people, seed=5, today=TODAY, months=1, malformed_rate=0, duplicate_rate=0)
+        history = months_before(TODAY, args.months)
+        burst_months, earlier = history[-args.burst_months:], history[:-args.burst_months]
+        print(f"population: {args.people:,} people; history {len(earlier)} months; burst {len(burst_months)} months",
+              flush=True)
+        permits = [rec.payload for rec in generate(cfg) if rec.feed == "psb:permit"]
+        holders = sum(1 for p in permits if b'"QF"' in p)
+        services.start()
+        t0 = time.perf_counter()
+        await publish(r, t.FEEDS["psb:permit"].ingress, permits)
+        n_hist = 0
+        for m in earlier:
+            recs = [rec.payload for rec in contributions_burst(cfg, m)]
+            n_hist += len(recs)
+            await publish(r, t.FEEDS["hrss:contribution"].ingress, recs)
+        await until_idle(r, args.partitions, services)
+        setup_s = time.perf_counter() - t0
+        print(f"setup: {len(permits):,} permit records and {n_hist:,} contributions in {setup_s:.1f} s "
+              f"({(len(permits) + n_hist) / setup_s:,.0f}/s)", flush=True)
+
+        # The month's file lands on the ingress stream (as a department's bulk export would), then
+        # the services work it off: the time from their start to the last decision on the outlets.
+        burst = [rec.payload for m in burst_months for rec in contributions_burst(cfg, m)]
+        services.stop()
+        t0 = time.perf_counter()
+        await publish(r, t.FEEDS["hrss:contribution"].ingress, burst)
+        publish_rate = len(burst) / (time.perf_counter() - t0)
+        decisions_before = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
+        services.start()
+        await asyncio.sleep(1.0)  # start-up (imports, leases) is not part of the burst
+        rss_before = {k: rss_kb(p.pid) for k, p in services.procs.items()}
+        cpu_before = {k: cpu_s(p.pid) for k, p in services.procs.items()}
+        redis_cpu_before = cpu_s(server.pid)
+        t0 = time.perf_counter() - 1.0
+        await until_idle(r, args.partitions, services)
+        burst_s = time.perf_counter() - t0
+        cpu = {k: cpu_s(p.pid) - cpu_before[k] for k, p in services.procs.items()}
+        cpu["redis"] = cpu_s(server.pid) - redis_cpu_before
+        decisions = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()]) - decisions_before
+        rate = len(burst) / burst_s
+        rss_after = {k: rss_kb(p.pid) for k, p in services.procs.items()}
+
+        print(f"burst: {len(burst):,} contributions in {burst_s:.1f} s = {rate:,.0f}/s, {decisions:,} decisions; "
+              f"published beforehand at {publish_rate:,.0f}/s; CPU s: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)
+
+        lat_cfg = SimConfig(people=max(200, args.latency_rate * int(args.latency_seconds) // 40), seed=99,
+                            today=TODAY, months=2, malformed_rate=0, duplicate_rate=0)
+        p50, p99, n_lat = await latency(r, lat_cfg, args.latency_rate, args.latency_seconds)
+        print(f"latency: {n_lat:,} decisions, p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+
+        used = (await r.info("memory"))["used_memory"]
+        people_bytes = 0
+        for p in range(args.partitions):
+            for key in (t.people(p), t.due(p), t.figures(p), t.decider_meta(p)):
+                people_bytes += await r.memory_usage(key, samples=0) or 0
+        people = sum([await r.hlen(t.people(p)) for p in range(args.partitions)])
+        services.stop()
+
+        sample = burst[: min(len(burst), args.baseline_records)]
+        raw = await baseline_raw(url, burst)
+        fs = await baseline_faststream(url, sample)
+    finally:
+        if any(p.poll() is None for p in services.procs.values()):
+            services.stop()
+        await r.aclose()
+        server.terminate()
+        server.wait()
+    peak = {k: max(v or [0]) for k, v in services.samples.items()}
+    rows = [
+        ("burst records", f"{len(burst):,}", f"{len(burst_months)} months x {holders:,} permit holders"),
+        ("pipeline records/s", f"{rate:,.0f}", "ingress -> outlets, separate processes"),
+        ("raw redis-py loop records/s", f"{raw:,.0f}", "XREADGROUP 1000 + msgspec + XACK"),
+        ("FastStream per-message records/s", f"{fs:,.0f}", f"on {len(sample):,} of the same records"),
+        ("pipeline / FastStream per-message", f"{rate / fs:.1f}x", "target >= 15x"),
+        ("pipeline / raw loop", f"{rate / raw:.2f}x", "target >= 0.15x"),
+        ("latency p50 / p99 (ms)", f"{p50:.0f} / {p99:.0f}", f"{args.latency_rate:,} records/s mixed, {n_lat:,} decisions"),
+        ("Redis bytes per person", f"{people_bytes / max(people, 1):,.0f}",
+         f"pictures+due+figures of {people:,} people, {args.months} months; used_memory/person "
+         f"{used / max(people, 1):,.0f}"),
+        ("worker peak RSS (MB)", ", ".join(f"{k} {v / 1024:.0f}" for k, v in peak.items()),
+         "burst start -> end: " + ", ".join(f"{k} {rss_before[k] / 1024:.0f}->{rss_after[k] / 1024:.0f}"
+                                             for k in rss_before)),
+    ]
+    w0 = max(len(a) for a, _, _ in rows)
+    w1 = max(len(b) for _, b, _ in rows)
+    print()
+    print(f"{'measure':<{w0}}  {'value':>{w1}}  note")
+    print("-" * (w0 + w1 + 40))
+    for a, b, c in rows:
+        print(f"{a:<{w0}}  {b:>{w1}}  {c}")
+
+
+def cli(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    ap.add_argument("--people", type=int, default=50_000)
+    ap.add_argument("--months", type=int, default=24, help="months of contributions in all")
+    ap.add_argument("--burst-months", type=int, default=4, help="the last months, timed as one burst")
+    ap.add_argument("--partitions", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--deciders", type=int, default=2, help="decider processes sharing the partitions")
+    ap.add_argument("--baseline-records", type=int, default=30_000, help="records for the slow baseline")
+    ap.add_argument("--latency-rate", type=int, default=2000)
+    ap.add_argument("--latency-seconds", type=float, default=10)
+    ap.add_argument("--small", action="store_true", help="a quick run: 2,000 people, 6 months")
+    args = ap.parse_args(argv)
+    if args.small:
+        args.people, args.months, args.burst_months = 2000, 6, 2
+        args.baseline_records, args.latency_seconds = 3000, 3
+    asyncio.run(main(args))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,16 @@
+"""The benchmark runner works end to end on a tiny size (it measures; nothing here times it)."""
+
+import subprocess
+import sys
+
+
+def test_benchmark_runner_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--people", "300", "--months", "3",
+                           "--burst-months", "1", "--baseline-records", "500", "--latency-seconds", "1",
+                           "--latency-rate", "300"], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    for row in ("pipeline records/s", "raw redis-py loop records/s", "FastStream per-message records/s",
+                "pipeline / FastStream per-message", "pipeline / raw loop", "latency p50 / p99 (ms)",
+                "Redis bytes per person", "worker peak RSS (MB)"):
+        assert row in out, out
