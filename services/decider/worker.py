@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import msgspec
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event
@@ -31,9 +27,8 @@ from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
-from services.runtime.lease import PartitionShare
+from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
@@ -81,34 +76,7 @@ class Decider:
 
     async def run(self) -> None:
         log.info("decider up for partitions %s", _ranges(self.partitions))
-        next_share = 0.0
-        while not self.stopping.is_set():
-            try:
-                if self.share and time.monotonic() >= next_share:
-                    owned = sorted(await self.share.refresh())
-                    if owned != self.active:
-                        self.active, self.pos = owned, {}
-                    next_share = time.monotonic() + SHARE_REFRESH_S
-                if not self.active:
-                    await asyncio.sleep(0.2)
-                    continue
-                if not self.pos:
-                    await self._load_positions()
-                await self.step(block_ms=200)
-                self.outage.ok()
-            except (RConnectionError, RTimeoutError, OSError) as exc:
-                self.outage.failed(exc)
-                self.pos.clear()
-                await asyncio.sleep(self.outage.backoff())
-            except ResponseError as exc:
-                if not await recover(self.r, exc):
-                    raise
-                self.pos.clear()
-        if self.share:
-            try:
-                await self.share.leave()
-            except (RConnectionError, RTimeoutError, OSError):
-                pass
+        await run_partitioned(self, SHARE_REFRESH_S)
 
     def stop(self) -> None:
         self.stopping.set()

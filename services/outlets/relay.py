@@ -14,16 +14,12 @@ import time
 from collections.abc import Iterable
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RConnectionError
-from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.decision import decision_decoder
 from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
-from services.runtime.lease import PartitionShare
+from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -62,32 +58,7 @@ class Relay:
 
     async def run(self) -> None:
         log.info("relay up for %d targets x %d partitions", len(self.targets), len(self.partitions))
-        next_share = 0.0
-        while not self.stopping.is_set():
-            try:
-                if self.share and time.monotonic() >= next_share:
-                    owned = sorted(await self.share.refresh())
-                    if owned != self.active:
-                        self.active, self.pos = owned, {}
-                    next_share = time.monotonic() + SHARE_REFRESH_S
-                if not self.active:
-                    await asyncio.sleep(0.2)
-                    continue
-                await self.step(block_ms=200)
-                self.outage.ok()
-            except (RConnectionError, RTimeoutError, OSError) as exc:
-                self.outage.failed(exc)
-                self.pos.clear()
-                await asyncio.sleep(self.outage.backoff())
-            except ResponseError as exc:
-                if not await recover(self.r, exc):
-                    raise
-                self.pos.clear()
-        if self.share:
-            try:
-                await self.share.leave()
-            except (RConnectionError, RTimeoutError, OSError):
-                pass
+        await run_partitioned(self, SHARE_REFRESH_S)
 
     async def _load_positions(self) -> None:
         pipe = self.r.pipeline(transaction=False)

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -74,3 +75,43 @@ class PartitionShare:
         pipe.zrem(f"members:{self.role}", self.owner)
         await pipe.execute()
         self.owned = set()
+
+
+async def run_partitioned(worker, refresh_s: float = 2.0) -> None:
+    """The loop of a partition worker (decider, relay): keep its share of the partitions fresh,
+    step while it owns any, ride out Redis outages and repair an emptied Redis; leave on stop.
+
+    ``worker`` has ``r``, ``share`` (or None for static partitions), ``active``, ``pos``,
+    ``stopping``, ``outage`` and ``step(block_ms)``."""
+    from redis.exceptions import ConnectionError as RConnectionError
+    from redis.exceptions import ResponseError
+    from redis.exceptions import TimeoutError as RTimeoutError
+
+    from services.runtime.redis import recover
+
+    next_share = 0.0
+    while not worker.stopping.is_set():
+        try:
+            if worker.share and time.monotonic() >= next_share:
+                owned = sorted(await worker.share.refresh())
+                if owned != worker.active:
+                    worker.active, worker.pos = owned, {}
+                next_share = time.monotonic() + refresh_s
+            if not worker.active:
+                await asyncio.sleep(0.2)
+                continue
+            await worker.step(block_ms=200)
+            worker.outage.ok()
+        except (RConnectionError, RTimeoutError, OSError) as exc:
+            worker.outage.failed(exc)
+            worker.pos.clear()
+            await asyncio.sleep(worker.outage.backoff())
+        except ResponseError as exc:
+            if not await recover(worker.r, exc):
+                raise
+            worker.pos.clear()
+    if worker.share:
+        try:
+            await worker.share.leave()
+        except (RConnectionError, RTimeoutError, OSError):
+            pass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import sys
 import time
 from collections import Counter, defaultdict
