@@ -34,7 +34,7 @@ class OncePerOutage(logging.Filter):
 def setup(level: str) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     once = OncePerOutage()
-    for name in ("faststream", "faststream.access.redis", "faststream.access"):
+    for name in ("permitbus.faststream", "faststream", "faststream.access.redis", "faststream.access"):
         logging.getLogger(name).addFilter(once)
-        if logging.getLevelName(level) > logging.DEBUG:
+        if logging.getLevelName(level) > logging.DEBUG and name.startswith("faststream"):
             logging.getLogger(name).setLevel(logging.WARNING)  # its per-batch lines are noise at INFO

@@ -32,6 +32,7 @@ from services.scheduler.service import Scheduler
 log = logging.getLogger("permitbus")
 SERVICES = ("normalize", "decider", "relay", "scheduler")
 STOP_BUDGET_S = 8.0
+FASTSTREAM_LOGGER = "permitbus.faststream"  # FastStream logs through our configuration, not its own
 
 
 @dataclass
@@ -103,7 +104,8 @@ async def serve(
     tasks: list[asyncio.Task] = []
     workers: list = []
     if "normalize" in services:
-        broker = RedisBroker(settings.redis_url, graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG)
+        broker = RedisBroker(settings.redis_url, graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG,
+                             logger=logging.getLogger(FASTSTREAM_LOGGER))
         for feed in feeds or t.FEEDS:
             n = Normalizer(r, settings, feed, consumer_name(settings))
             sub = subscribe(broker, n)
