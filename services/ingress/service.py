@@ -36,7 +36,7 @@ from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import Outage
-from services.runtime.redis import recover
+from services.runtime.redis import recover, stream_id
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -221,11 +221,11 @@ class Normalizer:
             return 0
         bound: tuple[int, int] | None = None
         for g in groups:
-            candidates = [_parse_id(g["last-delivered-id"])]
+            candidates = [stream_id(g["last-delivered-id"])]
             if g["pending"]:
                 summary = await self.r.xpending(self.feed.ingress, g["name"])
                 if summary["min"] is not None:  # may have been acknowledged meanwhile
-                    candidates.append(_parse_id(summary["min"]))
+                    candidates.append(stream_id(summary["min"]))
             low = min(candidates)
             bound = low if bound is None else min(bound, low)
         if bound is None or bound == (0, 0):
@@ -265,11 +265,6 @@ class Normalizer:
 class LeaseLost(RuntimeError):
     pass
 
-
-def _parse_id(x: bytes | str) -> tuple[int, int]:
-    s = x.decode() if isinstance(x, bytes) else x
-    a, _, b = s.partition("-")
-    return int(a), int(b or 0)
 
 
 def subscribe(broker: RedisBroker, normalizer: Normalizer):

@@ -8,14 +8,7 @@ from dataclasses import dataclass
 from redis.exceptions import ResponseError
 
 from services.runtime import topology as t
-
-
-def _id(x: bytes | str | None) -> tuple[int, int]:
-    if not x:
-        return (0, 0)
-    s = x.decode() if isinstance(x, bytes) else x
-    a, _, b = s.partition("-")
-    return (int(a), int(b or 0))
+from services.runtime.redis import stream_id
 
 
 @dataclass
@@ -55,13 +48,13 @@ async def backlog(r, partitions: int) -> Backlog:
                 pending += g["pending"]
                 if g.get("lag") is not None:
                     lag += g["lag"]
-                elif _id(g["last-delivered-id"]) < _id(info["last-generated-id"]):
+                elif stream_id(g["last-delivered-id"]) < stream_id(info["last-generated-id"]):
                     lag += 1
     behind = 0
     for _ in range(partitions):
         pos, last = res[i], res[i + 1]
         i += 2
-        if last and _id(last[0][0]) > _id(pos):
+        if last and stream_id(last[0][0]) > stream_id(pos):
             behind += 1
     out_behind = 0
     for _ in t.RELAY_TARGETS:
@@ -70,6 +63,6 @@ async def backlog(r, partitions: int) -> Backlog:
         for p in range(partitions):
             last = res[i]
             i += 1
-            if last and _id(last[0][0]) > _id(positions.get(str(p).encode())):
+            if last and stream_id(last[0][0]) > stream_id(positions.get(str(p).encode())):
                 out_behind += 1
     return Backlog(lag, pending, behind, out_behind)

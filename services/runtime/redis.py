@@ -14,6 +14,15 @@ log = logging.getLogger("permitbus.redis")
 LUA = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
 
 
+def stream_id(x: bytes | str | None) -> tuple[int, int]:
+    """A stream entry id as a comparable pair (``None`` and empty are ``(0, 0)``)."""
+    if not x:
+        return (0, 0)
+    s = x.decode() if isinstance(x, bytes) else x
+    ms, _, seq = s.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def connect(url: str) -> aioredis.Redis:
     """Bytes in, bytes out (payloads are kept byte for byte); retries on connection errors."""
     from redis.asyncio.retry import Retry
