@@ -61,3 +61,5 @@ class Person(msgspec.Struct, array_like=True):
     apps: dict[str, Application] = {}
     roster: dict[str, Outcome] = {}  # roster entitlement -> last published outcome
     figs: list[str] = []  # city figures this person is counted in now
+    emp_months: int = -1  # recognised employee months in contrib; -1: not yet counted
+    due: int = 0  # the stored next-change ordinal in due:{pN}; 0: none

@@ -16,6 +16,7 @@ from schemas.decision import Decision
 from schemas.picture import Application, Outcome
 from services.picture.fold import ALL as TOUCH_ALL
 from services.picture.fold import CONTRIBUTIONS as TOUCH_CONTRIBUTIONS
+from services.picture.fold import STORED as TOUCH_STORED
 from services.picture.picture import Picture
 from services.rules import APPLICATION_RULES, ROSTER_RULES
 from services.rules.verdict import Verdict
@@ -93,6 +94,8 @@ def evaluate(
 ) -> list[Decision]:
     """Decide again what ``touched`` can have changed; return the decisions whose outcome changed."""
     out: list[Decision] = []
+    if touched == TOUCH_STORED:
+        return out
     if touched.startswith("app:"):
         d = application_step(pic, pic.person.apps[touched[4:]], day, now, caused_by)
         return [d] if d else out

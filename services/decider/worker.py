@@ -208,9 +208,12 @@ class Decider:
                 for k in new_figs:
                     figs[k] = figs.get(k, 0) + 1
                 person.figs = new_figs
-            states += [key, _person_encoder.encode(pic.freeze())]
             nxt = pic.next_change(day)
-            dues += [key, nxt.toordinal() if nxt else "-"]
+            due = nxt.toordinal() if nxt else 0
+            if due != person.due:  # due:{pN} is written only when the date moves
+                dues += [key, due or "-"]
+                person.due = due
+            states += [key, _person_encoder.encode(pic.freeze())]
         figs = {k: v for k, v in figs.items() if v}
         n_out = 0
         i = 0

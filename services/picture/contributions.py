@@ -4,22 +4,30 @@ CONTRACT.md: a later record for the same person, type, month and region replaces
 one. Each slot keeps the fingerprint of the record now in force; fingerprints of replaced
 records are kept apart, so that a department's retry of an old record (same ``LSH``) is
 recognised as a duplicate and cannot undo a later correction.
+
+The slots stay packed, sorted by month, and are worked on in place: a record finds its month by
+a short scan from the newest month back and touches only that month's few slots, so its cost does not grow with the
+person's history (unpacking 24 months of slots for every record was the decider's largest cost,
+BENCHMARKS.md). The number of recognised months is kept as a running count stored with the
+picture, corrected month by month as records arrive.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
-from collections import Counter
 
 from services.ingress.contribution import EMPLOYEE_TYPES
 
 # month index (y*12+m-1); region<<4 | type index<<1 | paid in 24 bits (low 16, high 8); fingerprint
 _SLOT = struct.Struct("<HHBQ")
+_SIZE = _SLOT.size
 TYPES: tuple[str, ...] = ("110", "120", "210", "310", "410", "510", "170", "390")
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPES)}
 _EMPLOYEE = frozenset(_TYPE_INDEX[t] for t in EMPLOYEE_TYPES)
 _MEDICAL = _TYPE_INDEX["310"]
+DUPLICATE, STORED, CHANGED = 0, 1, 2  # what ``record`` did
+UNKNOWN = -1  # a stored picture without its count (written before the count was kept)
 
 
 def month_index(yyyymm: int) -> int:
@@ -32,71 +40,126 @@ def _counts_as_employee_month(t: int, r: int) -> bool:
 
 
 class Contributions:
-    """The slots, plus two running tallies kept up to date by ``record`` so that a burst of
-    records for one person costs O(1) each: paid employee slots per month (recognised months) and
-    paid 310 slots per month (medical insurance)."""
+    """The packed slots of one person, changed in place, with the running count of recognised
+    employee months (months with at least one paid employee slot in Jiangsu)."""
 
-    __slots__ = ("slots", "old", "dirty", "_employee", "_medical")
+    __slots__ = ("buf", "old", "dirty", "employee_months")
 
-    def __init__(self, packed: bytes = b"", old: bytes = b"") -> None:
-        self.slots: dict[tuple[int, int, int], list[int]] = {}
-        self._employee: Counter[int] = Counter()
-        self._medical: Counter[int] = Counter()
-        for m, lo, hi, fp in _SLOT.iter_unpack(packed):
-            v = lo | hi << 16
-            key = (m, (v >> 1) & 7, v >> 4)
-            self.slots[key] = [v & 1, fp]
-            if v & 1:
-                self._tally(key, 1)
-        self.old = set(array("Q", old))
+    def __init__(self, packed: bytes = b"", old: bytes = b"", employee_months: int = UNKNOWN) -> None:
+        self.buf = bytearray(packed)
+        self.old = set(array("Q", old)) if old else set()
         self.dirty = False
+        self.employee_months = employee_months if employee_months >= 0 else self._count_employee_months()
 
-    def _tally(self, key: tuple[int, int, int], delta: int) -> None:
-        m, t, r = key
-        if _counts_as_employee_month(t, r):
-            self._employee[m] += delta
-            if not self._employee[m]:
-                del self._employee[m]
-        if t == _MEDICAL:
-            self._medical[m] += delta
-            if not self._medical[m]:
-                del self._medical[m]
+    # -- reading the packed slots ----------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.buf) // _SIZE
 
-    def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> bool:
-        """Apply one record; False when it is a duplicate (its effect already happened)."""
-        key = (month_index(yyyymm), _TYPE_INDEX[insurance_type], int(region))
-        slot = self.slots.get(key)
-        if slot is not None:
-            if slot[1] == fp or fp in self.old:
-                return False
-            self.old.add(slot[1])
-            if slot[0] != int(paid):  # a later record replaces the earlier one
-                self._tally(key, 1 if paid else -1)
-            slot[0], slot[1] = int(paid), fp
+    def _month_at(self, i: int) -> int:
+        o = i * _SIZE
+        return self.buf[o] | self.buf[o + 1] << 8
+
+    def _month_range(self, m: int) -> tuple[int, int]:
+        """The slot indexes [lo, hi) of month index ``m`` (where it would be, if empty).
+
+        Scanned from the newest month back: records arrive for recent months, so this touches
+        a few slots, whatever the length of the history."""
+        hi = len(self)
+        while hi and self._month_at(hi - 1) > m:
+            hi -= 1
+        lo = hi
+        while lo and self._month_at(lo - 1) == m:
+            lo -= 1
+        return lo, hi
+
+    def _slot(self, i: int) -> tuple[int, int, int, int]:
+        """(type index, region, paid, fingerprint) of slot ``i``."""
+        _, lo, hi, fp = _SLOT.unpack_from(self.buf, i * _SIZE)
+        v = lo | hi << 16
+        return (v >> 1) & 7, v >> 4, v & 1, fp
+
+    def _employee_paid(self, lo: int, hi: int) -> bool:
+        for i in range(lo, hi):
+            t, r, paid, _ = self._slot(i)
+            if paid and _counts_as_employee_month(t, r):
+                return True
+        return False
+
+    def _medical_paid(self, lo: int, hi: int) -> bool:
+        for i in range(lo, hi):
+            t, _, paid, _ = self._slot(i)
+            if paid and t == _MEDICAL:
+                return True
+        return False
+
+    def _count_employee_months(self) -> int:
+        months = set()
+        for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
+            v = lo | hi << 16
+            if v & 1 and _counts_as_employee_month((v >> 1) & 7, v >> 4):
+                months.add(m)
+        return len(months)
+
+    # -- applying a record -----------------------------------------------------------------
+    def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> int:
+        """Apply one record. Returns ``DUPLICATE`` (its effect already happened), ``STORED`` (kept,
+        but no fact a rule reads has changed) or ``CHANGED`` (the recognised months, or whether
+        a month has a paid 310 slot, changed)."""
+        m, t, r, p = month_index(yyyymm), _TYPE_INDEX[insurance_type], int(region), int(paid)
+        lo, hi = self._month_range(m)
+        before = self._employee_paid(lo, hi)
+        medical_before = t == _MEDICAL and self._medical_paid(lo, hi)
+        at = -1
+        for i in range(lo, hi):
+            st, sr, _, sfp = self._slot(i)
+            if st == t and sr == r:
+                if sfp == fp or fp in self.old:
+                    return DUPLICATE
+                self.old.add(sfp)  # a later record replaces the earlier one
+                at = i
+                break
         else:
             if fp in self.old:
-                return False
-            self.slots[key] = [int(paid), fp]
-            if paid:
-                self._tally(key, 1)
+                return DUPLICATE
+        v = r << 4 | t << 1 | p
+        slot = _SLOT.pack(m, v & 0xFFFF, v >> 16, fp)
+        if at >= 0:
+            self.buf[at * _SIZE:(at + 1) * _SIZE] = slot
+        else:
+            self.buf[hi * _SIZE:hi * _SIZE] = slot
+            hi += 1
+        recognised = self._employee_paid(lo, hi) - before
+        self.employee_months += recognised
         self.dirty = True
-        return True
+        if recognised or (t == _MEDICAL and self._medical_paid(lo, hi) != medical_before):
+            return CHANGED
+        return STORED
 
+    # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:
         """POLICY.md: months with a paid employee-scheme record from a Jiangsu region (32xxxx),
         each month once however many types or cities paid it."""
-        return len(self._employee)
+        return self.employee_months
 
     def paid_medical_months(self) -> list[int]:
         """Month indexes with a paid employee medical (310) record, any region."""
-        return sorted(self._medical)
+        months = set()
+        for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
+            v = lo | hi << 16
+            if v & 1 and (v >> 1) & 7 == _MEDICAL:
+                months.add(m)
+        return sorted(months)
 
     def paid_medical_in(self, first: int, last: int) -> bool:
-        return any(m in self._medical for m in range(first, last + 1))
+        """A paid 310 slot in month indexes first..last (scanned from the newest month back)."""
+        i = len(self)
+        while i and (m := self._month_at(i - 1)) >= first:
+            i -= 1
+            if m <= last:
+                t, _, paid, _ = self._slot(i)
+                if paid and t == _MEDICAL:
+                    return True
+        return False
 
     def pack(self) -> tuple[bytes, bytes]:
-        body = b"".join(
-            _SLOT.pack(m, (v := r << 4 | t << 1 | paid) & 0xFFFF, v >> 16, fp)
-            for (m, t, r), (paid, fp) in sorted(self.slots.items())
-        )
-        return body, array("Q", sorted(self.old)).tobytes()
+        return bytes(self.buf), array("Q", sorted(self.old)).tobytes()

@@ -1,8 +1,9 @@
 """Fold one canonical event into a picture (POLICY.md, "What the system knows of a person").
 
 Returns what the event touched, so that the decider re-decides only what can have changed:
-``ALL`` (permit, settlement, date), ``CONTRIBUTIONS`` (settlement and medical insurance), or the
-id of one application. ``None`` means no effect: a duplicate.
+``ALL`` (permit, settlement, date), ``CONTRIBUTIONS`` (settlement and medical insurance), the
+id of one application, or ``STORED`` (a contribution kept that changes no fact a rule reads: a
+second scheme in a month already recognised, say). ``None`` means no effect: a duplicate.
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from schemas.events import (
     Settled,
 )
 from schemas.picture import Application, Permit
+from services.picture.contributions import CHANGED, DUPLICATE
 from services.picture.picture import Picture
 from services.runtime.identity import fingerprint
 
 ALL = "all"
 CONTRIBUTIONS = "contributions"
+STORED = "stored"  # kept in the picture, but nothing a rule reads has changed
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +41,10 @@ class Quarantine:
 def fold(pic: Picture, event: Event) -> str | Quarantine | None:
     person = pic.person
     if isinstance(event, ContributionRecorded):
-        applied = pic.contributions.record(
+        done = pic.contributions.record(
             fingerprint(event.record_id), event.month, event.insurance_type, event.region, event.paid
         )
-        return CONTRIBUTIONS if applied else None
+        return None if done == DUPLICATE else CONTRIBUTIONS if done == CHANGED else STORED
     if isinstance(event, DateTick):
         return ALL
     if isinstance(event, (SchoolApplied, HousingApplied)):

@@ -26,7 +26,7 @@ class Picture:
     @property
     def contributions(self) -> Contributions:
         if self._contrib is None:
-            self._contrib = Contributions(self.person.contrib, self.person.old_fps)
+            self._contrib = Contributions(self.person.contrib, self.person.old_fps, self.person.emp_months)
         return self._contrib
 
     # -- facts -----------------------------------------------------------------------------
@@ -87,5 +87,6 @@ class Picture:
         c = self._contrib
         if c is not None and c.dirty:
             self.person.contrib, self.person.old_fps = c.pack()
+            self.person.emp_months = c.employee_months
             c.dirty = False
         return self.person
