@@ -150,3 +150,28 @@ def encode_event(event: Event) -> bytes:
 
 def decode_event(data: bytes) -> Event:
     return _decoder.decode(data)
+
+
+# -- envelopes: many events in one partition-stream entry --------------------------------------
+# A partition stream entry carries either one event (field ``e``) or an envelope of events in
+# order (field ``b``): a msgpack array whose items are encoded events. One stream entry per
+# partition per normalizer batch instead of one per record: Redis does one XADD, the decider
+# parses one entry.
+_raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
+
+
+def encode_envelope(events: list[bytes]) -> bytes:
+    """Encoded events -> one msgpack array of them (the items are not encoded again)."""
+    n = len(events)
+    if n < 16:
+        head = bytes((0x90 | n,))
+    elif n < 1 << 16:
+        head = b"\xdc" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdd" + n.to_bytes(4, "big")
+    return head + b"".join(events)
+
+
+def open_envelope(data: bytes) -> list[bytes]:
+    """An envelope -> its encoded events, each to be decoded on its own (a bad one stays alone)."""
+    return [bytes(raw) for raw in _raw_list.decode(data)]

@@ -92,20 +92,27 @@ async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs)
                 ("run", "relay"), ("run", "scheduler")]
     seen = {}
 
-    async def disturb(feed, procs, r):
-        if feed != "hrss:contribution":
-            return
-        holder = (await r.get("lease:normalize:hrss:contribution")).decode()
-        active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
-        for _ in range(500):  # kill it while it holds a batch it has read and not acknowledged
+    async def kill_when_pending(procs, r):
+        """Runs while the contribution feed is being published: kills the active normalizer
+        the moment it holds a batch it has read and not acknowledged."""
+        pending = {"pending": 0}
+        for _ in range(20_000):
             pending = await r.xpending("ingress:hrss:contribution", "permitbus-normalize")
             if pending["pending"]:
                 break
-            await asyncio.sleep(0.002)
+            await asyncio.sleep(0.001)
+        holder = (await r.get("lease:normalize:hrss:contribution")).decode()
+        active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
         seen["pending_at_kill"] = pending["pending"]
         procs.kill9(active)
         procs.kill9(2)  # one of the two deciders
         procs.procs[active] = procs.procs[2] = _Done()
+
+    async def disturb(feed, procs, r):
+        if feed == "psb:permit":  # the contribution feed is published next, with this watching
+            seen["killer"] = asyncio.create_task(kill_when_pending(procs, r))
+        elif feed == "hrss:contribution":
+            await seen["killer"]
 
     got, procs = await chaos.run(redis_url, inputs, disturb, commands=commands, PERMITBUS_LOG_LEVEL="INFO")
     assert seen["pending_at_kill"] > 0

@@ -3,9 +3,14 @@ operators list, show and re-drive dead letters and quarantined records."""
 
 import asyncio
 
+import msgspec
 import pytest
 
+from schemas.events import encode_envelope, encode_event
 from services.ingress import service as ingress_service
+from services.ingress.service import understand
+from services.runtime import topology as t
+from services.runtime.identity import partition_of
 from services.rules import health
 from tests.conftest import publish, read_outlet
 from tests.harness import drain, services
@@ -109,3 +114,22 @@ async def test_quarantine_list_show_and_redrive_a_fixed_record(r, settings, redi
     assert [d["subject_id"] for d in await read_outlet(r, "outlet:health")] == [person]
     missing = await asyncio.to_thread(run_cli, redis_url, "quarantine", "show", "psb:permit", "1-1", expect=1)
     assert "no entry" in missing
+
+
+async def test_a_bad_event_in_an_envelope_is_dead_lettered_alone_and_a_damaged_envelope_whole(r, settings3):
+    """Partition-stream entries carry envelopes of events: an item that is no event goes to
+    ``dlq:decider`` under ``<entry id>/<index>`` while the envelope's other events take effect;
+    an entry that cannot be opened at all goes there as one undecodable event."""
+    good = make_id()
+    p = partition_of(good, settings3.partitions)
+    event = understand("psb:permit", "1-0", {b"payload": msgspec.json.encode(permit("QF", good, district="320102"))})
+    stray = msgspec.msgpack.encode({"not": "an event"})
+    first = await r.xadd(t.evt(p), {"b": encode_envelope([stray, encode_event(event)])})
+    damaged = await r.xadd(t.evt(p), {"b": b"\xdc\x00\x05\x01"})
+    async with services(settings3, services=("decider", "relay")):
+        await drain(r, settings3)
+    dead = {f[b"source_id"]: f for _, f in await r.xrange("dlq:decider")}
+    assert sorted(dead) == sorted([first + b"/0", damaged])
+    assert dead[first + b"/0"][b"event"] == stray and dead[damaged][b"event"] == b"\xdc\x00\x05\x01"
+    assert all(b"undecodable" in f[b"error"] and f[b"deliveries"] == b"3" for f in dead.values())
+    assert [d["subject_id"] for d in await read_outlet(r, "outlet:health")] == [good]

@@ -19,7 +19,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_encoder
-from schemas.events import DateTick, Event, decode_event
+from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import Person
 from services.decider.emit import evaluate, figure_keys
 from services.picture.fold import Quarantine, fold
@@ -46,6 +46,7 @@ class PartitionBatch:
     p: int
     pos: bytes
     entries: list[tuple[bytes, dict[bytes, bytes]]]
+    events: list[tuple[bytes, bytes]] = field(default_factory=list)  # (event id, encoded event), in order
     new_pos: bytes = b""
     args: list = field(default_factory=list)
     n_out: int = 0
@@ -69,6 +70,9 @@ class Decider:
         self.active: list[int] = [] if self.share else list(self.partitions)
         self.pseudonym = Pseudonymizer(settings.pseudonym_key)
         self.pos: dict[int, bytes] = {}
+        # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
+        # a retry of the batch for another failing event does not count their attempts again
+        self.dead: dict[int, dict[bytes, list]] = {}
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "decider")
         self.applied = 0  # events applied by this worker (progress, benchmarks)
@@ -93,17 +97,19 @@ class Decider:
         if not self.pos:
             await self._load_positions()
         streams = {t.evt(p): self.pos[p] for p in self.active}
-        resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
+        resp = await self.r.xread(streams, count=self.settings.decider_entries, block=block_ms)
         if not resp:
             return 0
         index = {t.evt(p).encode(): p for p in self.active}
-        batches = [PartitionBatch(index[name], self.pos[index[name]], entries) for name, entries in resp]
-        n = sum(len(b.entries) for b in batches)
+        batches = [PartitionBatch(index[name], self.pos[index[name]], entries,
+                                  [ev for eid, fields in entries for ev in _events_of(eid, fields)])
+                   for name, entries in resp]
+        n = sum(len(b.events) for b in batches)
         await self._decide_and_commit(batches)
         return n
 
     async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
-        decoded = {b.p: [(eid, _decode(fields)) for eid, fields in b.entries] for b in batches}
+        decoded = {b.p: [(eid, _decode(data)) for eid, data in b.events] for b in batches}
         owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
                   for b in batches}
         keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
@@ -117,6 +123,7 @@ class Decider:
             if pos != b.pos:  # another worker moved this partition on: read again from there
                 log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
                 self.pos[b.p] = pos
+                self.dead.pop(b.p, None)
                 continue
             stored = {k: blob for k, blob in zip(keys[b.p], blobs) if blob}
             if await self._decide(b, decoded[b.p], owners[b.p], stored, day, now):
@@ -130,8 +137,9 @@ class Decider:
             pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
         for b, (ok, pos) in zip(ready, await pipe.execute()):
             self.pos[b.p] = pos
+            self.dead.pop(b.p, None)
             if ok:
-                self.applied += len(b.entries)
+                self.applied += len(b.events)
                 self.decisions += b.n_out
             else:
                 log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
@@ -144,7 +152,7 @@ class Decider:
         retried with the batch; after ``max_attempts`` it goes to ``dlq:decider`` and the batch is
         decided again from the stored pictures without it.
         """
-        dead: dict[bytes, list] = {}
+        dead = self.dead.setdefault(b.p, {})
         while True:
             pics = {k: Picture(_person_decoder.decode(blob)) for k, blob in blobs.items()}
             failed = await self._decide_once(b, events, owners, pics, day, now, dead)
@@ -158,7 +166,7 @@ class Decider:
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
         dirty: dict[bytes, Picture] = {}
-        for (eid, ev), (_, raw), key in zip(events, b.entries, owners):
+        for (eid, ev), (_, raw), key in zip(events, b.events, owners):
             if eid in dead:
                 outbox += dead[eid]
                 continue
@@ -189,7 +197,7 @@ class Decider:
                     return False
                 log.error("partition %d event %s (%s) failed %d times, dead-lettered: %r",
                           b.p, eid.decode(), who, attempts, exc)
-                return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw.get(b"e", b""), b"source_id", eid,
+                return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
                              b"stream", t.evt(b.p), b"error", repr(exc)[:500], b"deliveries", attempts]
         b.new_pos = b.entries[-1][0]
         self._fill_args(b, day, dirty, outbox, list(dead))
@@ -231,10 +239,23 @@ class Decider:
         ]
 
 
-def _decode(fields: dict[bytes, bytes]) -> Event | None:
+def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """A partition-stream entry -> its events with their ids: the entry id for a single event
+    (field ``e``), ``<entry id>/<index>`` for the events of an envelope (field ``b``). An entry
+    that cannot be opened counts as one undecodable event, to be dead-lettered as such."""
+    if b"b" in fields:
+        try:
+            items = open_envelope(fields[b"b"])
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return [(eid, fields[b"b"])]
+        return [(b"%b/%d" % (eid, i), item) for i, item in enumerate(items)]
+    return [(eid, fields.get(b"e", b""))]
+
+
+def _decode(data: bytes) -> Event | None:
     try:
-        return decode_event(fields[b"e"])
-    except (KeyError, msgspec.DecodeError, msgspec.ValidationError):
+        return decode_event(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 

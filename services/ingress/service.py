@@ -1,7 +1,8 @@
 """The normalizer service: one FastStream batch subscriber per ingress feed.
 
 A batch of ingress entries becomes, in one pipeline, canonical events on the partition streams
-``evt:{pN}`` (partition = the person's ID hashed) and quarantine copies; only then are the
+``evt:{pN}`` (partition = the person's ID hashed; one entry per partition holding the batch's
+events for it in order, ``schemas.events.encode_envelope``) and quarantine copies; only then are the
 entries acknowledged. A crash in between leads to redelivery: the events are appended again
 and ignored by the decider as duplicates (same record id); quarantine copies are made once
 (``pb_quarantine`` remembers the ingress ids it has copied).
@@ -29,7 +30,7 @@ from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
-from schemas.events import Event, encode_event
+from schemas.events import Event, encode_envelope, encode_event
 from services.ingress import contribution, housing, permit, school
 from services.ingress.fields import Reject
 from services.runtime import topology as t
@@ -48,7 +49,7 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
     housing.FEED: housing.normalize,
 }
 QUARANTINE_MARKS_MS = 7 * 86_400_000
-APPEND_CHUNK = 2000  # events per pb_append call (Lua's stack takes a few thousand arguments)
+ENVELOPE_MAX = 500  # events per partition-stream entry
 _json = msgspec.json.Decoder()
 
 
@@ -111,9 +112,9 @@ class Normalizer:
             else:
                 by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
                 n_events += 1
-        for p, events in by_partition.items():  # one call per partition, not one per record
-            for i in range(0, len(events), APPEND_CHUNK):
-                pipe.fcall("pb_append", 1, t.evt(p), *events[i:i + APPEND_CHUNK])
+        for p, events in by_partition.items():  # one entry per partition, not one per record
+            for i in range(0, len(events), ENVELOPE_MAX):
+                pipe.xadd(t.evt(p), {"b": encode_envelope(events[i:i + ENVELOPE_MAX])})
         await pipe.execute()
         self.events += n_events
         self.quarantined += len(entries) - n_events

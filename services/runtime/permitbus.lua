@@ -12,15 +12,6 @@ local function pb_quarantine(keys, args)
   return 1
 end
 
--- Append canonical events to one partition stream in one call (a batch's share of it).
--- KEYS: evt:{pN}   ARGV: event*   Returns the number appended.
-local function pb_append(keys, args)
-  for i = 1, #args do
-    redis.call('XADD', keys[1], '*', 'e', args[i])
-  end
-  return #args
-end
-
 -- Apply one decided batch of a partition, guarded by the partition's applied position.
 -- KEYS: dec, ppl, due, fig, evt, att, outbox_1..outbox_n
 -- ARGV: expected_pos, new_pos, n_states, (field, blob)*, n_due, (member, score|'-')*,
@@ -158,7 +149,6 @@ redis.register_function('pb_lease', pb_lease)
 redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
 redis.register_function{function_name = 'pb_snapshot', callback = pb_snapshot, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)
-redis.register_function('pb_append', pb_append)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function('pb_relay', pb_relay)

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     today: dt.date | None = Field(None, description="fixes the evaluation date D (replays, tests)")
     partitions: int = Field(16, ge=1, le=1024, description="number of person partitions evt:{pN}")
     batch_size: int = Field(1000, ge=1, le=5000, description="records read per round trip")
+    decider_entries: int = Field(
+        16, ge=1, le=1000,
+        description="partition-stream entries the decider reads per partition per round trip (an entry holds "
+                    "a normalizer batch's events for that partition: about batch_size / partitions under load)",
+    )
     pseudonym_key: str = Field(
         "permitbus-dev-only-change-me",
         description="HMAC key for person pseudonyms in Redis keys; set a secret in production",

@@ -18,13 +18,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import TimeoutError as RTimeoutError
 
-from schemas.events import DateTick, encode_event
+from schemas.events import DateTick, encode_envelope, encode_event
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import Outage
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.scheduler")
+TICKS_PER_ENTRY = 500  # date ticks per partition-stream entry (an envelope)
 
 
 class Scheduler:
@@ -73,11 +74,13 @@ class Scheduler:
         n = 0
         pipe = self.r.pipeline(transaction=False)
         for p, members in enumerate(due):
-            for member in members:
-                ev = DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="", on=day, pseudonym=member)
-                pipe.xadd(t.evt(p), {"e": encode_event(ev)})
-                n += 1
-                if len(pipe) >= 1000:
+            for i in range(0, len(members), TICKS_PER_ENTRY):
+                ticks = [encode_event(DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="",
+                                               on=day, pseudonym=member))
+                         for member in members[i:i + TICKS_PER_ENTRY]]
+                pipe.xadd(t.evt(p), {"b": encode_envelope(ticks)})
+                n += len(ticks)
+                if len(pipe) >= 100:
                     await pipe.execute()
         await pipe.execute()
         self.ticked += n
