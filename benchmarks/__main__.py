@@ -276,6 +276,7 @@ async def main(args) -> None:
         decisions = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()]) - decisions_before
         rate = len(burst) / burst_s
         rss_after = {k: rss_kb(p.pid) for k, p in services.procs.items()}
+        burst_samples = {k: list(v) for k, v in services.samples.items()}
 
         print(f"burst: {len(burst):,} contributions in {burst_s:.1f} s = {rate:,.0f}/s, {decisions:,} decisions; "
               f"published beforehand at {publish_rate:,.0f}/s; CPU s: "
@@ -319,6 +320,11 @@ async def main(args) -> None:
          "burst start -> end: " + ", ".join(f"{k} {rss_before[k] / 1024:.0f}->{rss_after[k] / 1024:.0f}"
                                              for k in rss_before)),
     ]
+    for name, series in burst_samples.items():
+        if name.startswith("decider") and series:
+            quarter = [series[min(len(series) - 1, len(series) * q // 4)] for q in (1, 2, 3, 4)]
+            rows.append((f"{name} RSS through the burst (MB)", " / ".join(f"{kb / 1024:.0f}" for kb in quarter),
+                         f"at 1/4, 1/2, 3/4 and the end of the burst ({len(series)} samples)"))
     w0 = max(len(a) for a, _, _ in rows)
     w1 = max(len(b) for _, b, _ in rows)
     print()

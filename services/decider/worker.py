@@ -38,7 +38,7 @@ _person_encoder = msgspec.msgpack.Encoder()
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
-SHARE_REFRESH_S = 2.0
+SHARE_REFRESH_S = 0.5
 
 
 @dataclass

@@ -17,6 +17,7 @@ import logging
 import time
 
 log = logging.getLogger("permitbus.lease")
+SHORT_REFRESH_S = 0.2
 
 
 class Lease:
@@ -42,6 +43,7 @@ class PartitionShare:
         self.r, self.role, self.owner, self.ttl_ms = r, role, owner, ttl_ms
         self.partitions = partitions
         self.owned: set[int] = set()
+        self.wanted: set[int] = set()
         self.leases = {p: Lease(r, f"lease:{role}:{{p{p}}}", owner, ttl_ms) for p in partitions}
 
     async def refresh(self) -> set[int]:
@@ -52,7 +54,7 @@ class PartitionShare:
         pipe.zremrangebyscore(members_key, "-inf", now)
         pipe.zrange(members_key, 0, -1)
         *_, members = await pipe.execute()
-        members = [m.decode() for m in members]
+        members = sorted(m.decode() for m in members)  # by name: scores move with every refresh
         rank, n = members.index(self.owner), len(members)
         wanted = {p for p in self.partitions if p % n == rank}
         pipe = self.r.pipeline(transaction=False)
@@ -65,7 +67,7 @@ class PartitionShare:
         owned = {p for p, ok in zip(order, results) if p in wanted and ok}
         if owned != self.owned:
             log.info("%s %s now owns partitions %s (of %d members)", self.role, self.owner, sorted(owned), n)
-        self.owned = owned
+        self.owned, self.wanted = owned, wanted
         return owned
 
     async def leave(self) -> None:
@@ -96,7 +98,10 @@ async def run_partitioned(worker, refresh_s: float = 2.0) -> None:
                 owned = sorted(await worker.share.refresh())
                 if owned != worker.active:
                     worker.active, worker.pos = owned, {}
-                next_share = time.monotonic() + refresh_s
+                # short of its share (another member still holds some): ask again soon, so that a
+                # worker joining under load starts sharing in a fraction of a second
+                short = worker.share.owned != worker.share.wanted
+                next_share = time.monotonic() + (SHORT_REFRESH_S if short else refresh_s)
             if not worker.active:
                 await asyncio.sleep(0.2)
                 continue
