@@ -50,6 +50,10 @@ def test_packed_slots_agree_with_the_plain_model(records):
     outcomes = [c.record(*r) for r in records]
     expected, recognised, medical = model(records)
     assert [o == DUPLICATE for o in outcomes] == [e == DUPLICATE for e in expected]
+    for i, got in enumerate(outcomes):  # CHANGED exactly when a fact the rules read changed
+        if got != DUPLICATE:
+            facts_before, facts_after = model(records[:i])[1:], model(records[:i + 1])[1:]
+            assert got == (CHANGED if facts_before != facts_after else STORED)
     assert c.recognised_months() == recognised
     assert c.paid_medical_months() == medical
     for m in MONTHS:

@@ -107,33 +107,37 @@ class Contributions:
         a month has a paid 310 slot, changed)."""
         m, t, r, p = month_index(yyyymm), _TYPE_INDEX[insurance_type], int(region), int(paid)
         lo, hi = self._month_range(m)
-        before = self._employee_paid(lo, hi)
-        medical_before = t == _MEDICAL and self._medical_paid(lo, hi)
-        at = -1
+        # one pass over the month's slots: the slot this record replaces, if any, and whether the
+        # month's other slots make it recognised / give it a paid 310 whatever this record says
+        buf, at, old_paid = self.buf, -1, 0
+        other_employee = other_medical = False
         for i in range(lo, hi):
-            st, sr, _, sfp = self._slot(i)
+            _, vlo, vhi, sfp = _SLOT.unpack_from(buf, i * _SIZE)
+            v = vlo | vhi << 16
+            st, sr = (v >> 1) & 7, v >> 4
             if st == t and sr == r:
                 if sfp == fp or fp in self.old:
                     return DUPLICATE
-                self.old.add(sfp)  # a later record replaces the earlier one
-                at = i
-                break
-        else:
-            if fp in self.old:
-                return DUPLICATE
+                at, old_paid, old_fp = i, v & 1, sfp
+            elif v & 1:
+                other_employee = other_employee or _counts_as_employee_month(st, sr)
+                other_medical = other_medical or st == _MEDICAL
+        if at < 0 and fp in self.old:
+            return DUPLICATE
         v = r << 4 | t << 1 | p
         slot = _SLOT.pack(m, v & 0xFFFF, v >> 16, fp)
         if at >= 0:
-            self.buf[at * _SIZE:(at + 1) * _SIZE] = slot
+            self.old.add(old_fp)  # a later record replaces the earlier one
+            buf[at * _SIZE:(at + 1) * _SIZE] = slot
         else:
-            self.buf[hi * _SIZE:hi * _SIZE] = slot
-            hi += 1
-        recognised = self._employee_paid(lo, hi) - before
-        self.employee_months += recognised
+            buf[hi * _SIZE:hi * _SIZE] = slot
         self.dirty = True
-        if recognised or (t == _MEDICAL and self._medical_paid(lo, hi) != medical_before):
-            return CHANGED
-        return STORED
+        counts = _counts_as_employee_month(t, r)
+        before = other_employee or (counts and old_paid == 1)
+        after = other_employee or (counts and p == 1)
+        self.employee_months += after - before
+        medical_changed = t == _MEDICAL and not other_medical and old_paid != p
+        return CHANGED if before != after or medical_changed else STORED
 
     # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:
