@@ -97,7 +97,7 @@ def optional_text(rec: dict[str, Any], name: str) -> str | None:
 def id_number(rec: dict[str, Any], name: str) -> str:
     """An 18-character resident ID with a valid check digit; returned with ``X`` upper-case."""
     value = text(rec, name)
-    problem = _id_problem(value)
+    problem = id_problem(value)
     if problem is not None:
         raise Reject(problem, f"field {name!r} " + _ID_PROBLEMS[problem])
     return value.upper()
@@ -108,7 +108,7 @@ _ID_PROBLEMS = {"BAD_ID": "is not an 18-character ID number with a possible birt
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def _id_problem(value: str) -> str | None:
+def id_problem(value: str) -> str | None:
     """Cached: a monthly burst names each person several times."""
     if not _ID_RE.fullmatch(value):
         return "BAD_ID"
