@@ -263,12 +263,17 @@ async def main(args) -> None:
         await publish(r, t.FEEDS["hrss:contribution"].ingress, burst)
         publish_rate = len(burst) / (time.perf_counter() - t0)
         decisions_before = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
+        ingress = t.FEEDS["hrss:contribution"].ingress
+        read_before = (await r.xinfo_groups(ingress))[0]["entries-read"]
         services.start()
-        await asyncio.sleep(1.0)  # start-up (imports, leases) is not part of the burst
+        # Start-up (imports, leases) is not part of the burst: the clock and the CPU counters
+        # start when the normalizer has read its first batch of it.
+        while (await r.xinfo_groups(ingress))[0]["entries-read"] == read_before:
+            await asyncio.sleep(0.005)
+        t0 = time.perf_counter()
         rss_before = {k: rss_kb(p.pid) for k, p in services.procs.items()}
         cpu_before = {k: cpu_s(p.pid) for k, p in services.procs.items()}
         redis_cpu_before = cpu_s(server.pid)
-        t0 = time.perf_counter() - 1.0
         await until_idle(r, args.partitions, services)
         burst_s = time.perf_counter() - t0
         cpu = {k: cpu_s(p.pid) - cpu_before[k] for k, p in services.procs.items()}
