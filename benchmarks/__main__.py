@@ -343,9 +343,10 @@ def cli(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     ap.add_argument("--people", type=int, default=50_000)
     ap.add_argument("--months", type=int, default=24, help="months of contributions in all")
-    ap.add_argument("--burst-months", type=int, default=4, help="the last months, timed as one burst")
+    ap.add_argument("--burst-months", type=int, default=7,
+                    help="the last months, timed as one burst (7: ~540,000 records for 50,000 people)")
     ap.add_argument("--partitions", type=int, default=16)
-    ap.add_argument("--batch", type=int, default=1000)
+    ap.add_argument("--batch", type=int, default=2500)
     ap.add_argument("--deciders", type=int, default=2, help="decider processes sharing the partitions")
     ap.add_argument("--baseline-records", type=int, default=30_000, help="records for the slow baseline")
     ap.add_argument("--latency-rate", type=int, default=2000)

@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     )
     today: dt.date | None = Field(None, description="fixes the evaluation date D (replays, tests)")
     partitions: int = Field(16, ge=1, le=1024, description="number of person partitions evt:{pN}")
-    batch_size: int = Field(1000, ge=1, le=5000, description="records read per round trip")
+    batch_size: int = Field(2500, ge=1, le=5000, description="records read per round trip")
     decider_entries: int = Field(
         16, ge=1, le=1000,
         description="partition-stream entries the decider reads per partition per round trip (an entry holds "
