@@ -47,3 +47,43 @@ async def test_expired_permit_revokes_roster_entitlements_next_day(r, settings):
     edu = await read_outlet(r, "outlet:edu")  # the open application is decided again
     assert [(d["status"], d["reasons"], d["version"]) for d in edu] == [
         ("eligible", [], 1), ("ineligible", ["GUARDIAN_NO_VALID_PERMIT"], 2)]
+
+
+async def _due_index_matches_pictures(r, settings) -> int:
+    """due:{pN} holds exactly the people whose stored picture names a next change, at that date."""
+    import msgspec
+
+    from schemas.picture import Person
+    from services.runtime import topology as t
+
+    n = 0
+    for p in range(settings.partitions):
+        pictures = {k: msgspec.msgpack.decode(v, type=Person) for k, v in (await r.hgetall(t.people(p))).items()}
+        index = {k: int(score) for k, score in await r.zrange(t.due(p), 0, -1, withscores=True)}
+        assert index == {k: person.due for k, person in pictures.items() if person.due}
+        n += len(index)
+    return n
+
+
+async def test_due_dates_are_written_when_they_move_and_stay_in_step_with_the_pictures(r, settings):
+    clock = ManualClock(dt.date(2026, 11, 27))
+    worker, settled = make_id(), make_id()
+    await publish(r, "psb:permit",
+                  permit("QF", worker, district="320116", qfrq="2024-11-28", yxqz="2026-12-31"),
+                  permit("LH", settled, district="320105", czsj="2025-06-30 10:00:00"))
+    await publish(r, "hrss:contribution", *[contribution(worker, m) for m in months("202601", 10)],
+                  *[contribution(settled, m, aae140="310") for m in months("202608", 3)])
+    async with services(settings, clock=clock) as running:
+        await drain(r, settings)
+        assert await _due_index_matches_pictures(r, settings) == 2
+        due_before = {m: s for p in range(settings.partitions)
+                      for m, s in await r.zrange(f"due:{{p{p}}}", 0, -1, withscores=True)}
+        await publish(r, "hrss:contribution", contribution(worker, "202611", aae140="120"))  # same month, 2nd scheme
+        await drain(r, settings)
+        assert {m: s for p in range(settings.partitions)
+                for m, s in await r.zrange(f"due:{{p{p}}}", 0, -1, withscores=True)} == due_before
+        clock.set(dt.date(2027, 1, 1))  # past yxqz and past the settled person's medical window
+        await running.scheduler.check()
+        await drain(r, settings)
+        assert running.scheduler.ticked == 2
+        await _due_index_matches_pictures(r, settings)
