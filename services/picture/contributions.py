@@ -5,10 +5,10 @@ one. Each slot keeps the fingerprint of the record now in force; fingerprints of
 records are kept apart, so that a department's retry of an old record (same ``LSH``) is
 recognised as a duplicate and cannot undo a later correction.
 
-The slots stay packed, sorted by month, and are worked on in place: a record finds its month by
-a short scan from the newest month back and touches only that month's few slots, so its cost does not grow with the
-person's history (unpacking 24 months of slots for every record was the decider's largest cost,
-BENCHMARKS.md). The number of recognised months is kept as a running count stored with the
+The slots stay packed, sorted by month, and are worked on in place: a record finds its month
+by a short scan back from the newest month and touches only that month's few slots, so its cost
+does not grow with the person's history (unpacking 24 months of slots for every record was the
+decider's largest cost, BENCHMARKS.md). The number of recognised months is kept as a running count stored with the
 picture, corrected month by month as records arrive.
 """
 
@@ -77,20 +77,6 @@ class Contributions:
         _, lo, hi, fp = _SLOT.unpack_from(self.buf, i * _SIZE)
         v = lo | hi << 16
         return (v >> 1) & 7, v >> 4, v & 1, fp
-
-    def _employee_paid(self, lo: int, hi: int) -> bool:
-        for i in range(lo, hi):
-            t, r, paid, _ = self._slot(i)
-            if paid and _counts_as_employee_month(t, r):
-                return True
-        return False
-
-    def _medical_paid(self, lo: int, hi: int) -> bool:
-        for i in range(lo, hi):
-            t, _, paid, _ = self._slot(i)
-            if paid and t == _MEDICAL:
-                return True
-        return False
 
     def _count_employee_months(self) -> int:
         months = set()
