@@ -158,6 +158,7 @@ def decode_event(data: bytes) -> Event:
 # partition per normalizer batch instead of one per record: Redis does one XADD, the decider
 # parses one entry.
 _raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
+ENVELOPE_MAX = 500  # events per envelope (writers split longer runs over several entries)
 
 
 def encode_envelope(events: list[bytes]) -> bytes:

@@ -27,3 +27,23 @@ def test_events_round_trip_with_their_schema_version():
         back = decode_event(encode_event(ev))
         assert back == ev and back.v == 1
         assert b"\xa1v\x01" in encode_event(ev)  # the version travels on the wire
+
+
+def test_pictures_stored_before_the_running_count_still_decide_right():
+    """A picture written before ``emp_months`` and ``due`` existed (two fields shorter) decodes
+    with 'not counted' / 'none', and its recognised months are counted from the slots."""
+    import msgspec
+
+    from schemas.picture import Person
+    from services.picture.contributions import Contributions
+    from services.picture.picture import Picture
+
+    c = Contributions()
+    for fp, month in enumerate((202501, 202502, 202503), start=1):
+        c.record(fp, month, "110", "320100", True)
+    contrib, old = c.pack()
+    now = Person(v=1, id="320111199001011234", contrib=contrib, old_fps=old, emp_months=3)
+    older = msgspec.msgpack.encode(msgspec.msgpack.decode(msgspec.msgpack.encode(now))[:-2])
+    person = msgspec.msgpack.decode(older, type=Person)
+    assert (person.emp_months, person.due) == (-1, 0)
+    assert Picture(person).recognised_employee_months() == 3

@@ -30,7 +30,7 @@ from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
-from schemas.events import Event, encode_envelope, encode_event
+from schemas.events import ENVELOPE_MAX, Event, encode_envelope, encode_event
 from services.ingress import contribution, housing, permit, school
 from services.ingress.fields import Reject
 from services.runtime import topology as t
@@ -52,7 +52,6 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
 # field-by-field checks that name the exact problem).
 FAST: dict[str, Callable[[bytes, str], Event | None]] = {contribution.FEED: contribution.fast}
 QUARANTINE_MARKS_MS = 7 * 86_400_000
-ENVELOPE_MAX = 500  # events per partition-stream entry
 _json = msgspec.json.Decoder()
 
 

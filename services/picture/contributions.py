@@ -8,14 +8,15 @@ recognised as a duplicate and cannot undo a later correction.
 The slots stay packed, sorted by month, and are worked on in place: a record finds its month
 by a short scan back from the newest month and touches only that month's few slots, so its cost
 does not grow with the person's history (unpacking 24 months of slots for every record was the
-decider's largest cost, BENCHMARKS.md). The number of recognised months is kept as a running count stored with the
-picture, corrected month by month as records arrive.
+decider's largest cost, BENCHMARKS.md). The number of recognised months is kept as a running
+count stored with the picture, corrected month by month as records arrive.
 """
 
 from __future__ import annotations
 
 import struct
 from array import array
+from collections.abc import Iterator
 
 from services.ingress.contribution import EMPLOYEE_TYPES
 
@@ -78,13 +79,15 @@ class Contributions:
         v = lo | hi << 16
         return (v >> 1) & 7, v >> 4, v & 1, fp
 
-    def _count_employee_months(self) -> int:
-        months = set()
+    def _paid(self) -> Iterator[tuple[int, int, int]]:
+        """(month, type index, region) of every paid slot, oldest month first."""
         for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
             v = lo | hi << 16
-            if v & 1 and _counts_as_employee_month((v >> 1) & 7, v >> 4):
-                months.add(m)
-        return len(months)
+            if v & 1:
+                yield m, (v >> 1) & 7, v >> 4
+
+    def _count_employee_months(self) -> int:
+        return len({m for m, t, r in self._paid() if _counts_as_employee_month(t, r)})
 
     # -- applying a record -----------------------------------------------------------------
     def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> int:
@@ -133,12 +136,7 @@ class Contributions:
 
     def paid_medical_months(self) -> list[int]:
         """Month indexes with a paid employee medical (310) record, any region."""
-        months = set()
-        for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
-            v = lo | hi << 16
-            if v & 1 and (v >> 1) & 7 == _MEDICAL:
-                months.add(m)
-        return sorted(months)
+        return sorted({m for m, t, _ in self._paid() if t == _MEDICAL})
 
     def paid_medical_in(self, first: int, last: int) -> bool:
         """A paid 310 slot in month indexes first..last (scanned from the newest month back)."""

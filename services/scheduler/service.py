@@ -18,14 +18,13 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import TimeoutError as RTimeoutError
 
-from schemas.events import DateTick, encode_envelope, encode_event
+from schemas.events import ENVELOPE_MAX, DateTick, encode_envelope, encode_event
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import Outage
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.scheduler")
-TICKS_PER_ENTRY = 500  # date ticks per partition-stream entry (an envelope)
 
 
 class Scheduler:
@@ -74,10 +73,10 @@ class Scheduler:
         n = 0
         pipe = self.r.pipeline(transaction=False)
         for p, members in enumerate(due):
-            for i in range(0, len(members), TICKS_PER_ENTRY):
+            for i in range(0, len(members), ENVELOPE_MAX):
                 ticks = [encode_event(DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="",
                                                on=day, pseudonym=member))
-                         for member in members[i:i + TICKS_PER_ENTRY]]
+                         for member in members[i:i + ENVELOPE_MAX]]
                 pipe.xadd(t.evt(p), {"b": encode_envelope(ticks)})
                 n += len(ticks)
                 if len(pipe) >= 100:
