@@ -113,10 +113,15 @@ class Decider:
         owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
                   for b in batches}
         keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
+        # The position and the pictures need not be read atomically: pb_commit applies the batch
+        # only if the position is still the one read here, so pictures newer than it are harmless.
         pipe = self.r.pipeline(transaction=False)
         for b in batches:
-            pipe.fcall_ro("pb_snapshot", 2, t.decider_meta(b.p), t.people(b.p), *keys[b.p])
-        snapshots = await pipe.execute()
+            pipe.hget(t.decider_meta(b.p), "pos")
+            if keys[b.p]:
+                pipe.hmget(t.people(b.p), keys[b.p])
+        replies = iter(await pipe.execute())
+        snapshots = [(next(replies) or b"0-0", next(replies) if keys[b.p] else []) for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
         for b, (pos, blobs) in zip(batches, snapshots):

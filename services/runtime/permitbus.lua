@@ -21,8 +21,11 @@ local function pb_commit(keys, args)
   if cur ~= args[1] then return {0, cur} end
   local i = 3
   local n = tonumber(args[i]); i = i + 1
-  for _ = 1, n do
-    redis.call('HSET', keys[2], args[i], args[i + 1]); i = i + 2
+  local last = i + 2 * n - 1
+  while i <= last do  -- one HSET per 256 pictures: a call from Lua costs more than a field
+    local upto = math.min(last, i + 511)
+    redis.call('HSET', keys[2], unpack(args, i, upto))
+    i = upto + 1
   end
   n = tonumber(args[i]); i = i + 1
   for _ = 1, n do
@@ -110,14 +113,6 @@ local function pb_relay(keys, args)
   return {1, args[3]}
 end
 
--- Read a partition's applied position and some pictures in one consistent step.
--- KEYS: dec, ppl   ARGV: pseudonyms
-local function pb_snapshot(keys, args)
-  local pos = redis.call('HGET', keys[1], 'pos') or '0-0'
-  if #args == 0 then return {pos, {}} end
-  return {pos, redis.call('HMGET', keys[2], unpack(args))}
-end
-
 -- A department's roster of one district with the outlet position it corresponds to (one step).
 -- KEYS: outlet, roster hash
 local function pb_roster(keys, args)
@@ -147,7 +142,6 @@ end
 
 redis.register_function('pb_lease', pb_lease)
 redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
-redis.register_function{function_name = 'pb_snapshot', callback = pb_snapshot, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
