@@ -94,9 +94,27 @@ class Normalizer:
         self.events = 0
         self.quarantined = 0
         self.dead_lettered = 0
+        # The subscriber hands each batch over (``submit``) and reads the next one while this one
+        # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
+        self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
 
     def stop(self) -> None:
         self.stopping.set()
+
+    async def submit(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """The subscriber's handler: queue the batch for ``apply_inbox`` and return."""
+        await self.inbox.put(entries)
+
+    async def apply_inbox(self) -> None:
+        """Handle the submitted batches one at a time, in the order they were read."""
+        while True:
+            entries = await self.inbox.get()
+            try:
+                await self.handle(entries)
+            except Exception as exc:  # noqa: BLE001 - left pending: the next holder of the lease takes it over
+                log.error("%s: batch of %d left pending: %r", self.feed.ingress, len(entries), exc)
+            finally:
+                self.inbox.task_done()
 
     async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """Write the effect of a batch: events and quarantine copies, in one round trip."""
@@ -197,8 +215,9 @@ class Normalizer:
             return
         log.info("%s: this worker (%s) is the active normalizer", self.feed.ingress, self.consumer)
         await self.take_over()
-        await subscriber.start()
+        applier = asyncio.create_task(self.apply_inbox(), name=f"apply {self.feed.ingress}")
         try:
+            await subscriber.start()
             while not self.stopping.is_set():
                 await self._sleep(self.settings.lease_ttl_ms / 3000)
                 try:
@@ -213,11 +232,13 @@ class Normalizer:
                         raise
         finally:
             if self.stopping.is_set():
-                await subscriber.stop()  # finishes and acknowledges the batch in hand
+                await subscriber.stop()  # hands over the batch it has read ...
+                await self.inbox.join()  # ... and every batch read is applied and acknowledged
                 try:
                     await self.lease.release()
                 except (RConnectionError, RTimeoutError, OSError):
                     pass
+            applier.cancel()  # lease lost: what is queued stays pending for the new holder
 
     async def trim(self) -> int:
         """Trim the ingress stream below what every consumer group has read and acknowledged.
@@ -308,6 +329,6 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
     @subscriber
     async def on_batch(body: Any, message: Any = Context("message")) -> None:
         raw = message.raw_message
-        await normalizer.handle(list(zip(raw["message_ids"], raw["data"])))
+        await normalizer.submit(list(zip(raw["message_ids"], raw["data"])))
 
     return subscriber

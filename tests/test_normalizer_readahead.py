@@ -1,0 +1,62 @@
+"""The normalizer reads the next batch while the previous one is applied (``Normalizer.submit`` /
+``apply_inbox``): a person's records keep their order, and a stop applies and acknowledges
+every batch already read, leaving nothing pending."""
+
+from __future__ import annotations
+
+import asyncio
+
+from schemas.events import decode_event, open_envelope
+from services.ingress.service import Normalizer
+from services.runtime import topology as t
+from tests.conftest import publish
+from tests.harness import services
+from tests.people import contribution, make_id, months
+
+FEED = "hrss:contribution"
+
+
+async def events_on_partitions(r, partitions: int) -> list[tuple[str, str]]:
+    """(person, source id) of every event on the partition streams, partition by partition."""
+    out = []
+    for p in range(partitions):
+        for _, fields in await r.xrange(t.evt(p)):
+            for item in open_envelope(fields[b"b"]):
+                ev = decode_event(item)
+                out.append((ev.person_id, ev.source_id))
+    return out
+
+
+async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, settings, monkeypatch):
+    settings = settings.model_copy(update={"batch_size": 10})
+    people = [make_id(seq=i) for i in range(3)]
+    ids = []
+    for m in months("202201", 40):
+        ids += await publish(r, FEED, *[contribution(p, m) for p in people])
+    source = {eid.decode(): i for i, eid in enumerate(ids)}
+
+    first_applied = asyncio.Event()
+    queued_while_applying = []
+    apply = Normalizer.apply
+
+    async def slow_apply(self, entries):
+        await asyncio.sleep(0.05)
+        queued_while_applying.append(self.inbox.qsize())
+        await apply(self, entries)
+        first_applied.set()
+
+    monkeypatch.setattr(Normalizer, "apply", slow_apply)
+    async with services(settings, services=("normalize",)):
+        await asyncio.wait_for(first_applied.wait(), 10)
+        await asyncio.sleep(0.15)
+    # stopped part-way: what was read is applied and acknowledged, the rest is left unread
+    group = next(g for g in await r.xinfo_groups(t.FEEDS[FEED].ingress) if g["name"] == t.NORMALIZER_GROUP.encode())
+    assert group["pending"] == 0
+    assert 10 <= group["entries-read"] < len(ids)
+    assert max(queued_while_applying) == 1  # the next batch was read while one was being applied
+
+    events = await events_on_partitions(r, settings.partitions)
+    assert sorted(source[sid] for _, sid in events) == list(range(group["entries-read"]))
+    for person in people:
+        mine = [source[sid] for who, sid in events if who == person]
+        assert mine == sorted(mine) and mine
