@@ -14,20 +14,19 @@ end
 
 -- Apply one decided batch of a partition, guarded by the partition's applied position.
 -- KEYS: dec, ppl, due, fig, evt, att, outbox_1..outbox_n
--- ARGV: expected_pos, new_pos, n_states, (field, blob)*, n_due, (member, score|'-')*,
+-- ARGV: expected_pos, new_pos, msgpack [field, blob, ...], n_due, (member, score|'-')*,
 --       n_fig, (field, delta)*, n_out, (target_index, n_fields, (field, value)*)*, n_att, id*
 local function pb_commit(keys, args)
   local cur = redis.call('HGET', keys[1], 'pos') or '0-0'
   if cur ~= args[1] then return {0, cur} end
-  local i = 3
-  local n = tonumber(args[i]); i = i + 1
-  local last = i + 2 * n - 1
-  while i <= last do  -- one HSET per 256 pictures: a call from Lua costs more than a field
-    local upto = math.min(last, i + 511)
-    redis.call('HSET', keys[2], unpack(args, i, upto))
-    i = upto + 1
+  -- the pictures come as one msgpack array (field, blob, field, blob, ...): one argument instead
+  -- of two per person, and one HSET per 256 pictures (a call from Lua costs more than a field)
+  local states = cmsgpack.unpack(args[3])
+  for j = 1, #states, 512 do
+    redis.call('HSET', keys[2], unpack(states, j, math.min(#states, j + 511)))
   end
-  n = tonumber(args[i]); i = i + 1
+  local i = 4
+  local n = tonumber(args[i]); i = i + 1
   for _ = 1, n do
     if args[i + 1] == '-' then
       redis.call('ZREM', keys[3], args[i])
