@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import Person
+from services.decider.cache import PictureCache
 from services.decider.emit import evaluate, figure_keys
 from services.picture.fold import Quarantine, fold
 from services.picture.picture import Picture
@@ -51,6 +52,7 @@ class PartitionBatch:
     new_pos: bytes = b""
     args: list = field(default_factory=list)
     n_out: int = 0
+    keep: dict[bytes, Person] = field(default_factory=dict)  # the pictures as committed, for the cache
 
 
 class Decider:
@@ -71,6 +73,7 @@ class Decider:
         self.active: list[int] = [] if self.share else list(self.partitions)
         self.pseudonym = Pseudonymizer(settings.pseudonym_key)
         self.pos: dict[int, bytes] = {}
+        self.cache = PictureCache(settings.decider_cache, settings.partitions)
         # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
         # a retry of the batch for another failing event does not count their attempts again
         self.dead: dict[int, dict[bytes, list]] = {}
@@ -87,6 +90,7 @@ class Decider:
         self.stopping.set()
 
     async def _load_positions(self) -> None:
+        self.cache.clear()  # kept pictures are as of positions this worker no longer trusts
         pipe = self.r.pipeline(transaction=False)
         for p in self.active:
             pipe.hget(t.decider_meta(p), "pos")
@@ -114,64 +118,80 @@ class Decider:
         owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
                   for b in batches}
         keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
+        held = {b.p: self.cache.lookup(b.p, keys[b.p]) for b in batches}  # (kept pictures, keys to read)
         # The position and the pictures need not be read atomically: pb_commit applies the batch
         # only if the position is still the one read here, so pictures newer than it are harmless.
         pipe = self.r.pipeline(transaction=False)
         for b in batches:
             pipe.hget(t.decider_meta(b.p), "pos")
-            if keys[b.p]:
-                pipe.hmget(t.people(b.p), keys[b.p])
+            if held[b.p][1]:
+                pipe.hmget(t.people(b.p), held[b.p][1])
         replies = iter(await pipe.execute())
-        snapshots = [(next(replies) or b"0-0", next(replies) if keys[b.p] else []) for b in batches]
+        snapshots = [(next(replies) or b"0-0", next(replies) if held[b.p][1] else []) for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
-        for b, (pos, blobs) in zip(batches, snapshots):
-            if pos != b.pos:  # another worker moved this partition on: read again from there
-                log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
-                self.pos[b.p] = pos
-                self.dead.pop(b.p, None)
-                continue
-            stored = {k: blob for k, blob in zip(keys[b.p], blobs) if blob}
-            if await self._decide(b, decoded[b.p], owners[b.p], stored, day, now):
-                ready.append(b)
-        if not ready:
-            return
-        pipe = self.r.pipeline(transaction=False)
-        for b in ready:
-            keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p), t.attempts(b.p)]
-            keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
-            pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
-        for b, (ok, pos) in zip(ready, await pipe.execute()):
+        try:
+            for b, (pos, blobs) in zip(batches, snapshots):
+                if pos != b.pos:  # another worker moved this partition on: read again from there
+                    log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
+                    self.pos[b.p] = pos
+                    self.dead.pop(b.p, None)
+                    self.cache.drop(b.p)
+                    continue
+                kept, read = held[b.p]
+                persons = kept | {k: _person_decoder.decode(blob) for k, blob in zip(read, blobs) if blob}
+                if await self._decide(b, decoded[b.p], owners[b.p], keys[b.p], persons, day, now):
+                    ready.append(b)
+            if not ready:
+                return
+            pipe = self.r.pipeline(transaction=False)
+            for b in ready:
+                keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p),
+                         t.attempts(b.p)]
+                keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
+                pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
+            results = await pipe.execute()
+        except BaseException:
+            self.cache.clear()  # kept pictures may have been changed for a batch not committed
+            raise
+        for b, (ok, pos) in zip(ready, results):
             self.pos[b.p] = pos
             self.dead.pop(b.p, None)
             if ok:
                 self.applied += len(b.events)
                 self.decisions += b.n_out
+                self.cache.put(b.p, b.keep)
             else:
                 log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
+                self.cache.drop(b.p)
 
-    async def _decide(self, b: PartitionBatch, events, owners: list[bytes], blobs: dict[bytes, bytes], day,
-                      now) -> bool:
-        """Decide one partition's batch in memory; fill ``b.args`` for pb_commit. False: retry later.
+    async def _decide(self, b: PartitionBatch, events, owners: list[bytes], keys: list[bytes],
+                      persons: dict[bytes, Person], day, now) -> bool:
+        """Decide one partition's batch in memory from the stored pictures ``persons`` (changed in
+        place); fill ``b.args`` for pb_commit. False: retry later.
 
         An event whose processing raises (a bug, not bad input: that was quarantined upstream) is
         retried with the batch; after ``max_attempts`` it goes to ``dlq:decider`` and the batch is
-        decided again from the stored pictures without it.
+        decided again, from the pictures read again from Redis, without it.
         """
         dead = self.dead.setdefault(b.p, {})
         while True:
-            pics = {k: Picture(_person_decoder.decode(blob)) for k, blob in blobs.items()}
+            pics = {k: Picture(person) for k, person in persons.items()}
             failed = await self._decide_once(b, events, owners, pics, day, now, dead)
             if failed is None:
                 return True
+            self.cache.drop(b.p)  # the attempt changed pictures in place
             if failed is False:
                 return False
             eid, entry = failed
             dead[eid] = entry
+            blobs = await self.r.hmget(t.people(b.p), keys) if keys else []
+            persons = {k: _person_decoder.decode(blob) for k, blob in zip(keys, blobs) if blob}
 
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
         dirty: dict[bytes, Picture] = {}
+        created: set[bytes] = set()  # pictures of people not stored (yet)
         for (eid, ev), (_, raw), key in zip(events, b.events, owners):
             if eid in dead:
                 outbox += dead[eid]
@@ -184,6 +204,7 @@ class Decider:
                     if isinstance(ev, DateTick):
                         continue  # nobody to re-decide
                     pic = pics[key] = Picture(Person(v=1, id=ev.person_id))
+                    created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
                     continue  # a duplicate: no effect
@@ -206,6 +227,8 @@ class Decider:
                 return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
                              b"stream", t.evt(b.p), b"error", repr(exc)[:500], b"deliveries", attempts]
         b.new_pos = b.entries[-1][0]
+        # what Redis holds once this commits: the pictures that were stored, and the new ones written
+        b.keep = {k: pic.person for k, pic in pics.items() if k not in created or k in dirty}
         self._fill_args(b, day, dirty, outbox, list(dead))
         return None
 

@@ -24,6 +24,11 @@ class Settings(BaseSettings):
         description="partition-stream entries the decider reads per partition per round trip (an entry holds "
                     "a normalizer batch's events for that partition: about batch_size / partitions under load)",
     )
+    decider_cache: int = Field(
+        100_000, ge=0, le=10_000_000,
+        description="pictures a decider keeps in memory between batches (about 1 KB each; 0: none), shared "
+                    "evenly over the partitions; a person met again is then neither read from Redis nor decoded",
+    )
     pseudonym_key: str = Field(
         "permitbus-dev-only-change-me",
         description="HMAC key for person pseudonyms in Redis keys; set a secret in production",
