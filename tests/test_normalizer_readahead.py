@@ -60,3 +60,27 @@ async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, sett
     for person in people:
         mine = [source[sid] for who, sid in events if who == person]
         assert mine == sorted(mine) and mine
+
+
+async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, settings):
+    """Redis restarted empty between the batch's events and its acknowledgement (``pb_ack``):
+    the functions are loaded again, the batch applied again (its events are ignored downstream
+    as duplicates) and acknowledged."""
+    person = make_id()
+    await publish(r, FEED, *[contribution(person, m) for m in months("202501", 3)])
+    n = Normalizer(r, settings, FEED, "c1")
+    resp = await r.xreadgroup(t.NORMALIZER_GROUP, "c1", {t.FEEDS[FEED].ingress: ">"})
+    apply = n.apply
+
+    async def then_lose_functions(entries):
+        await apply(entries)
+        if not lost:
+            lost.append(await r.function_flush())
+
+    lost: list = []
+    n.apply = then_lose_functions
+    await n.handle(resp[0][1])
+    assert lost and await r.function_list(library="permitbus")
+    assert (await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP))["pending"] == 0
+    sources = [sid for _, sid in await events_on_partitions(r, settings.partitions)]
+    assert len(sources) == 6 and len(set(sources)) == 3  # applied twice, acknowledged once

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
+from services.runtime.redis import msgpack_strings
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
@@ -260,24 +260,12 @@ class Decider:
         b.n_out = n_out
         b.args = [
             b.pos, b.new_pos,
-            _str_array(states),
+            msgpack_strings(states),
             len(dues) // 2, *dues,
             len(figs), *[x for kv in figs.items() for x in kv],
             n_out, *outbox,
             len(dead), *dead,
         ]
-
-
-_HEAD = struct.Struct(">BI")  # msgpack array 32 (0xdd) / str 32 (0xdb) and a length
-
-
-def _str_array(items: list[bytes]) -> bytes:
-    """A msgpack array of strings (Redis's Lua ``cmsgpack`` reads no bin type; its strings are
-    bytes): one argument packed here in one pass instead of one RESP argument per item."""
-    parts = [_HEAD.pack(0xDD, len(items))]
-    for item in items:
-        parts += (_HEAD.pack(0xDB, len(item)), item)
-    return b"".join(parts)
 
 
 def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:

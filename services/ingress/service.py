@@ -37,7 +37,7 @@ from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import Outage
-from services.runtime.redis import recover, stream_id
+from services.runtime.redis import msgpack_strings, recover, stream_id
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -167,7 +167,13 @@ class Normalizer:
                               self.feed.ingress, len(entries), exc)
                     for entry in entries:
                         await self._one_by_one(entry, (deliveries or {}).get(entry[0], 1))
-                await self.r.xack(self.feed.ingress, t.NORMALIZER_GROUP, *[eid for eid, _ in entries])
+                try:
+                    await self.r.fcall("pb_ack", 1, self.feed.ingress, t.NORMALIZER_GROUP,
+                                       msgpack_strings([eid for eid, _ in entries]))
+                except ResponseError as exc:
+                    if not await recover(self.r, exc):
+                        raise
+                    continue  # functions or groups restored: apply and acknowledge again
                 self.outage.ok()
                 return
             except (RConnectionError, RTimeoutError, OSError) as exc:

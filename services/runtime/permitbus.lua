@@ -57,6 +57,17 @@ local function pb_commit(keys, args)
   return {1, args[2]}
 end
 
+-- Acknowledge a normalizer batch (its ids in one argument: packing 2,500 XACK arguments costs
+-- the client 2.8 ms). KEYS: ingress stream   ARGV: group, msgpack [id, ...]
+local function pb_ack(keys, args)
+  local ids = cmsgpack.unpack(args[2])
+  local n = 0
+  for j = 1, #ids, 1000 do
+    n = n + redis.call('XACK', keys[1], args[1], unpack(ids, j, math.min(#ids, j + 999)))
+  end
+  return n
+end
+
 -- Count a failed attempt at an event; returns the number of attempts so far.
 -- KEYS: att   ARGV: evt id
 local function pb_attempt(keys, args)
@@ -144,4 +155,5 @@ redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags
 redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
+redis.register_function('pb_ack', pb_ack)
 redis.register_function('pb_relay', pb_relay)

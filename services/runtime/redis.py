@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+import struct
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -54,6 +55,19 @@ async def ensure_groups(r: aioredis.Redis) -> None:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+
+
+_HEAD = struct.Struct(">BI")  # msgpack array 32 (0xdd) or str 32 (0xdb), and a length
+
+
+def msgpack_strings(items: list[bytes]) -> bytes:
+    """Many values as one function argument: a msgpack array of strings, for ``cmsgpack.unpack``
+    (Redis's Lua reads no bin type; its strings are bytes). redis-py packs arguments one by one,
+    ~1 us each: 2,500 ids for an XACK took 2.8 ms, as one argument 0.5 ms."""
+    parts = [_HEAD.pack(0xDD, len(items))]
+    for item in items:
+        parts += (_HEAD.pack(0xDB, len(item)), item)
+    return b"".join(parts)
 
 
 async def recover(r: aioredis.Redis, exc: BaseException) -> bool:
