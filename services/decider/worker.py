@@ -6,6 +6,9 @@ stored with its state and moved by the same ``pb_commit`` call that writes pictu
 entries, figures and due dates, and only if it still is where this worker read it. A crash
 anywhere leads to the same batch being read and decided again from the same state; a second
 worker on the same partition loses the compare-and-set and re-reads.
+
+The pictures a successful commit wrote are kept in memory (``services.decider.cache``) and used
+for the next batch instead of reading them back, as long as nothing says Redis holds another state.
 """
 
 from __future__ import annotations
