@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
+import redis.asyncio as aioredis
+
 from schemas.events import decode_event, open_envelope
 from services.ingress.service import Normalizer
 from services.runtime import topology as t
@@ -39,10 +41,10 @@ async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, sett
     queued_while_applying = []
     apply = Normalizer.apply
 
-    async def slow_apply(self, entries):
+    async def slow_apply(self, entries, prepared=None):
         await asyncio.sleep(0.05)
         queued_while_applying.append(self.inbox.qsize())
-        await apply(self, entries)
+        await apply(self, entries, prepared)
         first_applied.set()
 
     monkeypatch.setattr(Normalizer, "apply", slow_apply)
@@ -60,6 +62,49 @@ async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, sett
     for person in people:
         mine = [source[sid] for who, sid in events if who == person]
         assert mine == sorted(mine) and mine
+
+
+async def test_a_batch_is_prepared_during_the_last_acknowledgement_but_written_after_it(r, settings, monkeypatch):
+    settings = settings.model_copy(update={"batch_size": 10})
+    person = make_id()
+    await publish(r, FEED, *[contribution(person, m) for m in months("202101", 60)])
+    log: list[str] = []
+    prepare, apply, fcall = Normalizer.prepare, Normalizer.apply, aioredis.Redis.fcall
+
+    def logged_prepare(self, entries):
+        log.append("prepare")
+        return prepare(self, entries)
+
+    async def logged_apply(self, entries, prepared=None):
+        log.append("write")
+        await apply(self, entries, prepared)
+
+    async def slow_ack(self, name, *args):
+        if name == "pb_ack":
+            await asyncio.sleep(0.03)
+            log.append("acked")
+        return await fcall(self, name, *args)
+
+    monkeypatch.setattr(Normalizer, "prepare", logged_prepare)
+    monkeypatch.setattr(Normalizer, "apply", logged_apply)
+    monkeypatch.setattr(aioredis.Redis, "fcall", slow_ack)
+    async with services(settings, services=("normalize",)):
+        for _ in range(200):
+            if log.count("acked") >= 6:
+                break
+            await asyncio.sleep(0.02)
+    writes = [i for i, step in enumerate(log) if step == "write"]
+    assert len(writes) == 6
+    for a, b in zip(writes, writes[1:]):
+        assert "acked" in log[a:b]  # the next batch's events go out after this one is acknowledged
+    assert any("prepare" in log[a:log.index("acked", a)] for a in writes)  # ... prepared meanwhile
+    events = await events_on_partitions(r, settings.partitions)
+    assert len(events) == 60 and [sid for _, sid in events] == sorted((sid for _, sid in events), key=_id)
+
+
+def _id(sid: str) -> tuple[int, int]:
+    ms, seq = sid.split("-")
+    return int(ms), int(seq)
 
 
 async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, settings):

@@ -106,18 +106,38 @@ class Normalizer:
         await self.inbox.put(entries)
 
     async def apply_inbox(self) -> None:
-        """Handle the submitted batches one at a time, in the order they were read."""
+        """Handle the submitted batches in the order they were read. A batch is prepared
+        (understood and encoded) while the previous one's writes and acknowledgement are in
+        flight; its own writes go out only once the previous batch is acknowledged, so that a
+        batch applied again after Redis lost data still comes before the next one."""
+        handling: asyncio.Task | None = None
         while True:
             entries = await self.inbox.get()
             try:
-                await self.handle(entries)
-            except Exception as exc:  # noqa: BLE001 - left pending: the next holder of the lease takes it over
-                log.error("%s: batch of %d left pending: %r", self.feed.ingress, len(entries), exc)
-            finally:
-                self.inbox.task_done()
+                prepared = self.prepare(entries)
+            except Exception as exc:  # noqa: BLE001 - a bug: handle() retries the batch entry by entry
+                prepared = exc
+            if handling is not None:
+                await handling
+            handling = asyncio.create_task(self._handle_submitted(entries, prepared))
 
-    async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    async def _handle_submitted(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared) -> None:
+        try:
+            await self.handle(entries, prepared=prepared)
+        except Exception as exc:  # noqa: BLE001 - left pending: the next holder of the lease takes it over
+            log.error("%s: batch of %d left pending: %r", self.feed.ingress, len(entries), exc)
+        finally:
+            self.inbox.task_done()
+
+    async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared=None) -> None:
         """Write the effect of a batch: events and quarantine copies, in one round trip."""
+        pipe, n_events = prepared or self.prepare(entries)
+        await pipe.execute()
+        self.events += n_events
+        self.quarantined += len(entries) - n_events
+
+    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Any, int]:
+        """The pipeline that writes a batch's effect (no I/O), and the number of its events."""
         pipe = self.r.pipeline(transaction=False)
         now_ms = int(time.time() * 1000)
         parts = self.settings.partitions
@@ -140,12 +160,10 @@ class Normalizer:
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for i in range(0, len(events), ENVELOPE_MAX):
                 pipe.xadd(t.evt(p), {"b": encode_envelope(events[i:i + ENVELOPE_MAX])})
-        await pipe.execute()
-        self.events += n_events
-        self.quarantined += len(entries) - n_events
+        return pipe, n_events
 
-    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None
-                     ) -> None:
+    async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
+                     prepared=None) -> None:
         """Apply a batch and acknowledge it; never leaves it half done while the service runs.
 
         Redis unreachable: retry with backoff (the effect is idempotent). A failure of our own code
@@ -155,7 +173,10 @@ class Normalizer:
         while True:
             try:
                 try:
-                    await self.apply(entries)
+                    first, prepared = prepared, None  # a pipeline runs once: another attempt prepares again
+                    if isinstance(first, Exception):
+                        raise first  # preparing it failed already
+                    await self.apply(entries, first)
                 except (RConnectionError, RTimeoutError, OSError):
                     raise
                 except ResponseError as exc:
