@@ -142,7 +142,7 @@ class Decider:
                     self.cache.drop(b.p)
                     continue
                 kept, read = held[b.p]
-                persons = kept | {k: _person_decoder.decode(blob) for k, blob in zip(read, blobs) if blob}
+                persons = kept | _stored(read, blobs)
                 if await self._decide(b, decoded[b.p], owners[b.p], keys[b.p], persons, day, now):
                     ready.append(b)
             if not ready:
@@ -188,8 +188,7 @@ class Decider:
                 return False
             eid, entry = failed
             dead[eid] = entry
-            blobs = await self.r.hmget(t.people(b.p), keys) if keys else []
-            persons = {k: _person_decoder.decode(blob) for k, blob in zip(keys, blobs) if blob}
+            persons = _stored(keys, await self.r.hmget(t.people(b.p), keys) if keys else [])
 
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
@@ -269,6 +268,11 @@ class Decider:
             n_out, *outbox,
             len(dead), *dead,
         ]
+
+
+def _stored(keys: list[bytes], blobs: list[bytes | None]) -> dict[bytes, Person]:
+    """The stored pictures among an HMGET's replies (people not stored yet have none)."""
+    return {k: _person_decoder.decode(blob) for k, blob in zip(keys, blobs) if blob}
 
 
 def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
