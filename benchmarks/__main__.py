@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import msgspec
 import redis.asyncio as aioredis
@@ -31,6 +32,7 @@ from services.runtime.redis import ensure_groups, load_functions
 from services.sim.generator import SimConfig, contributions_burst, generate
 
 TODAY = dt.date(2026, 11, 28)
+DEPLOY_REDIS_CONF = Path(__file__).resolve().parents[1] / "deploy" / "redis" / "redis.conf"
 
 
 def months_before(day: dt.date, n: int) -> list[int]:
@@ -42,11 +44,14 @@ def months_before(day: dt.date, n: int) -> list[int]:
     return sorted(out)
 
 
-def cpu_s(pid: int) -> float:
+def cpu_s(pid: int, children: bool = False) -> float:
+    """CPU seconds of a process (user + system); with ``children``, of its children that ended
+    (Redis's AOF-rewrite forks)."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        at = 13 if children else 11
+        return (int(fields[at]) + int(fields[at + 1])) / os.sysconf("SC_CLK_TCK")
     except OSError:
         return 0.0
 
@@ -113,6 +118,13 @@ async def until_idle(r, partitions: int, services: Services | None = None, poll:
             services.sample()
         calm = calm + 1 if (await backlog(r, partitions)).idle else 0
         await asyncio.sleep(poll)
+
+
+async def wait_rewrite(r, timeout: float = 60.0) -> None:
+    """Until an AOF rewrite in progress has ended (its child's CPU is counted when it is reaped)."""
+    deadline = time.monotonic() + timeout
+    while (await r.info("persistence"))["aof_rewrite_in_progress"] and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 # -- baselines --------------------------------------------------------------------------------
@@ -228,7 +240,7 @@ def _url(r) -> str:
 async def main(args) -> None:
     workdir = tempfile.mkdtemp(prefix="permitbus-bench-")
     port = free_port()
-    server = spawn_redis(port, workdir, appendonly=True)
+    server = spawn_redis(port, workdir, appendonly=True, config=str(DEPLOY_REDIS_CONF))
     url = f"redis://127.0.0.1:{port}/0"
     r = aioredis.Redis.from_url(url)
     await load_functions(r)
@@ -274,10 +286,14 @@ async def main(args) -> None:
         rss_before = {k: rss_kb(p.pid) for k, p in services.procs.items()}
         cpu_before = {k: cpu_s(p.pid) for k, p in services.procs.items()}
         redis_cpu_before = cpu_s(server.pid)
+        forks_before = cpu_s(server.pid, children=True), (await r.info("persistence"))["aof_rewrites"]
         await until_idle(r, args.partitions, services)
         burst_s = time.perf_counter() - t0
         cpu = {k: cpu_s(p.pid) - cpu_before[k] for k, p in services.procs.items()}
         cpu["redis"] = cpu_s(server.pid) - redis_cpu_before
+        await wait_rewrite(r)
+        cpu["redis AOF rewrites"] = cpu_s(server.pid, children=True) - forks_before[0]
+        rewrites = (await r.info("persistence"))["aof_rewrites"] - forks_before[1]
         decisions = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()]) - decisions_before
         rate = len(burst) / burst_s
         rss_after = {k: rss_kb(p.pid) for k, p in services.procs.items()}
@@ -285,7 +301,7 @@ async def main(args) -> None:
 
         print(f"burst: {len(burst):,} contributions in {burst_s:.1f} s = {rate:,.0f}/s, {decisions:,} decisions; "
               f"published beforehand at {publish_rate:,.0f}/s; CPU s: "
-              + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()), flush=True)
+              + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + f" ({rewrites} rewrites)", flush=True)
 
         lat_cfg = SimConfig(people=max(200, args.latency_rate * int(args.latency_seconds) // 40), seed=99,
                             today=TODAY, months=2, malformed_rate=0, duplicate_rate=0)
