@@ -26,7 +26,7 @@ from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import Person
 from services.decider.cache import PictureCache
 from services.decider.emit import evaluate, figure_keys
-from services.picture.fold import Quarantine, fold
+from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
@@ -44,6 +44,7 @@ OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
 SHARE_REFRESH_S = 0.5
+RECHECK_FIGURES, RECHECK_DUE = 1, 2
 
 
 @dataclass
@@ -193,6 +194,7 @@ class Decider:
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
         dirty: dict[bytes, Picture] = {}
+        recheck: dict[bytes, int] = {}  # per dirty picture: which derived values may have changed
         created: set[bytes] = set()  # pictures of people not stored (yet)
         for (eid, ev), (_, raw), key in zip(events, b.events, owners):
             if eid in dead:
@@ -215,8 +217,10 @@ class Decider:
                     continue
                 dirty[key] = pic
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
-                for d in evaluate(pic, touched, day, now, caused_by):
+                decisions = evaluate(pic, touched, day, now, caused_by)
+                for d in decisions:
                     outbox += [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
+                recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
                 attempts = await self.r.fcall("pb_attempt", 1, t.attempts(b.p), eid)
                 who = mask(getattr(ev, "person_id", None) or None)
@@ -231,24 +235,29 @@ class Decider:
         b.new_pos = b.entries[-1][0]
         # what Redis holds once this commits: the pictures that were stored, and the new ones written
         b.keep = {k: pic.person for k, pic in pics.items() if k not in created or k in dirty}
-        self._fill_args(b, day, dirty, outbox, list(dead))
+        self._fill_args(b, day, dirty, recheck, outbox, list(dead))
         return None
 
-    def _fill_args(self, b: PartitionBatch, day, dirty: dict[bytes, Picture], outbox: list, dead: list) -> None:
+    def _fill_args(self, b: PartitionBatch, day, dirty: dict[bytes, Picture], recheck: dict[bytes, int],
+                   outbox: list, dead: list) -> None:
         states: list = []
         dues: list = []
         figs: dict[str, int] = {}
         for key, pic in dirty.items():
             person = pic.person
-            new_figs = figure_keys(pic, day)
+            flags = recheck.get(key, 0)
+            new_figs = figure_keys(pic, day) if flags & RECHECK_FIGURES else person.figs
             if new_figs != person.figs:
                 for k in person.figs:
                     figs[k] = figs.get(k, 0) - 1
                 for k in new_figs:
                     figs[k] = figs.get(k, 0) + 1
                 person.figs = new_figs
-            nxt = pic.next_change(day)
-            due = nxt.toordinal() if nxt else 0
+            if flags & RECHECK_DUE:
+                nxt = pic.next_change(day)
+                due = nxt.toordinal() if nxt else 0
+            else:
+                due = person.due
             if due != person.due:  # due:{pN} is written only when the date moves
                 dues += [key, due or "-"]
                 person.due = due
@@ -268,6 +277,20 @@ class Decider:
             n_out, *outbox,
             len(dead), *dead,
         ]
+
+
+def _recheck(pic: Picture, touched: str, decisions: list) -> int:
+    """Which derived values an event can have changed. The city figures read the permit, the
+    settlement, applications and published outcomes; the next-change date reads the permit and,
+    for a settled person, the months of paid medical insurance. A contribution that changed
+    neither an outcome nor those facts leaves both as they were (the date moving on is the
+    scheduler's ``DateTick``, which rechecks everything)."""
+    if touched not in (CONTRIBUTIONS, STORED):
+        return RECHECK_FIGURES | RECHECK_DUE
+    flags = RECHECK_FIGURES if decisions else 0
+    if touched == CONTRIBUTIONS and pic.settled:
+        flags |= RECHECK_DUE
+    return flags
 
 
 def _stored(keys: list[bytes], blobs: list[bytes | None]) -> dict[bytes, Person]:

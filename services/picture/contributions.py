@@ -64,12 +64,15 @@ class Contributions:
         """The slot indexes [lo, hi) of month index ``m`` (where it would be, if empty).
 
         Scanned from the newest month back: records arrive for recent months, so this touches
-        a few slots, whatever the length of the history."""
-        hi = len(self)
-        while hi and self._month_at(hi - 1) > m:
-            hi -= 1
-        lo = hi
-        while lo and self._month_at(lo - 1) == m:
+        a few slots, whatever the length of the history. (Hot: the month is read inline.)"""
+        buf = self.buf
+        hi = len(buf) // _SIZE
+        o = hi * _SIZE - _SIZE
+        while o >= 0 and (buf[o] | buf[o + 1] << 8) > m:
+            o -= _SIZE
+        hi = lo = o // _SIZE + 1
+        while o >= 0 and (buf[o] | buf[o + 1] << 8) == m:
+            o -= _SIZE
             lo -= 1
         return lo, hi
 
