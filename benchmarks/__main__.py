@@ -78,10 +78,14 @@ class Services:
         self.procs: dict[str, subprocess.Popen] = {}
         self.samples: dict[str, list[int]] = {}
 
-    def start(self) -> None:
-        names = ["normalize", *(["decider"] if self.deciders == 1 else
-                                [f"decider{i + 1}" for i in range(self.deciders)]), "relay"]
-        for name in names:
+    def names(self) -> list[str]:
+        return ["normalize", *(["decider"] if self.deciders == 1 else
+                               [f"decider{i + 1}" for i in range(self.deciders)]), "relay"]
+
+    def start(self, only: list[str] | None = None) -> None:
+        """Start the services (or ``only`` those named), each as its own process."""
+        self.procs, self.samples = {}, {}
+        for name in only or self.names():
             service = name.rstrip("0123456789")
             self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env)
             self.samples[name] = []
@@ -237,7 +241,8 @@ def _url(r) -> str:
 
 
 # -- the run ----------------------------------------------------------------------------------
-async def main(args) -> None:
+async def private_redis() -> tuple[subprocess.Popen, str, aioredis.Redis]:
+    """A redis-server of our own with deploy/redis/redis.conf's settings, functions and groups."""
     workdir = tempfile.mkdtemp(prefix="permitbus-bench-")
     port = free_port()
     server = spawn_redis(port, workdir, appendonly=True, config=str(DEPLOY_REDIS_CONF))
@@ -245,31 +250,44 @@ async def main(args) -> None:
     r = aioredis.Redis.from_url(url)
     await load_functions(r)
     await ensure_groups(r)
+    return server, url, r
+
+
+async def populate(r, args, services: Services) -> tuple[list[bytes], int]:
+    """Permit holders and their contribution history through the running services, until idle.
+    Returns the burst (the last ``args.burst_months`` months' records, not yet published) and
+    the number of permit holders."""
+    cfg = SimConfig(people=args.people, seed=5, today=TODAY, months=1, malformed_rate=0, duplicate_rate=0)
+    history = months_before(TODAY, args.months)
+    burst_months, earlier = history[-args.burst_months:], history[:-args.burst_months]
+    print(f"population: {args.people:,} people; history {len(earlier)} months; burst {len(burst_months)} months",
+          flush=True)
+    permits = [rec.payload for rec in generate(cfg) if rec.feed == "psb:permit"]
+    holders = sum(1 for p in permits if b'"QF"' in p)
+    services.start()
+    t0 = time.perf_counter()
+    await publish(r, t.FEEDS["psb:permit"].ingress, permits)
+    n_hist = 0
+    for m in earlier:
+        recs = [rec.payload for rec in contributions_burst(cfg, m)]
+        n_hist += len(recs)
+        await publish(r, t.FEEDS["hrss:contribution"].ingress, recs)
+    await until_idle(r, args.partitions, services)
+    setup_s = time.perf_counter() - t0
+    print(f"setup: {len(permits):,} permit records and {n_hist:,} contributions in {setup_s:.1f} s "
+          f"({(len(permits) + n_hist) / setup_s:,.0f}/s)", flush=True)
+    return [rec.payload for m in burst_months for rec in contributions_burst(cfg, m)], holders
+
+
+async def main(args) -> None:
+    server, url, r = await private_redis()
     services = Services(url, args.partitions, args.batch, args.deciders)
     try:
-        cfg = SimConfig(people=args.people, seed=5, today=TODAY, months=1, malformed_rate=0, duplicate_rate=0)
-        history = months_before(TODAY, args.months)
-        burst_months, earlier = history[-args.burst_months:], history[:-args.burst_months]
-        print(f"population: {args.people:,} people; history {len(earlier)} months; burst {len(burst_months)} months",
-              flush=True)
-        permits = [rec.payload for rec in generate(cfg) if rec.feed == "psb:permit"]
-        holders = sum(1 for p in permits if b'"QF"' in p)
-        services.start()
-        t0 = time.perf_counter()
-        await publish(r, t.FEEDS["psb:permit"].ingress, permits)
-        n_hist = 0
-        for m in earlier:
-            recs = [rec.payload for rec in contributions_burst(cfg, m)]
-            n_hist += len(recs)
-            await publish(r, t.FEEDS["hrss:contribution"].ingress, recs)
-        await until_idle(r, args.partitions, services)
-        setup_s = time.perf_counter() - t0
-        print(f"setup: {len(permits):,} permit records and {n_hist:,} contributions in {setup_s:.1f} s "
-              f"({(len(permits) + n_hist) / setup_s:,.0f}/s)", flush=True)
+        burst, holders = await populate(r, args, services)
+        n_burst_months = args.burst_months
 
         # The month's file lands on the ingress stream (as a department's bulk export would), then
         # the services work it off: the time from their start to the last decision on the outlets.
-        burst = [rec.payload for m in burst_months for rec in contributions_burst(cfg, m)]
         services.stop()
         t0 = time.perf_counter()
         await publish(r, t.FEEDS["hrss:contribution"].ingress, burst)
@@ -327,7 +345,7 @@ async def main(args) -> None:
         server.wait()
     peak = {k: max(v or [0]) for k, v in services.samples.items()}
     rows = [
-        ("burst records", f"{len(burst):,}", f"{len(burst_months)} months x {holders:,} permit holders"),
+        ("burst records", f"{len(burst):,}", f"{n_burst_months} months x {holders:,} permit holders"),
         ("pipeline records/s", f"{rate:,.0f}", "ingress -> outlets, separate processes"),
         ("raw redis-py loop records/s", f"{raw:,.0f}", "XREADGROUP 1000 + msgspec + XACK"),
         ("FastStream per-message records/s", f"{fs:,.0f}", f"on {len(sample):,} of the same records"),
@@ -355,8 +373,7 @@ async def main(args) -> None:
         print(f"{a:<{w0}}  {b:>{w1}}  {c}")
 
 
-def cli(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+def size_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--people", type=int, default=50_000)
     ap.add_argument("--months", type=int, default=24, help="months of contributions in all")
     ap.add_argument("--burst-months", type=int, default=7,
@@ -364,6 +381,11 @@ def cli(argv=None) -> None:
     ap.add_argument("--partitions", type=int, default=16)
     ap.add_argument("--batch", type=int, default=2500)
     ap.add_argument("--deciders", type=int, default=2, help="decider processes sharing the partitions")
+
+
+def cli(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    size_arguments(ap)
     ap.add_argument("--baseline-records", type=int, default=30_000, help="records for the slow baseline")
     ap.add_argument("--latency-rate", type=int, default=2000)
     ap.add_argument("--latency-seconds", type=float, default=10)

@@ -14,3 +14,14 @@ def test_benchmark_runner_small():
                 "pipeline / FastStream per-message", "pipeline / raw loop", "latency p50 / p99 (ms)",
                 "Redis bytes per person", "worker peak RSS (MB)"):
         assert row in out, out
+
+
+def test_stage_runner_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.stages", "--people", "300", "--months", "3",
+                           "--burst-months", "1"], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    normalize, deciders = [line for line in out.splitlines() if " records in " in line]
+    assert normalize.startswith("normalize: ") and "records/s" not in normalize and "/s; CPU s: " in normalize, out
+    assert deciders.startswith("decider1 + decider2 + relay: "), out
+    assert "xreadgroup" in out and "fcall" in out, out  # Redis's command statistics per stage
