@@ -26,19 +26,25 @@ async def normalized(r) -> bool:
     return group["lag"] == 0 and group["pending"] == 0
 
 
+def alive(services: Services) -> None:
+    exited = [name for name, p in services.procs.items() if p.poll() is not None]
+    if exited:
+        raise RuntimeError(f"{', '.join(exited)} exited during the benchmark")
+
+
 async def stage(r, server, services: Services, names: list[str], started, done, n: int, top: int) -> list[str]:
     """Start ``names``; from when ``started`` says they work until ``done``, time them."""
     services.start(only=names)
     try:
         while not await started():
+            alive(services)
             await asyncio.sleep(0.002)
         await r.config_resetstat()
         t0 = time.perf_counter()
         cpu0 = {k: cpu_s(p.pid) for k, p in services.procs.items()}
         redis0 = cpu_s(server.pid), cpu_s(server.pid, children=True)
         while not await done():
-            if any(p.poll() is not None for p in services.procs.values()):
-                raise RuntimeError("a service process exited during the benchmark")
+            alive(services)
             await asyncio.sleep(0.01)
         took = time.perf_counter() - t0
         cpu = {k: cpu_s(p.pid) - cpu0[k] for k, p in services.procs.items()}
