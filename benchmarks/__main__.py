@@ -329,7 +329,7 @@ async def main(args) -> None:
         used = (await r.info("memory"))["used_memory"]
         people_bytes = 0
         for p in range(args.partitions):
-            for key in (t.people(p), t.due(p), t.figures(p), t.decider_meta(p)):
+            for key in (t.people(p), t.archive(p), t.due(p), t.figures(p), t.decider_meta(p)):
                 people_bytes += await r.memory_usage(key, samples=0) or 0
         people = sum([await r.hlen(t.people(p)) for p in range(args.partitions)])
         services.stop()
@@ -353,7 +353,7 @@ async def main(args) -> None:
         ("pipeline / raw loop", f"{rate / raw:.2f}x", "target >= 0.15x"),
         ("latency p50 / p99 (ms)", f"{p50:.0f} / {p99:.0f}", f"{args.latency_rate:,} records/s mixed, {n_lat:,} decisions"),
         ("Redis bytes per person", f"{people_bytes / max(people, 1):,.0f}",
-         f"pictures+due+figures of {people:,} people, {args.months} months; used_memory/person "
+         f"pictures+archives+due+figures of {people:,} people, {args.months} months; used_memory/person "
          f"{used / max(people, 1):,.0f}"),
         ("worker peak RSS (MB)", ", ".join(f"{k} {v / 1024:.0f}" for k, v in peak.items()),
          "burst start -> end: " + ", ".join(f"{k} {rss_before[k] / 1024:.0f}->{rss_after[k] / 1024:.0f}"

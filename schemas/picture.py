@@ -1,8 +1,9 @@
 """A person's picture: everything the rules need to know of one person, and what was last told.
 
 Kept by the decider as one msgpack blob per person in the hash ``ppl:{pN}`` (field: the
-person's pseudonym). Compact on purpose (about 12 bytes per contribution record): at 2.5
-million people the picture is most of Redis's memory. Dates are proleptic ordinals
+person's pseudonym), with the older months of contributions apart in ``arc:{pN}``. Compact on
+purpose (13 bytes per contribution record): at 2.5 million people the picture is most of Redis's
+memory. Dates are proleptic ordinals
 (``date.toordinal()``); ``array_like`` drops field names from the blob.
 """
 
@@ -63,3 +64,7 @@ class Person(msgspec.Struct, array_like=True):
     figs: list[str] = []  # city figures this person is counted in now
     emp_months: int = -1  # recognised employee months in contrib; -1: not yet counted
     due: int = 0  # the stored next-change ordinal in due:{pN}; 0: none
+    # Contribution slots of months (index y*12+m-1) before this one are stored apart, in the
+    # hash ``arc:{pN}``, and rewritten only when they change; in memory ``contrib`` holds all
+    # slots. 0: nothing stored apart.
+    archived: int = 0

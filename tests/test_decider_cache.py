@@ -51,9 +51,11 @@ async def drain(d: Decider) -> None:
 
 
 async def pictures(r, settings) -> dict[bytes, bytes]:
+    """Everything stored of people: the pictures and the months stored apart."""
     out = {}
     for p in range(settings.partitions):
         out.update(await r.hgetall(t.people(p)))
+        out.update({b"arc:" + k: v for k, v in (await r.hgetall(t.archive(p))).items()})
     return out
 
 
@@ -75,7 +77,7 @@ async def test_kept_pictures_decide_as_redis_would(r, one_entry):
     people = [make_id(seq=i) for i in range(12)]
     batches = [("psb:permit", [permit("QF", p, district="320102") for p in people])]
     batches += [("hrss:contribution", [contribution(p, m, aae140="310") for p in people])
-                for m in months("202501", 8)]  # one entry per month: each batch meets everybody again
+                for m in months("202501", 14)]  # one entry per month: each batch meets everybody again
     batches += [("psb:permit", [permit("ZX", p) for p in people[:4]])]
 
     async def decide(settings) -> tuple:
@@ -90,8 +92,9 @@ async def test_kept_pictures_decide_as_redis_would(r, one_entry):
     hits, *expected = await decide(one_entry.model_copy(update={"decider_cache": 0}))
     assert hits == 0
     hits, *got = await decide(one_entry)
-    assert hits >= 12 * 8  # everybody met again in each month's batch came from memory
+    assert hits >= 12 * 14  # everybody met again in each month's batch came from memory
     assert got == expected and len(expected[1]) == 12 + 4
+    assert sum(k.startswith(b"arc:") for k in expected[0]) == 12  # everybody has months stored apart
 
 
 async def test_a_partition_moved_on_by_another_worker_is_read_again(r, one_entry):

@@ -130,8 +130,10 @@ class Decider:
             pipe.hget(t.decider_meta(b.p), "pos")
             if held[b.p][1]:
                 pipe.hmget(t.people(b.p), held[b.p][1])
+                pipe.hmget(t.archive(b.p), held[b.p][1])
         replies = iter(await pipe.execute())
-        snapshots = [(next(replies) or b"0-0", next(replies) if held[b.p][1] else []) for b in batches]
+        snapshots = [(next(replies) or b"0-0", (next(replies), next(replies)) if held[b.p][1] else ([], []))
+                     for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
         try:
@@ -143,7 +145,7 @@ class Decider:
                     self.cache.drop(b.p)
                     continue
                 kept, read = held[b.p]
-                persons = kept | _stored(read, blobs)
+                persons = kept | _stored(read, *blobs)
                 if await self._decide(b, decoded[b.p], owners[b.p], keys[b.p], persons, day, now):
                     ready.append(b)
             if not ready:
@@ -151,7 +153,7 @@ class Decider:
             pipe = self.r.pipeline(transaction=False)
             for b in ready:
                 keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p),
-                         t.attempts(b.p)]
+                         t.attempts(b.p), t.archive(b.p)]
                 keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
                 pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
             results = await pipe.execute()
@@ -189,7 +191,15 @@ class Decider:
                 return False
             eid, entry = failed
             dead[eid] = entry
-            persons = _stored(keys, await self.r.hmget(t.people(b.p), keys) if keys else [])
+            persons = await self._read_stored(b.p, keys)
+
+    async def _read_stored(self, p: int, keys: list[bytes]) -> dict[bytes, Person]:
+        if not keys:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hmget(t.people(p), keys)
+        pipe.hmget(t.archive(p), keys)
+        return _stored(keys, *await pipe.execute())
 
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
         outbox: list = []
@@ -241,6 +251,7 @@ class Decider:
     def _fill_args(self, b: PartitionBatch, day, dirty: dict[bytes, Picture], recheck: dict[bytes, int],
                    outbox: list, dead: list) -> None:
         states: list = []
+        archives: list = []
         dues: list = []
         figs: dict[str, int] = {}
         for key, pic in dirty.items():
@@ -261,7 +272,14 @@ class Decider:
             if due != person.due:  # due:{pN} is written only when the date moves
                 dues += [key, due or "-"]
                 person.due = due
-            states += [key, _person_encoder.encode(pic.freeze())]
+            pic.freeze()
+            split, archive = pic.storage_split()
+            full = person.contrib
+            person.contrib = full[split:]  # the recent months are stored with the picture
+            states += [key, _person_encoder.encode(person)]
+            person.contrib = full
+            if archive is not None:
+                archives += [key, archive]
         figs = {k: v for k, v in figs.items() if v}
         n_out = 0
         i = 0
@@ -272,6 +290,7 @@ class Decider:
         b.args = [
             b.pos, b.new_pos,
             msgpack_strings(states),
+            msgpack_strings(archives) if archives else b"",
             len(dues) // 2, *dues,
             len(figs), *[x for kv in figs.items() for x in kv],
             n_out, *outbox,
@@ -293,9 +312,16 @@ def _recheck(pic: Picture, touched: str, decisions: list) -> int:
     return flags
 
 
-def _stored(keys: list[bytes], blobs: list[bytes | None]) -> dict[bytes, Person]:
-    """The stored pictures among an HMGET's replies (people not stored yet have none)."""
-    return {k: _person_decoder.decode(blob) for k, blob in zip(keys, blobs) if blob}
+def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes | None]) -> dict[bytes, Person]:
+    """The stored pictures among HMGET's replies from ``ppl`` and ``arc`` (people not stored yet
+    have none), each with all its contribution slots: those stored apart, then its own."""
+    out = {}
+    for k, blob, archive in zip(keys, blobs, archives):
+        if blob:
+            person = out[k] = _person_decoder.decode(blob)
+            if person.archived and archive:
+                person.contrib = archive + person.contrib
+    return out
 
 
 def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:

@@ -44,13 +44,16 @@ class Contributions:
     """The packed slots of one person, changed in place, with the running count of recognised
     employee months (months with at least one paid employee slot in Jiangsu)."""
 
-    __slots__ = ("buf", "old", "dirty", "employee_months")
+    __slots__ = ("buf", "old", "dirty", "employee_months", "archived", "archive_dirty")
 
-    def __init__(self, packed: bytes = b"", old: bytes = b"", employee_months: int = UNKNOWN) -> None:
+    def __init__(self, packed: bytes = b"", old: bytes = b"", employee_months: int = UNKNOWN,
+                 archived: int = 0) -> None:
         self.buf = bytearray(packed)
         self.old = set(array("Q", old)) if old else set()
         self.dirty = False
         self.employee_months = employee_months if employee_months >= 0 else self._count_employee_months()
+        self.archived = archived  # months before this are stored apart (see ``split_for_storage``)
+        self.archive_dirty = False  # a record changed a slot of those months
 
     # -- reading the packed slots ----------------------------------------------------------
     def __len__(self) -> int:
@@ -124,6 +127,8 @@ class Contributions:
         else:
             buf[hi * _SIZE:hi * _SIZE] = slot
         self.dirty = True
+        if m < self.archived:
+            self.archive_dirty = True
         counts = _counts_as_employee_month(t, r)
         before = other_employee or (counts and old_paid == 1)
         after = other_employee or (counts and p == 1)
@@ -154,3 +159,37 @@ class Contributions:
 
     def pack(self) -> tuple[bytes, bytes]:
         return bytes(self.buf), array("Q", sorted(self.old)).tobytes()
+
+
+# -- storage: recent months with the picture, older months apart -------------------------------
+ARCHIVE_KEEP_MONTHS = 6  # months left with the picture when older ones are moved apart
+
+
+def first_slot_from(packed: bytes, month: int) -> int:
+    """The byte offset of the first slot of month index ``month`` or later (slots are sorted)."""
+    lo, hi = 0, len(packed) // _SIZE
+    while lo < hi:
+        mid = (lo + hi) // 2
+        o = mid * _SIZE
+        if (packed[o] | packed[o + 1] << 8) < month:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo * _SIZE
+
+
+def split_for_storage(packed: bytes, archived: int, archive_dirty: bool) -> tuple[int, int, bool]:
+    """How a person's slots are stored: the months before ``archived`` apart, the rest with the
+    picture. Returns (archived, byte offset of the first slot kept with the picture, whether the
+    part stored apart must be written).
+
+    The boundary moves in steps: once the picture holds twice ``ARCHIVE_KEEP_MONTHS`` months or
+    more, every month but the last ``ARCHIVE_KEEP_MONTHS`` is moved apart. So a month's records
+    rewrite the picture's few recent months, and the part apart is rewritten about once every
+    ``ARCHIVE_KEEP_MONTHS`` months (or when a record corrects a month in it)."""
+    if packed:
+        newest = packed[-_SIZE] | packed[-_SIZE + 1] << 8
+        if newest - archived + 1 >= 2 * ARCHIVE_KEEP_MONTHS:
+            archived = newest - ARCHIVE_KEEP_MONTHS + 1
+            archive_dirty = True
+    return archived, first_slot_from(packed, archived) if archived else 0, archive_dirty

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.picture import Permit, Person
-from services.picture.contributions import Contributions, month_index
+from services.picture.contributions import Contributions, month_index, split_for_storage
 
 
 class Picture:
@@ -26,7 +26,8 @@ class Picture:
     @property
     def contributions(self) -> Contributions:
         if self._contrib is None:
-            self._contrib = Contributions(self.person.contrib, self.person.old_fps, self.person.emp_months)
+            p = self.person
+            self._contrib = Contributions(p.contrib, p.old_fps, p.emp_months, p.archived)
         return self._contrib
 
     # -- facts -----------------------------------------------------------------------------
@@ -90,3 +91,17 @@ class Picture:
             self.person.emp_months = c.employee_months
             c.dirty = False
         return self.person
+
+    def storage_split(self) -> tuple[int, bytes | None]:
+        """After ``freeze``: where the slots stored with the picture begin in ``person.contrib``
+        (the earlier months go to ``arc:{pN}``), and the bytes to store there now (None: what is
+        stored there is still right). Moves ``person.archived`` on when it is time."""
+        person, c = self.person, self._contrib
+        before = person.archived
+        archived, split, write = split_for_storage(person.contrib, before, c is not None and c.archive_dirty)
+        person.archived = archived
+        if c is not None:
+            c.archived, c.archive_dirty = archived, False
+        if write and not split and not before:
+            write = False  # nothing to store apart, and nothing was
+        return split, person.contrib[:split] if write else None

@@ -12,20 +12,26 @@ local function pb_quarantine(keys, args)
   return 1
 end
 
+-- HSET many fields given as one msgpack array (field, value, field, value, ...): one argument
+-- instead of two per field, and one HSET per 256 fields (a call from Lua costs more than a field).
+local function hset_packed(key, packed)
+  local fv = cmsgpack.unpack(packed)
+  for j = 1, #fv, 512 do
+    redis.call('HSET', key, unpack(fv, j, math.min(#fv, j + 511)))
+  end
+end
+
 -- Apply one decided batch of a partition, guarded by the partition's applied position.
--- KEYS: dec, ppl, due, fig, evt, att, outbox_1..outbox_n
--- ARGV: expected_pos, new_pos, msgpack [field, blob, ...], n_due, (member, score|'-')*,
---       n_fig, (field, delta)*, n_out, (target_index, n_fields, (field, value)*)*, n_att, id*
+-- KEYS: dec, ppl, due, fig, evt, att, arc, outbox_1..outbox_n
+-- ARGV: expected_pos, new_pos, msgpack [field, picture, ...], msgpack [field, archive, ...],
+--       n_due, (member, score|'-')*, n_fig, (field, delta)*,
+--       n_out, (target_index, n_fields, (field, value)*)*, n_att, id*
 local function pb_commit(keys, args)
   local cur = redis.call('HGET', keys[1], 'pos') or '0-0'
   if cur ~= args[1] then return {0, cur} end
-  -- the pictures come as one msgpack array (field, blob, field, blob, ...): one argument instead
-  -- of two per person, and one HSET per 256 pictures (a call from Lua costs more than a field)
-  local states = cmsgpack.unpack(args[3])
-  for j = 1, #states, 512 do
-    redis.call('HSET', keys[2], unpack(states, j, math.min(#states, j + 511)))
-  end
-  local i = 4
+  hset_packed(keys[2], args[3])
+  if args[4] ~= '' then hset_packed(keys[7], args[4]) end
+  local i = 5
   local n = tonumber(args[i]); i = i + 1
   for _ = 1, n do
     if args[i + 1] == '-' then
@@ -41,7 +47,7 @@ local function pb_commit(keys, args)
   end
   n = tonumber(args[i]); i = i + 1
   for _ = 1, n do
-    local target = keys[6 + tonumber(args[i])]
+    local target = keys[7 + tonumber(args[i])]
     local nf = tonumber(args[i + 1])
     local entry = {'XADD', target, '*'}
     for k = 0, nf * 2 - 1 do entry[#entry + 1] = args[i + 2 + k] end

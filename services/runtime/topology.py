@@ -76,6 +76,13 @@ def people(p: int) -> str:
     return f"ppl:{{p{p}}}"
 
 
+def archive(p: int) -> str:
+    """Hash: pseudonym -> the person's archived contribution slots (the months before
+    ``Person.archived``), written only when they change: the picture in ``people(p)`` keeps the
+    recent months, so the monthly burst rewrites a few months of slots, not the whole history."""
+    return f"arc:{{p{p}}}"
+
+
 def decider_meta(p: int) -> str:
     """Hash: pos (last applied evt id), figures counters are in figures(p)."""
     return f"dec:{{p{p}}}"
@@ -136,7 +143,7 @@ def describe() -> list[dict[str, str]]:
         rows.append({"service": f"normalize {f.name}", "reads": f.ingress, "group": NORMALIZER_GROUP,
                      "writes": f"evt:{{pN}}, {f.quarantine}"})
     rows.append({"service": "decider", "reads": "evt:{pN} (from its own applied position)", "group": "-",
-                 "writes": "ppl:{pN}, out:{pN}:<target>, due:{pN}, fig:{pN}"})
+                 "writes": "ppl:{pN}, arc:{pN}, out:{pN}:<target>, due:{pN}, fig:{pN}"})
     rows.append({"service": "relay", "reads": "out:{pN}:<target>", "group": "-",
                  "writes": ", ".join(RELAY_TARGETS) + ", roster{<outlet>}:…"})
     rows.append({"service": "scheduler", "reads": "due:{pN}", "group": "-", "writes": "evt:{pN} (date.tick)"})
