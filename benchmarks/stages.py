@@ -40,6 +40,7 @@ async def stage(r, server, services: Services, names: list[str], started, done, 
             alive(services)
             await asyncio.sleep(0.002)
         await r.config_resetstat()
+        aof0 = (await r.info("persistence"))["aof_current_size"]
         t0 = time.perf_counter()
         cpu0 = {k: cpu_s(p.pid) for k, p in services.procs.items()}
         redis0 = cpu_s(server.pid), cpu_s(server.pid, children=True)
@@ -51,10 +52,14 @@ async def stage(r, server, services: Services, names: list[str], started, done, 
         cpu["redis"] = cpu_s(server.pid) - redis0[0]
         cpu["redis AOF rewrites"] = cpu_s(server.pid, children=True) - redis0[1]
         stats = await r.info("commandstats")
+        persistence = await r.info("persistence")
     finally:
         services.stop()
     lines = [f"{' + '.join(names)}: {n:,} records in {took:.2f} s = {n / took:,.0f}/s; CPU s: "
              + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items())]
+    if persistence["aof_rewrites"] == 0:  # the AOF's growth is what the stage wrote
+        lines.append(f"    AOF written: {(persistence['aof_current_size'] - aof0) / 1e6:,.0f} MB, "
+                     f"{(persistence['aof_current_size'] - aof0) / n:,.0f} bytes a record")
     for name, s in sorted(stats.items(), key=lambda kv: -kv[1]["usec"])[:top]:
         lines.append(f"    {name.removeprefix('cmdstat_'):<16} {s['calls']:>9,} calls {s['usec'] / 1e6:>7.3f} s "
                      f"{s['usec_per_call']:>9,.0f} us/call")
@@ -67,6 +72,13 @@ async def main(args) -> None:
     try:
         burst, _ = await populate(r, args, services)
         services.stop()
+        if args.no_rewrites:
+            await r.config_set("auto-aof-rewrite-percentage", 0)
+            await r.bgrewriteaof()
+            while (await r.info("persistence"))["aof_rewrite_in_progress"] or \
+                    (await r.info("persistence"))["aof_rewrite_scheduled"]:
+                await asyncio.sleep(0.05)
+            await r.config_resetstat()  # aof_rewrites counts from here
         await publish(r, INGRESS, burst)
         before = (await r.xinfo_groups(INGRESS))[0]["entries-read"]
 
@@ -100,6 +112,8 @@ def cli(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.stages", description=__doc__)
     size_arguments(ap)
     ap.add_argument("--top", type=int, default=6, help="Redis commands listed per stage")
+    ap.add_argument("--no-rewrites", action="store_true",
+                    help="no automatic AOF rewrites during the stages: the AOF's growth per stage is printed")
     asyncio.run(main(ap.parse_args(argv)))
 
 
