@@ -3,8 +3,8 @@
 Kept by the decider as one msgpack blob per person in the hash ``ppl:{pN}`` (field: the
 person's pseudonym), with the older months of contributions apart in ``arc:{pN}``. Compact on
 purpose (13 bytes per contribution record): at 2.5 million people the picture is most of Redis's
-memory. Dates are proleptic ordinals
-(``date.toordinal()``); ``array_like`` drops field names from the blob.
+memory. Dates are proleptic ordinals (``date.toordinal()``); ``array_like`` drops field names
+from the blob.
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def spawn_redis(port: int, workdir: str, *, appendonly: bool = False, config: str | None = None) -> subprocess.Popen:
+def spawn_redis(port: int, workdir: str, *, appendonly: bool = False,
+                config: str | None = None) -> subprocess.Popen:
     """Start redis-server on 127.0.0.1:port in workdir and wait until it answers. With ``config``
     (a redis.conf), its settings apply except where, bind, persistence mode and logging are given
     here."""
@@ -50,7 +51,8 @@ def spawn_redis(port: int, workdir: str, *, appendonly: bool = False, config: st
     if exe is None:
         raise NoRedis(NO_REDIS_HELP.format(url="(private)"))
     args = [exe, *([config] if config else []),
-            "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", "", "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
+            "--port", str(port), "--bind", "127.0.0.1", "--dir", workdir, "--save", "",
+            "--appendonly", "yes" if appendonly else "no", "--appendfsync", "everysec",
             "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile", "redis.log"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"
