@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from schemas.events import decode_event, open_envelope
 from services.ingress.service import Normalizer
 from services.runtime import topology as t
+from services.runtime.redis import LIBRARY, fn
 from tests.conftest import publish
 from tests.harness import services
 from tests.people import contribution, make_id, months
@@ -80,7 +81,7 @@ async def test_a_batch_is_prepared_during_the_last_acknowledgement_but_written_a
         await apply(self, entries, prepared)
 
     async def slow_ack(self, name, *args):
-        if name == "pb_ack":
+        if name == fn("pb_ack"):
             await asyncio.sleep(0.03)
             log.append("acked")
         return await fcall(self, name, *args)
@@ -125,7 +126,7 @@ async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, setting
     lost: list = []
     n.apply = then_lose_functions
     await n.handle(resp[0][1])
-    assert lost and await r.function_list(library="permitbus")
+    assert lost and await r.function_list(library=LIBRARY)
     assert (await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP))["pending"] == 0
     sources = [sid for _, sid in await events_on_partitions(r, settings.partitions)]
     assert len(sources) == 6 and len(set(sources)) == 3  # applied twice, acknowledged once

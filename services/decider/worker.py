@@ -33,7 +33,7 @@ from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import msgpack_strings
+from services.runtime.redis import fn, msgpack_strings
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
@@ -155,7 +155,7 @@ class Decider:
                 keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p),
                          t.attempts(b.p), t.archive(b.p)]
                 keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
-                pipe.fcall("pb_commit", len(keys_), *keys_, *b.args)
+                pipe.fcall(fn("pb_commit"), len(keys_), *keys_, *b.args)
             results = await pipe.execute()
         except BaseException:
             self.cache.clear()  # kept pictures may have been changed for a batch not committed
@@ -232,7 +232,7 @@ class Decider:
                     outbox += [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
-                attempts = await self.r.fcall("pb_attempt", 1, t.attempts(b.p), eid)
+                attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(b.p), eid)
                 who = mask(getattr(ev, "person_id", None) or None)
                 if attempts < self.settings.max_attempts:
                     log.error("partition %d event %s (%s) failed, attempt %d: %r",

@@ -37,7 +37,7 @@ from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import Outage
-from services.runtime.redis import msgpack_strings, recover, stream_id
+from services.runtime.redis import fn, msgpack_strings, recover, stream_id
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -152,7 +152,7 @@ class Normalizer:
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
-                pipe.fcall("pb_quarantine", 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
+                pipe.fcall(fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                            sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
                 by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
@@ -189,7 +189,7 @@ class Normalizer:
                     for entry in entries:
                         await self._one_by_one(entry, (deliveries or {}).get(entry[0], 1))
                 try:
-                    await self.r.fcall("pb_ack", 1, self.feed.ingress, t.NORMALIZER_GROUP,
+                    await self.r.fcall(fn("pb_ack"), 1, self.feed.ingress, t.NORMALIZER_GROUP,
                                        msgpack_strings([eid for eid, _ in entries]))
                 except ResponseError as exc:
                     if not await recover(self.r, exc):

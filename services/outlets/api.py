@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from services.ingress.fields import DISTRICTS
 from services.outlets.relay import roster_field
 from services.runtime import topology as t
-from services.runtime.redis import connect
+from services.runtime.redis import connect, fn
 from services.runtime.settings import Settings
 
 
@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
         if district not in DISTRICTS:
             raise HTTPException(404, f"unknown district {district!r}")
         outlet = t.OUTLETS[entitlement].stream
-        position, flat = await r.fcall_ro("pb_roster", 2, outlet, t.roster(outlet, entitlement, district))
+        position, flat = await r.fcall_ro(fn("pb_roster"), 2, outlet, t.roster(outlet, entitlement, district))
         entries = [msgspec.json.decode(flat[i + 1]) for i in range(0, len(flat), 2)]
         entries.sort(key=lambda d: (d["subject_id"], d["application_id"] or ""))
         return Roster(entitlement=entitlement, district=district, outlet=outlet, position=position.decode(),

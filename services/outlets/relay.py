@@ -20,6 +20,7 @@ from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
+from services.runtime.redis import fn
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -97,7 +98,7 @@ class Relay:
                 else:
                     args += ["-", "", "0"]
             keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
-            pipe.fcall("pb_relay", len(keys), *keys, *args)
+            pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
             work.append((target, p, name, len(entries)))
         results = await pipe.execute()
         trim = self.r.pipeline(transaction=False)

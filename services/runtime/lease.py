@@ -16,6 +16,8 @@ import asyncio
 import logging
 import time
 
+from services.runtime.redis import fn
+
 log = logging.getLogger("permitbus.lease")
 SHORT_REFRESH_S = 0.2
 
@@ -27,12 +29,12 @@ class Lease:
 
     async def take(self) -> bool:
         """Acquire, or renew if already ours. False if another worker holds it."""
-        self.held = bool(await self.r.fcall("pb_lease", 1, self.key, self.owner, self.ttl_ms, "take"))
+        self.held = bool(await self.r.fcall(fn("pb_lease"), 1, self.key, self.owner, self.ttl_ms, "take"))
         return self.held
 
     async def release(self) -> None:
         if self.held:
-            await self.r.fcall("pb_lease", 1, self.key, self.owner, self.ttl_ms, "release")
+            await self.r.fcall(fn("pb_lease"), 1, self.key, self.owner, self.ttl_ms, "release")
             self.held = False
 
 
@@ -60,9 +62,9 @@ class PartitionShare:
         pipe = self.r.pipeline(transaction=False)
         order = sorted(wanted) + sorted(self.owned - wanted)
         for p in sorted(wanted):
-            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "take")
+            pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "take")
         for p in sorted(self.owned - wanted):
-            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
+            pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
         results = await pipe.execute()
         owned = {p for p, ok in zip(order, results) if p in wanted and ok}
         if owned != self.owned:
@@ -73,7 +75,7 @@ class PartitionShare:
     async def leave(self) -> None:
         pipe = self.r.pipeline(transaction=False)
         for p in sorted(self.owned):
-            pipe.fcall("pb_lease", 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
+            pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
         pipe.zrem(f"members:{self.role}", self.owner)
         await pipe.execute()
         self.owned = set()

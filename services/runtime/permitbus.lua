@@ -1,6 +1,8 @@
 #!lua name=permitbus
 -- permitbus's atomic steps. Each touches only keys of one hash slot (Redis Cluster ready).
 -- Loaded with FUNCTION LOAD REPLACE at start-up; functions survive Redis restarts (AOF/RDB).
+-- services/runtime/redis.py loads it as library permitbus_<version> with every function name
+-- suffixed _<version> (a hash of this file), so workers of two versions can share one Redis.
 
 -- Quarantine one ingress entry once. KEYS: quarantine stream, its marks (same slot).
 -- ARGV: source_id, payload, reason, detail, now_ms, marks_retention_ms

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import pathlib
+import re
 import struct
 
 import redis.asyncio as aioredis
@@ -12,7 +14,23 @@ from redis.exceptions import ResponseError
 from services.runtime import topology
 
 log = logging.getLogger("permitbus.redis")
-LUA = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
+_SOURCE = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
+# The library and its functions are named after the source's content: workers of two versions
+# (a rolling upgrade) each call their own functions, whose arguments they agree with. Function
+# names are global in Redis, and a function given another version's arguments could fail part
+# way through its writes. Older versions' libraries stay until an operator deletes them.
+VERSION = hashlib.sha1(_SOURCE.encode()).hexdigest()[:10]
+LIBRARY = f"permitbus_{VERSION}"
+_NAMES = sorted(set(re.findall(r"register_function(?:\{function_name = |\()'(pb_\w+)'", _SOURCE)))
+LUA = re.sub(r"(register_function(?:\{function_name = |\()')(pb_\w+)'", rf"\1\2_{VERSION}'",
+             _SOURCE.replace("#!lua name=permitbus\n", f"#!lua name={LIBRARY}\n", 1))
+
+
+def fn(name: str) -> str:
+    """The name under which this version's function ``name`` (``pb_commit``, …) is loaded."""
+    if name not in _NAMES:
+        raise KeyError(f"no function {name!r} in permitbus.lua (it has {', '.join(_NAMES)})")
+    return f"{name}_{VERSION}"
 
 
 def stream_id(x: bytes | str | None) -> tuple[int, int]:
