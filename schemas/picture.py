@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import msgspec
 
-PICTURE_SCHEMA_VERSION = 1
+# 2: older months of contributions stored apart (``archived``, ``arc:{pN}``). A decider refuses a
+# picture of a newer version than it knows: writing it back would drop what it cannot read.
+PICTURE_SCHEMA_VERSION = 2
 
 
 class Permit(msgspec.Struct, array_like=True):

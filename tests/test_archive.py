@@ -133,3 +133,24 @@ async def test_history_stored_apart_reads_back_whole(r, no_cache):
     fresh = decider(r, no_cache)
     _, _, again = await stored(r, fresh, person)
     assert again.contrib == whole2.contrib
+
+
+async def test_a_picture_of_a_newer_release_stops_the_decider_before_it_writes(r, no_cache):
+    import msgspec
+
+    from services.decider.worker import NewerPicture
+
+    person = make_id()
+    d = decider(r, no_cache)
+    await append(r, no_cache, "psb:permit", permit("QF", person, district="320111"))
+    await drain(d)
+    p, key = partition_of(person, no_cache.partitions), d.pseudonym(person)
+    newer = msgspec.structs.replace(_person_decoder.decode(await r.hget(t.people(p), key)), v=99)
+    await r.hset(t.people(p), key, msgspec.msgpack.encode(newer))
+    position = await r.hget(t.decider_meta(p), "pos")
+    await append(r, no_cache, "hrss:contribution", contribution(person, "202501"))
+    with pytest.raises(NewerPicture, match=r"340102\*+\d{3}[0-9X]") as caught:
+        await d.step()
+    assert person not in str(caught.value)  # masked
+    assert await r.hget(t.decider_meta(p), "pos") == position  # nothing committed
+    assert _person_decoder.decode(await r.hget(t.people(p), key)).v == 99

@@ -23,7 +23,7 @@ import redis.asyncio as aioredis
 
 from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event, open_envelope
-from schemas.picture import Person
+from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
 from services.decider.emit import evaluate, figure_keys
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
@@ -45,6 +45,11 @@ OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
 SHARE_REFRESH_S = 0.5
 RECHECK_FIGURES, RECHECK_DUE = 1, 2
+
+
+class NewerPicture(RuntimeError):
+    """A stored picture of a newer schema version: deciding it here would lose what this release
+    cannot read, so the decider stops instead."""
 
 
 @dataclass
@@ -217,7 +222,7 @@ class Decider:
                 if pic is None:
                     if isinstance(ev, DateTick):
                         continue  # nobody to re-decide
-                    pic = pics[key] = Picture(Person(v=1, id=ev.person_id))
+                    pic = pics[key] = Picture(Person(v=PICTURE_SCHEMA_VERSION, id=ev.person_id))
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
@@ -275,6 +280,7 @@ class Decider:
             pic.freeze()
             split, archive = pic.storage_split()
             full = person.contrib
+            person.v = PICTURE_SCHEMA_VERSION
             person.contrib = full[split:]  # the recent months are stored with the picture
             states += [key, _person_encoder.encode(person)]
             person.contrib = full
@@ -319,6 +325,10 @@ def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes |
     for k, blob, archive in zip(keys, blobs, archives):
         if blob:
             person = out[k] = _person_decoder.decode(blob)
+            if person.v > PICTURE_SCHEMA_VERSION:
+                raise NewerPicture(
+                    f"the picture of {mask(person.id)} was written by a newer release (picture schema "
+                    f"v{person.v}; this one knows v{PICTURE_SCHEMA_VERSION}): stop this decider, run the newer one")
             if person.archived and archive:
                 person.contrib = archive + person.contrib
     return out
