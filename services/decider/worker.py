@@ -134,8 +134,7 @@ class Decider:
         for b in batches:
             pipe.hget(t.decider_meta(b.p), "pos")
             if held[b.p][1]:
-                pipe.hmget(t.people(b.p), held[b.p][1])
-                pipe.hmget(t.archive(b.p), held[b.p][1])
+                _read_pictures(pipe, b.p, held[b.p][1])
         replies = iter(await pipe.execute())
         snapshots = [(next(replies) or b"0-0", (next(replies), next(replies)) if held[b.p][1] else ([], []))
                      for b in batches]
@@ -202,8 +201,7 @@ class Decider:
         if not keys:
             return {}
         pipe = self.r.pipeline(transaction=False)
-        pipe.hmget(t.people(p), keys)
-        pipe.hmget(t.archive(p), keys)
+        _read_pictures(pipe, p, keys)
         return _stored(keys, *await pipe.execute())
 
     async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
@@ -316,6 +314,12 @@ def _recheck(pic: Picture, touched: str, decisions: list) -> int:
     if touched == CONTRIBUTIONS and pic.settled:
         flags |= RECHECK_DUE
     return flags
+
+
+def _read_pictures(pipe, p: int, keys: list[bytes]) -> None:
+    """Queue the reads of ``keys``' pictures and of their months stored apart (for ``_stored``)."""
+    pipe.hmget(t.people(p), keys)
+    pipe.hmget(t.archive(p), keys)
 
 
 def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes | None]) -> dict[bytes, Person]:
