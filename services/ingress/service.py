@@ -26,9 +26,7 @@ import redis.asyncio as aioredis
 from faststream import AckPolicy, Context
 from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
-from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.events import ENVELOPE_MAX, Event, encode_envelope, encode_event
 from services.ingress import contribution, housing, permit, school
@@ -36,7 +34,7 @@ from services.ingress.fields import Reject
 from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.runtime.lease import Lease
-from services.runtime.outage import Outage
+from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
 from services.runtime.settings import Settings
 
@@ -177,7 +175,7 @@ class Normalizer:
                     if isinstance(first, Exception):
                         raise first  # preparing it failed already
                     await self.apply(entries, first)
-                except (RConnectionError, RTimeoutError, OSError):
+                except REDIS_OUTAGE:
                     raise
                 except ResponseError as exc:
                     if not await recover(self.r, exc):
@@ -197,7 +195,7 @@ class Normalizer:
                     continue  # functions or groups restored: apply and acknowledge again
                 self.outage.ok()
                 return
-            except (RConnectionError, RTimeoutError, OSError) as exc:
+            except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 if self.stopping.is_set():
                     raise  # left pending: the next holder of the lease finishes it
@@ -210,7 +208,7 @@ class Normalizer:
             try:
                 await self.apply([entry])
                 return
-            except (RConnectionError, RTimeoutError, OSError):
+            except REDIS_OUTAGE:
                 raise
             except Exception as exc:  # noqa: BLE001
                 error = exc
@@ -235,7 +233,7 @@ class Normalizer:
                     log.info("%s: another worker holds the feed; standing by", self.feed.ingress)
                     standby_logged = True
                 self.outage.ok()
-            except (RConnectionError, RTimeoutError, OSError) as exc:
+            except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
             await self._sleep(self.settings.lease_ttl_ms / 3000)
         if self.stopping.is_set():
@@ -252,7 +250,7 @@ class Normalizer:
                         raise LeaseLost(f"{self.feed.ingress}: lease taken over by another worker")
                     await self.trim()
                     self.outage.ok()
-                except (RConnectionError, RTimeoutError, OSError) as exc:
+                except REDIS_OUTAGE as exc:
                     self.outage.failed(exc)
                 except ResponseError as exc:
                     if not await recover(self.r, exc):
@@ -263,7 +261,7 @@ class Normalizer:
                 await self.inbox.join()  # ... and every batch read is applied and acknowledged
                 try:
                     await self.lease.release()
-                except (RConnectionError, RTimeoutError, OSError):
+                except REDIS_OUTAGE:
                     pass
             applier.cancel()  # lease lost: what is queued stays pending for the new holder
 
@@ -306,7 +304,7 @@ class Normalizer:
                 await self.handle(claimed, deliveries)
                 n += len(claimed)
                 self.outage.ok()
-            except (RConnectionError, RTimeoutError, OSError) as exc:
+            except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 await self._sleep(self.outage.backoff())
         return n

@@ -87,10 +87,9 @@ async def run_partitioned(worker, refresh_s: float = 2.0) -> None:
 
     ``worker`` has ``r``, ``share`` (or None for static partitions), ``active``, ``pos``,
     ``stopping``, ``outage`` and ``step(block_ms)``."""
-    from redis.exceptions import ConnectionError as RConnectionError
     from redis.exceptions import ResponseError
-    from redis.exceptions import TimeoutError as RTimeoutError
 
+    from services.runtime.outage import REDIS_OUTAGE
     from services.runtime.redis import recover
 
     next_share = 0.0
@@ -109,7 +108,7 @@ async def run_partitioned(worker, refresh_s: float = 2.0) -> None:
                 continue
             await worker.step(block_ms=200)
             worker.outage.ok()
-        except (RConnectionError, RTimeoutError, OSError) as exc:
+        except REDIS_OUTAGE as exc:  # unreachable, or refusing (OOM, READONLY, ...): wait, then re-read positions
             worker.outage.failed(exc)
             worker.pos.clear()
             await asyncio.sleep(worker.outage.backoff())
@@ -120,5 +119,5 @@ async def run_partitioned(worker, refresh_s: float = 2.0) -> None:
     if worker.share:
         try:
             await worker.share.leave()
-        except (RConnectionError, RTimeoutError, OSError):
+        except REDIS_OUTAGE:
             pass

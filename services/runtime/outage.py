@@ -1,10 +1,41 @@
-"""Redis going away: log once per outage (not once per attempt), back off, carry on when it returns."""
+"""Redis going away, or saying no: log once per outage (not once per attempt), back off, carry on
+when it returns.
+
+An outage is anything that says "not now" about Redis rather than about the record in hand: the
+connection failing or timing out, Redis still loading its data (``LOADING``), out of memory under
+``noeviction`` (``OOM``, the setting deploy/redis/redis.conf recommends), a replica refusing writes
+(``READONLY``), a primary that lost its link (``MASTERDOWN``), a cluster reconfiguring
+(``CLUSTERDOWN``, ``TRYAGAIN``), a script running too long (``BUSY``). None of them is the
+record's fault: the work is retried from where it stood, never dead-lettered, never a reason to
+exit. The effect of every step is idempotent or guarded by a stored position, so a step that
+half went through before Redis said no is simply done again.
+"""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+
+from redis._parsers.base import BaseParser
+from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import ConnectionError as RConnectionError
+from redis.exceptions import TimeoutError as RTimeoutError
+
+
+class RedisBusyError(ResponseError):
+    """``BUSY``: Redis is running a script or function past ``busy-reply-threshold``."""
+
+
+# redis-py maps LOADING, OOM, READONLY, MASTERDOWN, CLUSTERDOWN and TRYAGAIN to classes of their
+# own but leaves BUSY a plain ResponseError; give it one, so that one tuple of classes says
+# "outage" (the parsers read this table, hiredis's included). BUSYGROUP is another code.
+BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", RedisBusyError)
+
+UNREACHABLE: tuple[type[BaseException], ...] = (RConnectionError, RTimeoutError, OSError)  # LOADING is a ConnectionError
+REFUSING: tuple[type[BaseException], ...] = (OutOfMemoryError, ReadOnlyError, ClusterDownError, TryAgainError,
+                                             RedisBusyError)  # MasterDownError is a ClusterDownError
+REDIS_OUTAGE = UNREACHABLE + REFUSING
 
 
 class Outage:
@@ -18,7 +49,12 @@ class Outage:
     def failed(self, exc: BaseException) -> None:
         if self.since is None:
             self.since = time.monotonic()
-            self.log.warning("%s: Redis unreachable (%s); retrying with backoff", self.who, exc.__class__.__name__)
+            if isinstance(exc, REFUSING):
+                self.log.warning("%s: Redis refuses the work (%s: %s); retrying with backoff",
+                                 self.who, exc.__class__.__name__, _first_line(exc))
+            else:
+                self.log.warning("%s: Redis unreachable (%s); retrying with backoff", self.who,
+                                 exc.__class__.__name__)
         self.attempts += 1
 
     def ok(self) -> None:
@@ -31,3 +67,9 @@ class Outage:
 
     def backoff(self) -> float:
         return min(self.cap_s, 0.05 * 2 ** min(self.attempts, 10)) * (0.5 + random.random() / 2)
+
+
+def _first_line(exc: BaseException) -> str:
+    """Redis's own words, without a pipeline's echo of the command (which may hold a payload)."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return text.rsplit("caused error: ", 1)[-1].strip("(),'\"")[:120]

@@ -158,10 +158,12 @@ local function pb_lease(keys, args)
   return 1
 end
 
-redis.register_function('pb_lease', pb_lease)
+-- allow-oom: a worker out of memory under noeviction keeps its leases and acknowledges what it
+-- has written (acknowledging frees memory), so that the work does not change hands meanwhile.
+redis.register_function{function_name = 'pb_lease', callback = pb_lease, flags = {'allow-oom'}}
 redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
-redis.register_function('pb_ack', pb_ack)
+redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)

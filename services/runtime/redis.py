@@ -61,7 +61,11 @@ def connect(url: str) -> aioredis.Redis:
 
 
 async def load_functions(r: aioredis.Redis) -> None:
-    await r.function_load(LUA, replace=True)
+    """Load this release's library unless Redis holds it already (the name is the version, so a
+    library of that name has this very source). Not loading it again spares a write, which a
+    Redis out of memory would refuse."""
+    if not await r.function_list(library=LIBRARY):
+        await r.function_load(LUA, replace=True)
 
 
 async def ensure_groups(r: aioredis.Redis) -> None:

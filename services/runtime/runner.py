@@ -17,15 +17,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from faststream.redis import RedisBroker
-from redis.exceptions import ConnectionError as RConnectionError
-from redis.exceptions import TimeoutError as RTimeoutError
 
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.outage import Outage
+from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import connect, ensure_groups, load_functions
 from services.runtime.settings import Settings
 from services.scheduler.service import Scheduler
@@ -62,15 +60,25 @@ def consumer_name(settings: Settings) -> str:
 
 
 async def wait_for_redis(r, stop: asyncio.Event) -> bool:
+    """Wait until Redis answers and holds this release's functions and the consumer groups.
+
+    A Redis that is unreachable, still loading, or refusing writes (out of memory under
+    ``noeviction``: FUNCTION LOAD and XGROUP CREATE are refused then) is waited for, with one
+    line when the wait starts and one when it ends; False if a stop came first."""
     outage = Outage(log, "start-up")
     while not stop.is_set():
         try:
             await r.ping()
+            await load_functions(r)
+            await ensure_groups(r)
             outage.ok()
             return True
-        except (RConnectionError, RTimeoutError, OSError) as exc:
+        except REDIS_OUTAGE as exc:
             outage.failed(exc)
-            await asyncio.sleep(outage.backoff())
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
+            except asyncio.TimeoutError:
+                pass
     return False
 
 
@@ -107,8 +115,6 @@ async def serve(
     if not await wait_for_redis(r, running.stop):
         await r.aclose()
         return 0
-    await load_functions(r)
-    await ensure_groups(r)
     part_list = list(partitions) if partitions is not None else None
 
     broker: RedisBroker | None = None

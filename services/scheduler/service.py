@@ -15,13 +15,11 @@ import datetime as dt
 import logging
 
 import redis.asyncio as aioredis
-from redis.exceptions import ConnectionError as RConnectionError
-from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.events import ENVELOPE_MAX, DateTick, encode_envelope, encode_event
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.outage import Outage
+from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.scheduler")
@@ -45,7 +43,7 @@ class Scheduler:
                 await self.check()
                 self.outage.ok()
                 wait = self.settings.scheduler_interval_s
-            except (RConnectionError, RTimeoutError, OSError) as exc:
+            except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 wait = self.outage.backoff()
             try:
