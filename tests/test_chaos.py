@@ -7,6 +7,8 @@ import pytest
 
 from tests import chaos
 
+pytestmark = pytest.mark.slow
+
 PEOPLE, SEED = 1300, 11  # about 52,000 records over the four feeds
 
 

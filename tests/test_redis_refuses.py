@@ -27,6 +27,7 @@ def private_url(tmp_path):
     proc.wait()
 
 
+@pytest.mark.slow
 async def test_out_of_memory_mid_burst_then_room_again(private_url):
     inputs = chaos.city(PEOPLE, SEED)
     want, _ = await chaos.run(private_url, inputs)
