@@ -85,7 +85,7 @@ async def test_a_redrive_killed_between_copy_and_delete_is_finished_by_running_i
 
 
 def test_redrive_killed_at_random_points_copies_each_record_once(redis_url):
-    """kill -9 of ``permitbus dlq redrive`` three times while it works through 3,000 dead letters,
+    """kill -9 of ``permitbus dlq redrive`` twelve times while it works through 3,000 dead letters,
     then a run to the end: every record is on ingress exactly once and the dead-letter stream is
     empty."""
     r = sync_redis.Redis.from_url(redis_url)
@@ -97,7 +97,7 @@ def test_redrive_killed_at_random_points_copies_each_record_once(redis_url):
     pipe.execute()
     env = {**os.environ, "PERMITBUS_REDIS_URL": redis_url}
     kills = 0
-    for goal in (300, 1200, 2100):
+    for goal in range(150, 3000, 250):  # 12 kills: the old XADD-then-XDEL left 6-7 duplicates
         proc = subprocess.Popen([sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
@@ -107,7 +107,7 @@ def test_redrive_killed_at_random_points_copies_each_record_once(redis_url):
             os.kill(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait()
-    assert kills == 3
+    assert kills >= 10
     out = run_cli(redis_url, "dlq", "redrive", "ingress:psb:permit")
     assert "re-driven:" in out
     seen = [json.loads(f[b"payload"])["ywlsh"] for _, f in r.xrange(INGRESS)]
