@@ -50,6 +50,15 @@ async def list_entries(r, kind: str, name: str | None, count: int) -> list[tuple
     return out
 
 
+async def parked(r, stream: str, page: int = 500):
+    """The entries of a parked stream, a page at a time (a stream may hold many)."""
+    start = "-"
+    while rows := await r.xrange(stream, min=start, count=page):
+        for row in rows:
+            yield row
+        start = "(" + rows[-1][0].decode()
+
+
 async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes | None, partitions: int,
                   out=print) -> int:
     """Put parked entries back where they entered, each exactly once. Returns the exit status:
@@ -59,35 +68,33 @@ async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes 
     if payload is not None and not entry_id:
         out(f"refused: --payload replaces the payload of one entry: name its id (permitbus {kind} list {name})")
         return 1
-    entries = await r.xrange(stream, entry_id, entry_id) if entry_id else await r.xrange(stream)
-    if entry_id and not entries:
+    if entry_id and not await r.xrange(stream, entry_id, entry_id):
         earlier = await earlier_copy(r, stream, entry_id, partitions)
         out(f"no entry {entry_id} in {stream}" + (f" (re-driven earlier: {earlier[0]} {earlier[1].decode()})"
                                                   if earlier else ""))
         return 1
-    try:
-        copies = [(eid, plan(stream, eid, fields, payload, partitions)) for eid, fields in entries] \
-            if payload is not None else None  # a fix is checked before anything changes
-    except Refused as exc:
-        out(f"refused: {masked(str(exc).encode())}")
-        return 1
     await load_functions(r)  # this release's pb_redrive, whichever release the workers run
     atomic = not isinstance(r, RedisCluster)  # a cluster keeps the parked and target streams in two slots
-    done = refused = finished = 0
-    for i, (eid, fields) in enumerate(entries):
+    entries = parked(r, stream) if not entry_id else _one(r, stream, entry_id)
+    done = refused = 0
+    async for eid, fields in entries:
         try:
-            copy = copies[i][1] if copies else plan(stream, eid, fields, None, partitions)
+            copy = plan(stream, eid, fields, payload, partitions)  # checked before anything changes
         except Refused as exc:
             out(f"refused: {masked(str(exc).encode())}")
             refused += 1
             continue
         fresh, copy_id = await apply(r, copy, atomic=atomic)
         done += 1
-        finished += not fresh
         out(f"{stream} {eid.decode()} -> {copy.target} {copy_id.decode()}"
             + ("" if fresh else " (copied by an earlier run that was interrupted; not copied again)"))
     out(f"re-driven: {done}" + (f", refused: {refused}" if refused else ""))
     return 1 if refused else 0
+
+
+async def _one(r, stream: str, entry_id: str):
+    for row in await r.xrange(stream, entry_id, entry_id):
+        yield row
 
 
 async def operate(settings, args) -> int:
