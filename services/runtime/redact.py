@@ -1,9 +1,11 @@
-"""What may be printed of a secret-bearing value: every URL, token or key that reaches a screen or
-a log goes through here (CONTRACT.md: no command ever prints a password or a key).
+"""What may be printed of a secret-bearing value (CONTRACT.md: no command ever prints a password
+or a key): every URL that reaches a screen or a log goes through ``redact_url``; tokens and keys
+are never printed at all (``Settings`` keeps them out of reprs and validation errors).
 
 ``redact_url("redis://app:s3cret@db:6379/0")`` -> ``redis://app:***@db:6379/0``; a password given
-as a query parameter (``?password=…``) is starred the same way; a user-info without a colon (``redis://s3cret@db``, which some clients read as
-a password) is starred whole. A URL that does not parse is starred whole rather than risk it.
+as a query parameter (``?password=…``) is starred the same way; a user-info without a colon
+(``redis://s3cret@db``, which some clients read as a password) is starred whole. A URL that does
+not parse is starred whole rather than risk it.
 """
 
 from __future__ import annotations
