@@ -127,3 +127,15 @@ def test_a_bad_setting_is_reported_without_its_value(redis_url):
     """A malformed PERMITBUS_API_TOKENS stops the command; the error names the field, not the token."""
     out = run_cli(redis_url, "topology", expect=1, PERMITBUS_API_TOKENS='{"edu": ["tok-7c1d-secret"]}')
     assert "api_tokens" in out and "tok-7c1d-secret" not in out
+
+
+def test_redact_url_stars_every_form_of_password():
+    from services.runtime.redact import redact_url
+
+    assert redact_url("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact_url("redis://app:s3cret@db:6379/2") == "redis://app:***@db:6379/2"
+    assert redact_url("redis://:s3cret@db:6379/0") == "redis://:***@db:6379/0"
+    assert redact_url("redis://s3cret@db/0") == "redis://***@db/0"
+    assert redact_url("rediss://db/0?ssl_cert_reqs=none&password=s3cret") == \
+        "rediss://db/0?ssl_cert_reqs=none&password=***"
+    assert redact_url("redis://[::1:6379/0") == "***"
