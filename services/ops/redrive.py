@@ -106,8 +106,9 @@ def _partition_stream(name: str, fields: dict[bytes, bytes], partitions: int) ->
         event = decode_event(fields.get(b"event", b""))
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise Refused(f"{name}: its event does not decode ({str(exc)[:80]}); it cannot be re-driven") from None
-    if event.person_id and partition_of(event.person_id, partitions) != ours[claimed]:
-        raise Refused(f"{name}: its event belongs to another partition than {claimed}")
+    if event.person_id and (home := partition_of(event.person_id, partitions)) != ours[claimed]:
+        raise Refused(f"{name}: its event belongs to {t.evt(home)}, not {claimed}, with {partitions} partitions "
+                      "(is PERMITBUS_PARTITIONS set as for the deployment?)")
     return claimed
 
 
