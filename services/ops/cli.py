@@ -97,8 +97,16 @@ async def _one(r, stream: str, entry_id: str):
         yield row
 
 
+def client(settings):
+    """A Redis Cluster client when ``PERMITBUS_REDIS_CLUSTER_URL`` is set (then the URL of one
+    server is ignored), else the one server's. Re-drives take two steps on a cluster."""
+    if settings.redis_cluster_url:
+        return RedisCluster.from_url(settings.redis_cluster_url, decode_responses=False)
+    return connect(settings.redis_url)
+
+
 async def operate(settings, args) -> int:
-    r = connect(settings.redis_url)
+    r = client(settings)
     try:
         if args.action == "list":
             rows = await list_entries(r, args.cmd, args.stream, args.count)
