@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="simulate Nanjing, run every service on it, print a summary")
     demo.add_argument("--people", type=int, default=20_000)
     demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--redis", metavar="URL",
+                      help="run on this Redis instead of a private redis-server: only an empty database or one an "
+                           "earlier demo marked as its own (any other is refused, untouched)")
     sim = sub.add_parser("simulate", help="publish a simulated Nanjing on the ingress streams")
     sim.add_argument("--people", type=int, default=20_000)
     sim.add_argument("--seed", type=int, default=7)
@@ -100,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "demo":
         from services.sim.demo import demo
 
-        return asyncio.run(demo(settings, people=args.people, seed=args.seed))
+        return asyncio.run(demo(settings, people=args.people, seed=args.seed, redis=args.redis))
     if args.cmd == "simulate":
         from services.sim.demo import simulate
 

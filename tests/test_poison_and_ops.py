@@ -50,10 +50,11 @@ async def test_decider_poison_is_dead_lettered_then_redriven_once(r, settings3, 
     # the bug is fixed; re-drive: applied once
     monkeypatch.setattr(health, "decide", real)
     async with services(settings3):
-        out = await asyncio.to_thread(run_cli, redis_url, "dlq", "redrive", "decider")
+        parts = {"PERMITBUS_PARTITIONS": str(settings3.partitions)}  # as the deployment's: checked on re-drive
+        out = await asyncio.to_thread(run_cli, redis_url, "dlq", "redrive", "decider", **parts)
         assert "re-driven: 1" in out
         await drain(r, settings3)
-        again = await asyncio.to_thread(run_cli, redis_url, "dlq", "redrive", "decider")
+        again = await asyncio.to_thread(run_cli, redis_url, "dlq", "redrive", "decider", **parts)
         assert "re-driven: 0" in again
         await drain(r, settings3)
     health_out = await read_outlet(r, "outlet:health")

@@ -3,17 +3,21 @@
 Quarantine (bad input) lives in ``quarantine:<feed>``; dead letters (records whose processing
 kept failing: a bug, not bad input) in ``dlq:ingress:<feed>`` and ``dlq:decider``. Re-driving puts
 the record back where it entered (the ingress stream, or the partition stream for the decider's),
-optionally with a payload fixed by an operator, and deletes the parked copy. Identity numbers are
-masked on screen unless ``--reveal`` is given.
+optionally with a payload fixed by an operator, and deletes the parked copy, exactly once and only
+where it came from (``services/ops/redrive.py``). Identity numbers are masked on screen. Exit
+status: 0 done, 1 refused or not found.
 """
 
 from __future__ import annotations
 
 import re
 
+from redis.asyncio.cluster import RedisCluster
+
+from services.ops.redrive import Refused, apply, earlier_copy, plan
 from services.runtime import topology as t
 from services.runtime.identity import mask
-from services.runtime.redis import connect
+from services.runtime.redis import connect, load_functions
 
 _ID = re.compile(rb"\d{17}[\dXx]")
 
@@ -29,7 +33,7 @@ def streams(kind: str, name: str | None) -> list[str]:
         if bad:
             raise SystemExit(f"unknown feed {bad[0]!r}; feeds: {', '.join(t.FEEDS)}")
         return [t.FEEDS[f].quarantine for f in feeds]
-    all_dlq = [t.dlq(f.ingress) for f in t.FEEDS.values()] + [t.DECIDER_DLQ]
+    all_dlq = list(t.dead_letter_streams())
     if not name:
         return all_dlq
     full = name if name.startswith("dlq:") else f"dlq:{name}"
@@ -46,28 +50,63 @@ async def list_entries(r, kind: str, name: str | None, count: int) -> list[tuple
     return out
 
 
-async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes | None) -> int:
-    """Put parked entries back where they entered. Returns how many were re-driven."""
+async def parked(r, stream: str, page: int = 500):
+    """The entries of a parked stream, a page at a time (a stream may hold many)."""
+    start = "-"
+    while rows := await r.xrange(stream, min=start, count=page):
+        for row in rows:
+            yield row
+        start = "(" + rows[-1][0].decode()
+
+
+async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes | None, partitions: int,
+                  out=print) -> int:
+    """Put parked entries back where they entered, each exactly once. Returns the exit status:
+    0 when every entry named was re-driven, 1 when one was refused or not found (the others are
+    re-driven; a refused entry stays parked, unchanged)."""
     (stream,) = streams(kind, name)
-    entries = await r.xrange(stream, entry_id, entry_id) if entry_id else await r.xrange(stream)
-    if entry_id and not entries:
-        raise SystemExit(f"no entry {entry_id} in {stream}")
-    if payload is not None and len(entries) != 1:
-        raise SystemExit("--payload replaces the payload of one entry: name its id")
-    n = 0
-    for eid, fields in entries:
-        if stream == t.DECIDER_DLQ:
-            await r.xadd(fields[b"stream"].decode(), {"e": fields[b"event"]})
-        else:
-            target = fields.get(b"stream", b"").decode() or f"ingress:{stream.split(':', 1)[1]}"
-            await r.xadd(target, {"payload": payload if payload is not None else fields[b"payload"]})
-        await r.xdel(stream, eid)
-        n += 1
-    return n
+    if payload is not None and not entry_id:
+        out(f"refused: --payload replaces the payload of one entry: name its id (permitbus {kind} list {name})")
+        return 1
+    if entry_id and not await r.xrange(stream, entry_id, entry_id):
+        earlier = await earlier_copy(r, stream, entry_id, partitions)
+        out(f"no entry {entry_id} in {stream}" + (f" (re-driven earlier: {earlier[0]} {earlier[1].decode()})"
+                                                  if earlier else ""))
+        return 1
+    await load_functions(r)  # this release's pb_redrive, whichever release the workers run
+    atomic = not isinstance(r, RedisCluster)  # a cluster keeps the parked and target streams in two slots
+    entries = parked(r, stream) if not entry_id else _one(r, stream, entry_id)
+    done = refused = 0
+    async for eid, fields in entries:
+        try:
+            copy = plan(stream, eid, fields, payload, partitions)  # checked before anything changes
+        except Refused as exc:
+            out(f"refused: {masked(str(exc).encode())}")
+            refused += 1
+            continue
+        fresh, copy_id = await apply(r, copy, atomic=atomic)
+        done += 1
+        out(f"{stream} {eid.decode()} -> {copy.target} {copy_id.decode()}"
+            + ("" if fresh else " (copied by an earlier run that was interrupted; not copied again)"))
+    out(f"re-driven: {done}" + (f", refused: {refused}" if refused else ""))
+    return 1 if refused else 0
+
+
+async def _one(r, stream: str, entry_id: str):
+    for row in await r.xrange(stream, entry_id, entry_id):
+        yield row
+
+
+def client(settings):
+    """A Redis Cluster client when ``PERMITBUS_REDIS_CLUSTER_URL`` is set (then the URL of one
+    server is ignored), else the one server's. Re-drives take two steps on a cluster."""
+    if settings.redis_cluster_url:
+        return RedisCluster.from_url(settings.redis_cluster_url, decode_responses=False)
+    return connect(settings.redis_url)
 
 
 async def operate(settings, args) -> int:
-    r = connect(settings.redis_url)
+    r = client(settings)
     try:
         if args.action == "list":
             rows = await list_entries(r, args.cmd, args.stream, args.count)
@@ -86,7 +125,7 @@ async def operate(settings, args) -> int:
                 print(f"{k.decode()}: {masked(v)}")
         elif args.action == "redrive":
             payload = args.payload.encode() if args.payload is not None else None
-            print(f"re-driven: {await redrive(r, args.cmd, args.stream, args.id, payload)}")
+            return await redrive(r, args.cmd, args.stream, args.id, payload, settings.partitions)
         return 0
     finally:
         await r.aclose()

@@ -144,6 +144,37 @@ local function pb_roster(keys, args)
   return {last, redis.call('HGETALL', keys[2])}
 end
 
+-- Re-drive one parked entry (quarantine or dead letter) onto the stream it came from, once.
+-- KEYS: target stream, its re-drive marks (hash: mark -> copy id), their times (sorted set: mark
+--       -> ms), all in the target's slot; [parked stream: single Redis only, see below]
+-- ARGV: mark (``<parked stream> <parked id>``), parked id, now_ms, marks_retention_ms,
+--       (field, value)* of the copy
+-- When the mark is there the copy was made before (an earlier run killed half-way): nothing is
+-- appended again. Returns {1, copy id} for a new copy, {0, earlier copy id} otherwise. On a single
+-- Redis KEYS[4] is the parked stream and the parked entry is deleted in the same step; on a
+-- cluster (another slot) the caller deletes it afterwards, and a re-run after a kill in between
+-- finds the mark and only deletes.
+local function pb_redrive(keys, args)
+  local copy = redis.call('HGET', keys[2], args[1])
+  local fresh = 0
+  if not copy then
+    local entry = {'XADD', keys[1], '*'}
+    for k = 5, #args do entry[#entry + 1] = args[k] end
+    copy = redis.call(unpack(entry))
+    redis.call('HSET', keys[2], args[1], copy)
+    redis.call('ZADD', keys[3], args[3], args[1])
+    fresh = 1
+    local old = redis.call('ZRANGEBYSCORE', keys[3], '-inf', tonumber(args[3]) - tonumber(args[4]),
+                           'LIMIT', 0, 100)
+    if #old > 0 then
+      redis.call('HDEL', keys[2], unpack(old))
+      redis.call('ZREM', keys[3], unpack(old))
+    end
+  end
+  if keys[4] then redis.call('XDEL', keys[4], args[2]) end
+  return {fresh, copy}
+end
+
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
 -- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
 -- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
@@ -167,3 +198,4 @@ redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)
+redis.register_function('pb_redrive', pb_redrive)

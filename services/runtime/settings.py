@@ -10,11 +10,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PERMITBUS_", extra="ignore")
+    # Secrets (the Redis URL's password, the pseudonym key, API tokens) stay out of reprs and of
+    # validation errors: no command prints a password or a key (CONTRACT.md).
+    model_config = SettingsConfigDict(env_prefix="PERMITBUS_", extra="ignore", hide_input_in_errors=True)
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against")
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against", repr=False)
     redis_cluster_url: str | None = Field(
-        None, description="Redis Cluster seed URL; not supported yet (the key layout is cluster-ready)"
+        None, repr=False, description="Redis Cluster seed URL; not supported yet (the key layout is cluster-ready)"
     )
     today: dt.date | None = Field(None, description="fixes the evaluation date D (replays, tests)")
     partitions: int = Field(16, ge=1, le=1024, description="number of person partitions evt:{pN}")
@@ -30,7 +32,7 @@ class Settings(BaseSettings):
                     "evenly over the partitions; a person met again is then neither read from Redis nor decoded",
     )
     pseudonym_key: str = Field(
-        "permitbus-dev-only-change-me",
+        "permitbus-dev-only-change-me", repr=False,
         description="HMAC key for person pseudonyms in Redis keys; set a secret in production",
     )
     outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
@@ -39,7 +41,7 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
     lease_ttl_ms: int = Field(10_000, ge=500, description="a dead worker's feed or partitions are taken over after this")
     api_tokens: dict[str, str] = Field(
-        default_factory=dict,
+        default_factory=dict, repr=False,
         description='read API: department -> bearer token, JSON, e.g. {"edu": "…", "health": "…"}',
     )
     api_host: str = "127.0.0.1"

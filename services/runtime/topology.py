@@ -136,6 +136,27 @@ def dlq(stream: str) -> str:
     return f"dlq:{stream}"
 
 
+def dead_letter_streams() -> tuple[str, ...]:
+    """Every dead-letter stream, for the operators' tools: a new one is added here, with where its
+    entries came from in ``services/ops/redrive.py`` (a stream without such a rule is refused)."""
+    return tuple(dlq(f.ingress) for f in FEEDS.values()) + (DECIDER_DLQ,)
+
+
+def redrive_marks(target: str) -> str:
+    """Hash: ``<parked stream> <parked id>`` -> id of its copy re-driven onto ``target``, so that a
+    re-drive killed half-way and run again copies nothing twice. Same slot as ``target`` (a
+    target with a hash tag of its own, ``evt:{pN}``, lends it)."""
+    return f"redriven:{target}" if "{" in target else f"redriven{{{target}}}"
+
+
+def redrive_times(target: str) -> str:
+    """Sorted set: the marks of ``redrive_marks(target)`` by time (ms), to forget old ones."""
+    return f"redriventime:{target}" if "{" in target else f"redriventime{{{target}}}"
+
+
+DEMO_MARKER = "permitbus:demo"  # string: written first by ``permitbus demo`` in a Redis it may clear
+
+
 def describe() -> list[dict[str, str]]:
     """The topology as rows, for the README and ``permitbus topology``."""
     rows = []

@@ -1,8 +1,18 @@
-"""``permitbus demo`` and ``permitbus simulate``: a simulated Nanjing through the real services."""
+"""``permitbus demo`` and ``permitbus simulate``: a simulated Nanjing through the real services.
+
+The demo never touches a deployment (CONTRACT.md, "Running"): it runs on a private
+``redis-server`` of its own, whatever ``PERMITBUS_REDIS_URL`` says. Pointed at a Redis with
+``--redis``, it first makes the database its own: an empty one gets the marker
+``topology.DEMO_MARKER`` before anything else is written; a marked one (an earlier demo's) is
+emptied; any other (a deployment, or anyone's data) is refused and left untouched. URLs are printed
+with their password starred (``redact_url``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -11,22 +21,39 @@ from services.ingress.fields import DISTRICTS
 from services.ops.backlog import backlog
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.localredis import NoRedis, redis_for
+from services.runtime.localredis import NoRedis, private_redis
+from services.runtime.redact import redact_url
 from services.runtime.redis import connect, ensure_groups, load_functions
 from services.runtime.runner import Running, serve
 from services.runtime.settings import Settings
 from services.sim.generator import SimConfig, generate
 
-OUR_KEYS = ("ingress:*", "quarantine:*", "qmarks{*", "evt:*", "ppl:*", "arc:*", "dec:*", "out:*", "due:*", "fig:*",
-            "att:*", "relaypos{*", "roster{*", "rosteridx{*", "outlet:*", "dlq:*", "sched:*", "lease:*", "members:*")
+NO_SERVER_HELP = (
+    "permitbus demo runs on a private redis-server of its own, and there is no redis-server on PATH.\n"
+    "Install Redis 7 (Debian/Ubuntu: `apt-get install redis-server`), or give the demo a Redis it may "
+    "use: permitbus demo --redis redis://HOST:PORT/DB (an empty database, or one an earlier demo wrote)."
+)
 
 
-async def reset(r) -> int:
-    n = 0
-    for pattern in OUR_KEYS:
-        async for key in r.scan_iter(match=pattern, count=1000):
-            n += await r.delete(key)
-    return n
+class NotOurs(Exception):
+    """The Redis database holds data the demo did not write."""
+
+
+async def claim(r) -> int:
+    """Make the database the demo's own before writing anything: mark an empty one, empty a marked
+    one (returns how many keys an earlier demo left), refuse anything else (``NotOurs``)."""
+    if await r.exists(t.DEMO_MARKER):
+        left = await r.dbsize() - 1
+        await r.flushdb()
+    else:
+        left = 0
+        if await r.dbsize():
+            sample = sorted(k.decode("utf-8", "replace") for k in (await r.scan(0, count=100))[1])[:3]
+            raise NotOurs(f"{await r.dbsize():,} keys the demo did not write (e.g. {', '.join(sample)})")
+    stamp = f"written by permitbus demo at {dt.datetime.now(dt.UTC).isoformat(timespec='seconds')}"
+    if not await r.set(t.DEMO_MARKER, stamp, nx=True):
+        raise NotOurs("another demo claimed it at the same moment")
+    return left
 
 
 async def publish(r, records, progress=None) -> Counter:
@@ -50,7 +77,7 @@ async def simulate(settings: Settings, people: int, seed: int) -> int:
     try:
         await r.ping()
     except Exception as exc:  # noqa: BLE001
-        print(f"cannot reach Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        print(f"cannot reach Redis at {redact_url(settings.redis_url)}: {exc}", file=sys.stderr)
         return 1
     today = settings.today or Clock().today()
     started = time.monotonic()
@@ -62,25 +89,47 @@ async def simulate(settings: Settings, people: int, seed: int) -> int:
     return 0
 
 
-async def demo(settings: Settings, people: int, seed: int, out=sys.stdout) -> int:
+async def demo(settings: Settings, people: int, seed: int, redis: str | None = None, out=sys.stdout) -> int:
+    """Run the demo on a private redis-server, or on ``redis`` if it is empty or the demo's own."""
+    if redis is not None:
+        return await _on(settings.model_copy(update={"redis_url": redis}), people, seed, out, private=False)
+    if shutil.which("redis-server") is None:
+        print(NO_SERVER_HELP, file=sys.stderr)
+        return 1
     try:
-        with redis_for(settings.redis_url) as (url, private):
-            if private:
-                print(f"No Redis at {settings.redis_url}: started a private redis-server at {url}", file=out)
-            else:
-                print(f"Using the Redis at {url}", file=out)
-            settings = settings.model_copy(update={"redis_url": url})
-            return await _demo(settings, people, seed, out)
+        with private_redis() as (url, _):
+            return await _on(settings.model_copy(update={"redis_url": url}), people, seed, out, private=True)
     except NoRedis as exc:
         print(exc, file=sys.stderr)
         return 1
 
 
-async def _demo(settings: Settings, people: int, seed: int, out) -> int:
+async def _on(settings: Settings, people: int, seed: int, out, *, private: bool) -> int:
+    shown = redact_url(settings.redis_url)
     r = connect(settings.redis_url)
-    cleared = await reset(r)
-    if cleared:
-        print(f"cleared {cleared} permitbus keys left by an earlier run", file=out)
+    try:
+        try:
+            left = await claim(r)
+        except NotOurs as exc:
+            print(f"refusing to run the demo on the Redis at {shown}: it holds {exc}. The demo writes only "
+                  "to an empty database or one an earlier demo marked as its own "
+                  f"(key {t.DEMO_MARKER}); run `permitbus demo` without --redis to use a private redis-server.",
+                  file=sys.stderr)
+            return 1
+        except Exception as exc:  # noqa: BLE001 - unreachable, wrong password, ...
+            print(f"cannot use the Redis at {shown}: {exc}", file=sys.stderr)
+            return 1
+        if private:
+            print(f"Started a private redis-server at {shown} for the demo (stopped afterwards)", file=out)
+        else:
+            print(f"Using the Redis at {shown} (the demo's own)"
+                  + (f": cleared {left} keys an earlier demo left" if left else ""), file=out)
+        return await _demo(settings, people, seed, out, r)
+    finally:
+        await r.aclose()
+
+
+async def _demo(settings: Settings, people: int, seed: int, out, r) -> int:
     await load_functions(r)
     await ensure_groups(r)
     today = settings.today or Clock().today()
@@ -119,7 +168,6 @@ async def _demo(settings: Settings, people: int, seed: int, out) -> int:
     running.stop.set()
     await svc
     await _summary(r, settings, len(records), elapsed, out)
-    await r.aclose()
     return 0
 
 
