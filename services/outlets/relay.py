@@ -40,6 +40,22 @@ def roster_field(subject_id: str, application_id: str | None) -> str:
     return subject_id if application_id is None else f"{subject_id}|{application_id}"
 
 
+def roster_change(fields: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], bytes, bytes, str]:
+    """An outbox entry of an outlet -> (the fields to append, roster action, roster field, district
+    index). The decider states the action (field ``roster``: an application decided after its
+    closing day is not listed although eligible); an entry with no ``payload`` is a closed
+    application leaving its roster (field ``field``), and appends nothing. Entries of a decider of
+    an earlier release state no action: listed while eligible, as that release did."""
+    stated = fields.get(b"roster")
+    payload = fields.get(b"payload")
+    if payload is None:
+        return {}, stated or b"-", fields.get(b"field", b""), "0"
+    d = decision_decoder.decode(payload)
+    action = stated or (b"set" if d.status == "eligible" else b"del")
+    out = {k: v for k, v in fields.items() if k != b"roster"}
+    return out, action, roster_field(d.subject_id, d.application_id).encode(), DISTRICT_INDEX.get(d.district or "", "0")
+
+
 class Relay:
     def __init__(self, r: aioredis.Redis, settings: Settings, partitions: Iterable[int] | None = None,
                  targets: Iterable[str] | None = None, owner: str = "relay") -> None:
@@ -87,16 +103,13 @@ class Relay:
                           len(entries), now_ms if target.startswith("quarantine:") else "-"]
             has_roster = target in ENTITLEMENT_OF
             for _, fields in entries:
+                roster = ("-", "", "0")
+                if has_roster:
+                    fields, *roster = roster_change(fields)
                 args.append(len(fields))
                 for k, v in fields.items():
                     args += [k, v]
-                if has_roster:
-                    d = decision_decoder.decode(fields[b"payload"])
-                    action = "set" if d.status == "eligible" else "del"
-                    args += [action, roster_field(d.subject_id, d.application_id),
-                             DISTRICT_INDEX.get(d.district or "", "0")]
-                else:
-                    args += ["-", "", "0"]
+                args += roster
             keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
             pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
             work.append((target, p, name, len(entries)))

@@ -87,6 +87,8 @@ end
 -- KEYS: target, relaypos, marks, [roster_index, roster_1..11]
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
 --       (n_fields, (f, v)*, action, key, district_index)*
+-- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
+-- An entry with no fields appends nothing: a closed application leaving its roster.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
 local function pb_relay(keys, args)
@@ -111,7 +113,7 @@ local function pb_relay(keys, args)
       if redis.call('ZSCORE', keys[3], source) then copy = false
       else redis.call('ZADD', keys[3], args[6], source) end
     end
-    if copy then redis.call(unpack(entry)) end
+    if copy and nf > 0 then redis.call(unpack(entry)) end
     local action, key, d = args[i], args[i + 1], args[i + 2]
     i = i + 3
     if action ~= '-' then

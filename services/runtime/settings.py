@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +46,32 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"
+
+    @field_validator("today", mode="before")
+    @classmethod
+    def _iso_day(cls, value: object) -> object:
+        """D only as ``YYYY-MM-DD``: pydantic alone also reads ``0`` or ``1700000000`` as a date
+        (seconds since 1970), which would decide everyone as of a day nobody meant."""
+        if value is None or isinstance(value, dt.date):
+            return value
+        if not (isinstance(value, str) and ISO_DAY.fullmatch(value)):
+            raise ValueError(f"must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}: no such day") from None
+
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def refusal(exc: ValidationError) -> str:
+    """One line naming the variables a start refuses, e.g. ``PERMITBUS_TODAY: must be …``."""
+    parts = []
+    for err in exc.errors():
+        name = "PERMITBUS_" + "_".join(str(x) for x in err["loc"][:1]).upper()
+        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 @functools.lru_cache(maxsize=1)
