@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from schemas.decision import decision_decoder
 from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
+from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
 from services.runtime.redis import fn
@@ -33,27 +34,34 @@ def roster_keys(target: str) -> list[str]:
     ent = ENTITLEMENT_OF.get(target)
     if ent is None:
         return []
-    return [t.roster_index(target, ent)] + [t.roster(target, ent, d) for d in DISTRICTS]
+    return ([t.roster_index(target, ent)] + [t.roster(target, ent, d) for d in DISTRICTS]
+            + [t.roster_subjects(target, ent)])
 
 
 def roster_field(subject_id: str, application_id: str | None) -> str:
     return subject_id if application_id is None else f"{subject_id}|{application_id}"
 
 
-def roster_change(fields: dict[bytes, bytes]) -> tuple[dict[bytes, bytes], bytes, bytes, str]:
-    """An outbox entry of an outlet -> (the fields to append, roster action, roster field, district
-    index). The decider states the action (field ``roster``: an application decided after its
-    closing day is not listed although eligible); an entry with no ``payload`` is a closed
-    application leaving its roster (field ``field``), and appends nothing. Entries of a decider of
-    an earlier release state no action: listed while eligible, as that release did."""
+def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple[dict[bytes, bytes], list]:
+    """An outbox entry of an outlet -> (the fields to append, pb_relay's roster arguments: action,
+    roster field, district index, subject pseudonym, application id). The decider states the action
+    (field ``roster``: an application decided after its closing day is not listed although
+    eligible); an entry with no ``payload`` is a closed application leaving its roster (field
+    ``field``) and appends nothing. Entries of a decider of an earlier release state no action:
+    listed while eligible, as that release did. The subject index is keyed by pseudonym (an index
+    holds no ID in clear, CONTRACT.md)."""
     stated = fields.get(b"roster")
     payload = fields.get(b"payload")
     if payload is None:
-        return {}, stated or b"-", fields.get(b"field", b""), "0"
+        key = fields.get(b"field", b"")
+        subject, _, app = key.partition(b"|")
+        return {}, [stated or b"-", key, "0", pseudonym(subject.decode()) if app else b"", app]
     d = decision_decoder.decode(payload)
     action = stated or (b"set" if d.status == "eligible" else b"del")
     out = {k: v for k, v in fields.items() if k != b"roster"}
-    return out, action, roster_field(d.subject_id, d.application_id).encode(), DISTRICT_INDEX.get(d.district or "", "0")
+    who = pseudonym(d.subject_id) if d.application_id is not None else b""
+    return out, [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0"),
+                 who, d.application_id or ""]
 
 
 class Relay:
@@ -69,6 +77,7 @@ class Relay:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
+        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
 
     def stop(self) -> None:
         self.stopping.set()
@@ -103,9 +112,9 @@ class Relay:
                           len(entries), now_ms if target.startswith("quarantine:") else "-"]
             has_roster = target in ENTITLEMENT_OF
             for _, fields in entries:
-                roster = ("-", "", "0")
+                roster = ["-", "", "0", "", ""]
                 if has_roster:
-                    fields, *roster = roster_change(fields)
+                    fields, roster = roster_change(fields, self.pseudonym)
                 args.append(len(fields))
                 for k, v in fields.items():
                     args += [k, v]

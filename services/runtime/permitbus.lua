@@ -82,11 +82,25 @@ local function pb_attempt(keys, args)
   return redis.call('HINCRBY', keys[1], args[1], 1)
 end
 
+-- Add or remove one application id in a subject's entry of the roster's subject index (a
+-- msgpack list; the entry goes when the list is empty). No-op for pseudonym '' (roster-based).
+local function index_subject(idx, pseudonym, app, add)
+  if pseudonym == '' then return end
+  local cur = redis.call('HGET', idx, pseudonym)
+  local apps = {}
+  for _, a in ipairs(cur and cmsgpack.unpack(cur) or {}) do
+    if a ~= app then apps[#apps + 1] = a end
+  end
+  if add then apps[#apps + 1] = app end
+  if #apps == 0 then redis.call('HDEL', idx, pseudonym)
+  else redis.call('HSET', idx, pseudonym, cmsgpack.pack(apps)) end
+end
+
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
--- KEYS: target, relaypos, marks, [roster_index, roster_1..11]
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index]
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
---       (n_fields, (f, v)*, action, key, district_index)*
+--       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
 -- An entry with no fields appends nothing: a closed application leaving its roster.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
@@ -114,17 +128,19 @@ local function pb_relay(keys, args)
       else redis.call('ZADD', keys[3], args[6], source) end
     end
     if copy and nf > 0 then redis.call(unpack(entry)) end
-    local action, key, d = args[i], args[i + 1], args[i + 2]
-    i = i + 3
+    local action, key, d, who, app = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]
+    i = i + 5
     if action ~= '-' then
       local old = redis.call('HGET', keys[4], key)
       if old and (action ~= 'set' or old ~= d) then
         redis.call('HDEL', keys[4 + tonumber(old)], key)
         redis.call('HDEL', keys[4], key)
+        if action ~= 'set' then index_subject(keys[16], who, app, false) end
       end
       if action == 'set' then
         redis.call('HSET', keys[4 + tonumber(d)], key, payload)
         redis.call('HSET', keys[4], key, d)
+        if not old then index_subject(keys[16], who, app, true) end
       end
     end
   end
@@ -144,6 +160,59 @@ local function pb_roster(keys, args)
     end
   end
   return {last, redis.call('HGETALL', keys[2])}
+end
+
+-- One subject's current roster entries of one entitlement: a fixed number of reads whatever the
+-- roster's size (the subject index names its applications). KEYS: roster_index, roster_1..11,
+-- subject_index   ARGV: subject ID, its pseudonym ('' for a roster-based entitlement)
+local function pb_subject(keys, args)
+  local fields = {}
+  if args[2] == '' then
+    fields[1] = args[1]
+  else
+    local cur = redis.call('HGET', keys[13], args[2])
+    for _, a in ipairs(cur and cmsgpack.unpack(cur) or {}) do fields[#fields + 1] = args[1] .. '|' .. a end
+  end
+  local out = {}
+  for _, f in ipairs(fields) do
+    local d = redis.call('HGET', keys[1], f)
+    if d then
+      local blob = redis.call('HGET', keys[1 + tonumber(d)], f)
+      if blob then out[#out + 1] = blob end
+    end
+  end
+  return out
+end
+
+-- The first page of a roster read. The roster, in field order, with the outlet position it
+-- corresponds to; when it does not fit in one page, an immutable snapshot of it (a list:
+-- position, then the entries) that the later pages read, kept ttl_ms.
+-- KEYS: outlet, roster hash, snapshot   ARGV: limit, ttl_ms
+-- Returns {position, total, entries of the first page, 1 if a snapshot was written else 0}
+local function pb_roster_page(keys, args)
+  local last = '0-0'
+  if redis.call('EXISTS', keys[1]) == 1 then
+    local info = redis.call('XINFO', 'STREAM', keys[1])
+    for i = 1, #info, 2 do
+      if info[i] == 'last-generated-id' then last = info[i + 1] end
+    end
+  end
+  local flat = redis.call('HGETALL', keys[2])
+  local order = {}
+  for j = 1, #flat, 2 do order[#order + 1] = j end
+  table.sort(order, function(a, b) return flat[a] < flat[b] end)
+  local limit = tonumber(args[1])
+  local page = {}
+  for j = 1, math.min(limit, #order) do page[j] = flat[order[j] + 1] end
+  if #order <= limit then return {last, #order, page, 0} end
+  redis.call('RPUSH', keys[3], last)
+  for j = 1, #order, 1000 do
+    local chunk = {}
+    for k = j, math.min(#order, j + 999) do chunk[#chunk + 1] = flat[order[k] + 1] end
+    redis.call('RPUSH', keys[3], unpack(chunk))
+  end
+  redis.call('PEXPIRE', keys[3], args[2])
+  return {last, #order, page, 1}
 end
 
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
@@ -167,3 +236,5 @@ redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function('pb_ack', pb_ack)
 redis.register_function('pb_relay', pb_relay)
+redis.register_function{function_name = 'pb_subject', callback = pb_subject, flags = {'no-writes'}}
+redis.register_function('pb_roster_page', pb_roster_page)

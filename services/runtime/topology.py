@@ -123,6 +123,18 @@ def roster_index(target: str, entitlement: str) -> str:
     return f"rosteridx{{{target}}}:{entitlement}"
 
 
+def roster_subjects(target: str, entitlement: str) -> str:
+    """Hash: subject pseudonym -> msgpack list of its application ids listed on the roster (for
+    application-based entitlements): a subject lookup reads its fields, not the whole index."""
+    return f"rosteridx{{{target}}}:{entitlement}:subjects"
+
+
+def roster_snapshot(target: str, entitlement: str, district: str, snap: str) -> str:
+    """List, with a TTL: [outlet position, entry, entry, ...], one roster as of that position, in
+    roster-field order; the pages after the first of one roster read."""
+    return f"roster{{{target}}}:{entitlement}:{district}:snap:{snap}"
+
+
 def quarantine_marks(stream: str) -> str:
     """Sorted set: ingress entry ids already quarantined (score: time), same slot as the stream."""
     return f"qmarks{{{stream}}}"
