@@ -144,6 +144,9 @@ async def test_applications_leave_their_rosters_at_the_change_of_year_with_no_de
     assert [(d["status"], d["version"], d["as_of"]) for d in edu] == [("eligible", 1, "2026-12-30")]
     assert [(d["status"], d["version"]) for d in housing_out] == [("eligible", 1)]
     assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+    for outlet, ent in (("outlet:edu", "education.compulsory_enrollment"), ("outlet:housing", "housing.security")):
+        assert await r.hlen(f"rosteridx{{{outlet}}}:{ent}") == 0  # the indexes followed the rosters
+        assert await r.hlen(f"rosteridx{{{outlet}}}:{ent}:subjects") == 0
     await _due_index_matches_pictures(r, settings)
 
 
