@@ -232,3 +232,23 @@ def test_outbox_entries_of_an_earlier_decider_keep_the_status_rule():
     assert list(fields) == [b"payload"] and args[0] == b"del" and args[3] and args[4] == "ZF-1"
     fields, args = roster_change({b"roster": b"del", b"field": b"X|ZF-2"}, pseudonym)
     assert fields == {} and args[:2] == [b"del", b"X|ZF-2"] and args[4] == b"ZF-2"
+
+
+async def test_a_relay_indexes_the_subjects_of_rosters_listed_before_the_index(r, settings):
+    """An upgrade: applications listed by a relay of an earlier release are found by a lookup once
+    a relay of this one has started."""
+    guardian, child = make_id("19850101"), make_id("20190301")
+    await publish(r, "psb:permit", permit("QF", guardian, district="320111"))
+    await publish(r, "edu:application", school(guardian, child, sqqx="320111", sqrq="2026/03/01", sqbh="JY1"),
+                  school(guardian, child, xd="CZ", sqqx="320111", sqrq="2026/03/01", sqbh="JY2"))
+    async with services(settings):
+        await drain(r, settings)
+    subjects = "rosteridx{outlet:edu}:education.compulsory_enrollment:subjects"
+    await r.delete(subjects)  # as an earlier release left it
+    async with services(settings):
+        await drain(r, settings)
+        assert await r.hexists(subjects, "built")
+        async with client(settings) as c:
+            found = (await c.get(f"/v1/subjects/{child}", headers=auth("edu"))).json()["entries"]
+    assert [e["application_id"] for e in found] == ["JY1", "JY2"]
+    assert await r.hlen(subjects) == 2  # the child, and the mark that the index is complete

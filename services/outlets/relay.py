@@ -64,6 +64,28 @@ def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple
                  who, d.application_id or ""]
 
 
+async def index_subjects(r: aioredis.Redis, pseudonym: Pseudonymizer) -> int:
+    """Rosters of applications listed before their subject index existed (an upgrade): build the
+    index from the roster index, once (the index's field ``built`` says it is complete). Idempotent,
+    and safe beside a running relay: ``pb_index_subjects`` adds only fields still listed."""
+    n = 0
+    for o in t.OUTLETS.values():
+        idx, subjects = t.roster_index(o.stream, o.entitlement), t.roster_subjects(o.stream, o.entitlement)
+        if not o.application_based or await r.hexists(subjects, "built"):
+            continue
+        args: list = []
+        async for f, _ in r.hscan_iter(idx, count=1000):
+            subject, _, app = f.partition(b"|")
+            args += [pseudonym(subject.decode()), app, f]
+            if len(args) >= 3000:
+                n += await r.fcall(fn("pb_index_subjects"), 2, idx, subjects, *args)
+                args = []
+        n += await r.fcall(fn("pb_index_subjects"), 2, idx, subjects, *args, "built")
+        if n:
+            log.info("%s: subject index built for %d roster entries listed before it", o.entitlement, n)
+    return n
+
+
 class Relay:
     def __init__(self, r: aioredis.Redis, settings: Settings, partitions: Iterable[int] | None = None,
                  targets: Iterable[str] | None = None, owner: str = "relay") -> None:
@@ -78,6 +100,7 @@ class Relay:
         self.outage = Outage(log, "relay")
         self.moved = 0
         self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.indexed = False  # rosters listed before the subject index: indexed at start
 
     def stop(self) -> None:
         self.stopping.set()
@@ -87,6 +110,9 @@ class Relay:
         await run_partitioned(self, SHARE_REFRESH_S)
 
     async def _load_positions(self) -> None:
+        if not self.indexed:
+            await index_subjects(self.r, self.pseudonym)
+            self.indexed = True
         pipe = self.r.pipeline(transaction=False)
         for target in self.targets:
             pipe.hgetall(t.relay_pos(target))

@@ -162,6 +162,20 @@ local function pb_roster(keys, args)
   return {last, redis.call('HGETALL', keys[2])}
 end
 
+-- Rebuild a roster's subject index for entries listed before it existed (a relay does it once,
+-- at start). Adds each pair whose roster field is still listed; safe beside a running relay.
+-- KEYS: roster_index, subject_index   ARGV: (pseudonym, application id, roster field)*, then 'built'
+-- to mark the index complete
+local function pb_index_subjects(keys, args)
+  local n = #args
+  if args[n] == 'built' then n = n - 1 end
+  for j = 1, n, 3 do
+    if redis.call('HEXISTS', keys[1], args[j + 2]) == 1 then index_subject(keys[2], args[j], args[j + 1], true) end
+  end
+  if n < #args then redis.call('HSET', keys[2], 'built', '1') end
+  return n / 3
+end
+
 -- One subject's current roster entries of one entitlement: a fixed number of reads whatever the
 -- roster's size (the subject index names its applications). KEYS: roster_index, roster_1..11,
 -- subject_index   ARGV: subject ID, its pseudonym ('' for a roster-based entitlement)
@@ -238,3 +252,4 @@ redis.register_function('pb_ack', pb_ack)
 redis.register_function('pb_relay', pb_relay)
 redis.register_function{function_name = 'pb_subject', callback = pb_subject, flags = {'no-writes'}}
 redis.register_function('pb_roster_page', pb_roster_page)
+redis.register_function('pb_index_subjects', pb_index_subjects)
