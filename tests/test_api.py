@@ -252,3 +252,19 @@ async def test_a_relay_indexes_the_subjects_of_rosters_listed_before_the_index(r
             found = (await c.get(f"/v1/subjects/{child}", headers=auth("edu"))).json()["entries"]
     assert [e["application_id"] for e in found] == ["JY1", "JY2"]
     assert await r.hlen(subjects) == 2  # the child, and the mark that the index is complete
+
+
+async def test_paged_reads_a_token_may_start_are_bounded(r, settings):
+    """Each paged read holds a copy of the roster in Redis until its TTL: past the budget, 429
+    and no copy; rosters that fit in one page need none and stay readable."""
+    people = [make_id(seq=i) for i in range(5)]
+    await publish(r, "psb:permit", *[permit("QF", p, district="320111") for p in people])
+    async with services(settings):
+        await drain(r, settings)
+    app = create_app(settings.model_copy(update={"api_tokens": TOKENS, "api_snapshots_max": 2}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        url = "/v1/rosters/health.family_doctor/320111"
+        codes = [(await c.get(url, params={"limit": 2}, headers=auth("health"))).status_code for _ in range(3)]
+        assert codes == [200, 200, 429]
+        assert len(await r.keys("roster{outlet:health}:*:snap:*")) == 4  # two reads: hash + order each
+        assert (await c.get(url, params={"limit": 5}, headers=auth("health"))).json()["count"] == 5

@@ -15,14 +15,15 @@ Invariants:
 * Paged rosters: the first page takes the roster and its outlet position in one Lua call
   (``pb_roster_page``); a roster longer than the page is copied there into an immutable snapshot
   (TTL ``PERMITBUS_API_SNAPSHOT_TTL_S``, the outlet's slot) that the later pages read in the same
-  order. Every page carries the same position, so reading all pages and then following the
+  order, one call each (``pb_roster_next``). Every page carries the same position, so reading all pages and then following the
   outlet from it gives the current roster, whatever was decided between pages.
 * A subject lookup is one Redis call (``pb_subject``) whatever the roster's size: the relay keeps
   a subject index with the roster. The ID must be 17 digits and a check character (422), so it
   never becomes a pattern.
 * Tokens: an empty or shared token stops the API at start (``ApiRefusal``). Each token may make
   ``PERMITBUS_API_RATE_PER_S`` requests a second after a burst of ``PERMITBUS_API_BURST`` (429
-  past it); the buckets are per API process.
+  past it), and start ``PERMITBUS_API_SNAPSHOTS_MAX`` paged reads per snapshot TTL (each holds a
+  copy of a roster in Redis); the budgets are per API process.
 """
 
 from __future__ import annotations
@@ -101,6 +102,24 @@ class RateLimit:
         return 0.0
 
 
+class SnapshotBudget:
+    """Paged reads a department may start per TTL: each holds a copy of a roster in Redis (about
+    0.5 KB an entry) until its TTL, so without a bound one token could fill Redis's memory."""
+
+    def __init__(self, most: int, ttl_s: float) -> None:
+        self.most, self.ttl_s = most, ttl_s
+        self.started: dict[str, list[float]] = {}
+
+    def wait(self, dept: str) -> float:
+        """0 if ``dept`` may start one more now, else the seconds until it may."""
+        now = time.monotonic()
+        live = self.started[dept] = [s for s in self.started.get(dept, []) if s > now - self.ttl_s]
+        return 0.0 if len(live) < self.most else live[0] + self.ttl_s - now
+
+    def count(self, dept: str) -> None:
+        self.started.setdefault(dept, []).append(time.monotonic())
+
+
 def create_app(settings: Settings) -> FastAPI:
     check_tokens(settings.api_tokens)
     app = FastAPI(title="permitbus read API", version="1")
@@ -109,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
     limit = RateLimit(settings.api_rate_per_s, settings.api_burst)
     pseudonym = Pseudonymizer(settings.pseudonym_key)
     ttl_ms = settings.api_snapshot_ttl_s * 1000
+    snapshots = SnapshotBudget(settings.api_snapshots_max, settings.api_snapshot_ttl_s)
 
     def department(authorization: str = Header(default="")) -> str:
         scheme, _, token = authorization.partition(" ")
@@ -143,21 +163,26 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(404, f"unknown district {district!r}")
         if cursor is None:
             snap, offset = secrets.token_hex(8), 0
-            key = t.roster_snapshot(outlet, entitlement, district, snap)
+            keys = t.roster_snapshot(outlet, entitlement, district, snap)
+            wait = snapshots.wait(dept)
             position, total, blobs, kept = await r.fcall(
-                fn("pb_roster_page"), 3, outlet, t.roster(outlet, entitlement, district), key, limit, ttl_ms)
+                fn("pb_roster_page"), 4, outlet, t.roster(outlet, entitlement, district), *keys, limit, ttl_ms,
+                0 if wait else 1)
+            if kept == -1:  # a roster longer than a page, and no budget left for its snapshot
+                raise HTTPException(429, "too many paged roster reads in progress for this token",
+                                    headers={"Retry-After": str(max(1, round(wait)))})
+            if kept:
+                snapshots.count(dept)
         else:
             m = CURSOR.fullmatch(cursor)
             if m is None:
                 raise HTTPException(422, "cursor: not a cursor this API gave")
             snap, offset = m.group(1), int(m.group(2))
-            key = t.roster_snapshot(outlet, entitlement, district, snap)
-            pipe = r.pipeline(transaction=False)
-            pipe.lindex(key, 0).llen(key).lrange(key, 1 + offset, offset + limit)
-            position, length, blobs = await pipe.execute()
-            if position is None:
+            keys = t.roster_snapshot(outlet, entitlement, district, snap)
+            page = await r.fcall_ro(fn("pb_roster_next"), 2, *keys, offset, limit)
+            if not page:
                 raise HTTPException(410, "this roster read has expired: start again without a cursor")
-            total, kept = length - 1, 1
+            (position, total, blobs), kept = page, 1
         end = offset + len(blobs)
         return Roster(entitlement=entitlement, district=district, outlet=outlet, position=position.decode(),
                       count=total, entries=[msgspec.json.decode(b) for b in blobs],

@@ -198,35 +198,59 @@ local function pb_subject(keys, args)
   return out
 end
 
--- The first page of a roster read. The roster, in field order, with the outlet position it
--- corresponds to; when it does not fit in one page, an immutable snapshot of it (a list:
--- position, then the entries) that the later pages read, kept ttl_ms.
--- KEYS: outlet, roster hash, snapshot   ARGV: limit, ttl_ms
--- Returns {position, total, entries of the first page, 1 if a snapshot was written else 0}
-local function pb_roster_page(keys, args)
-  local last = '0-0'
-  if redis.call('EXISTS', keys[1]) == 1 then
-    local info = redis.call('XINFO', 'STREAM', keys[1])
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then last = info[i + 1] end
-    end
+-- The outlet's last entry id ('0-0' for none): a roster read includes everything up to it.
+local function outlet_position(outlet)
+  if redis.call('EXISTS', outlet) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', outlet)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
   end
-  local flat = redis.call('HGETALL', keys[2])
-  local order = {}
-  for j = 1, #flat, 2 do order[#order + 1] = j end
-  table.sort(order, function(a, b) return flat[a] < flat[b] end)
+  return '0-0'
+end
+
+-- HMGET of many fields, in chunks (Lua's unpack has a limit).
+local function hmget_all(key, fields, from, to)
+  local out = {}
+  for j = from, to, 1000 do
+    local got = redis.call('HMGET', key, unpack(fields, j, math.min(to, j + 999)))
+    for _, v in ipairs(got) do out[#out + 1] = v end
+  end
+  return out
+end
+
+-- The first page of a roster read: the roster in field order with the outlet position it
+-- corresponds to. A roster longer than the page is snapshotted for the later pages, unchanged
+-- whatever is decided meanwhile: a copy of the hash (COPY, done by Redis in C) and a list
+-- [position, field, field, ...] in field order, both kept ttl_ms.
+-- KEYS: outlet, roster hash, snapshot hash, snapshot order   ARGV: limit, ttl_ms, may_snapshot 1|0
+-- Returns {position, total, entries of the first page, 1 if a snapshot was written else 0}, or
+-- {position, total, {}, -1} when one was needed but may not be written (the caller's budget)
+local function pb_roster_page(keys, args)
+  local last = outlet_position(keys[1])
+  local fields = redis.call('HKEYS', keys[2])
+  table.sort(fields)
   local limit = tonumber(args[1])
-  local page = {}
-  for j = 1, math.min(limit, #order) do page[j] = flat[order[j] + 1] end
-  if #order <= limit then return {last, #order, page, 0} end
-  redis.call('RPUSH', keys[3], last)
-  for j = 1, #order, 1000 do
-    local chunk = {}
-    for k = j, math.min(#order, j + 999) do chunk[#chunk + 1] = flat[order[k] + 1] end
-    redis.call('RPUSH', keys[3], unpack(chunk))
+  if #fields <= limit then
+    return {last, #fields, #fields > 0 and hmget_all(keys[2], fields, 1, #fields) or {}, 0}
+  end
+  if args[3] ~= '1' then return {last, #fields, {}, -1} end
+  redis.call('COPY', keys[2], keys[3])
+  redis.call('RPUSH', keys[4], last)
+  for j = 1, #fields, 1000 do
+    redis.call('RPUSH', keys[4], unpack(fields, j, math.min(#fields, j + 999)))
   end
   redis.call('PEXPIRE', keys[3], args[2])
-  return {last, #order, page, 1}
+  redis.call('PEXPIRE', keys[4], args[2])
+  return {last, #fields, hmget_all(keys[3], fields, 1, limit), 1}
+end
+
+-- A later page of a roster read, from its snapshot. KEYS: snapshot hash, snapshot order
+-- ARGV: offset, limit   Returns {position, total, entries} ({} when the snapshot has expired)
+local function pb_roster_next(keys, args)
+  local last = redis.call('LINDEX', keys[2], 0)
+  if not last then return {} end
+  local fields = redis.call('LRANGE', keys[2], 1 + tonumber(args[1]), tonumber(args[1]) + tonumber(args[2]))
+  return {last, redis.call('LLEN', keys[2]) - 1, #fields > 0 and hmget_all(keys[1], fields, 1, #fields) or {}}
 end
 
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
@@ -252,4 +276,5 @@ redis.register_function('pb_ack', pb_ack)
 redis.register_function('pb_relay', pb_relay)
 redis.register_function{function_name = 'pb_subject', callback = pb_subject, flags = {'no-writes'}}
 redis.register_function('pb_roster_page', pb_roster_page)
+redis.register_function{function_name = 'pb_roster_next', callback = pb_roster_next, flags = {'no-writes'}}
 redis.register_function('pb_index_subjects', pb_index_subjects)

@@ -46,7 +46,10 @@ class Settings(BaseSettings):
     api_rate_per_s: float = Field(20.0, gt=0, description="read API: requests per second per token (429 past it)")
     api_burst: int = Field(40, ge=1, description="read API: requests a token may make at once before the rate applies")
     api_snapshot_ttl_s: int = Field(
-        600, ge=10, description="read API: how long the pages of one roster read stay readable")
+        300, ge=10, description="read API: how long the pages of one roster read stay readable")
+    api_snapshots_max: int = Field(
+        22, ge=1, description="read API: paged roster reads a token may start per snapshot TTL (each holds a "
+                              "copy of the roster in Redis for the TTL; 429 past it)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"

@@ -129,10 +129,11 @@ def roster_subjects(target: str, entitlement: str) -> str:
     return f"rosteridx{{{target}}}:{entitlement}:subjects"
 
 
-def roster_snapshot(target: str, entitlement: str, district: str, snap: str) -> str:
-    """List, with a TTL: [outlet position, entry, entry, ...], one roster as of that position, in
-    roster-field order; the pages after the first of one roster read."""
-    return f"roster{{{target}}}:{entitlement}:{district}:snap:{snap}"
+def roster_snapshot(target: str, entitlement: str, district: str, snap: str) -> tuple[str, str]:
+    """One roster read's snapshot, with a TTL, for the pages after the first: a copy of the roster
+    hash, and a list [outlet position, field, field, ...] in field order."""
+    base = f"roster{{{target}}}:{entitlement}:{district}:snap:{snap}"
+    return base, base + ":order"
 
 
 def quarantine_marks(stream: str) -> str:
