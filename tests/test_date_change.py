@@ -102,8 +102,9 @@ async def test_an_application_first_read_after_its_closing_day_is_decided_as_of_
     clock = ManualClock(dt.date(2027, 1, 2))
     guardian, child = make_id("19850101"), make_id("20180101")
     await publish(r, "psb:permit", permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2026-12-31"))
-    await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-LATE"))
     async with services(settings, clock=clock) as running:
+        await drain(r, settings)  # the feeds are read independently: the permit first
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-LATE"))
         await drain(r, settings)
         clock.set(dt.date(2027, 1, 3))  # later days change nothing for a closed application
         await running.scheduler.check()
@@ -120,9 +121,10 @@ async def test_applications_leave_their_rosters_at_the_change_of_year_with_no_de
     await publish(r, "psb:permit",
                   permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2030-01-01"),
                   permit("LH", applicant, district="320111", czsj="2025-06-30 10:00:00"))
-    await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-1"))
-    await publish(r, "housing:application", housing(applicant, applied="2026-12-01", no="ZF-1"))
     async with services(settings, clock=clock) as running:
+        await drain(r, settings)  # the feeds are read independently: the permits first
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-1"))
+        await publish(r, "housing:application", housing(applicant, applied="2026-12-01", no="ZF-1"))
         await drain(r, settings)
         assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-1"]
         assert await _roster(r, "outlet:housing", "housing.security", "320111") == [f"{applicant}|ZF-1"]

@@ -125,7 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="permitbus read API", version="1")
     r = app.state.redis = connect(settings.redis_url)
     tokens = {dept: tok.encode() for dept, tok in settings.api_tokens.items()}
-    limit = RateLimit(settings.api_rate_per_s, settings.api_burst)
+    rate = RateLimit(settings.api_rate_per_s, settings.api_burst)
     pseudonym = Pseudonymizer(settings.pseudonym_key)
     ttl_ms = settings.api_snapshot_ttl_s * 1000
     snapshots = SnapshotBudget(settings.api_snapshots_max, settings.api_snapshot_ttl_s)
@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
         if scheme.lower() == "bearer" and token:
             for dept, expected in tokens.items():
                 if hmac.compare_digest(expected, token.encode()):
-                    wait = limit.take(dept)
+                    wait = rate.take(dept)
                     if wait:
                         raise HTTPException(429, "too many requests for this token",
                                             headers={"Retry-After": str(max(1, round(wait)))})
