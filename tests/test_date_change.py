@@ -162,3 +162,27 @@ def test_permitbus_today_must_be_a_day_or_the_start_fails_naming_it(monkeypatch,
         assert len(err) == 1 and "PERMITBUS_TODAY" in err[0] and "YYYY-MM-DD" in err[0], err
     monkeypatch.setenv("PERMITBUS_TODAY", "2026-12-01")
     assert main(["topology"]) == 0
+
+
+async def test_an_application_closed_before_this_release_leaves_its_roster_with_the_next_event(r, settings):
+    """A picture of an earlier release filed no due date for an application's closing: the first
+    event of that person after the closing day (a contribution, here) takes it off the roster."""
+    from services.runtime import topology as t
+    from services.runtime.identity import Pseudonymizer, partition_of
+
+    clock = ManualClock(dt.date(2026, 12, 30))
+    guardian, child = make_id("19850101"), make_id("20180101")
+    await publish(r, "psb:permit", permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2030-01-01"))
+    async with services(settings, clock=clock):
+        await drain(r, settings)
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-OLD"))
+        await drain(r, settings)
+        # as an earlier release left it: nobody due on the closing day
+        await r.zrem(t.due(partition_of(guardian, settings.partitions)), Pseudonymizer(settings.pseudonym_key)(guardian))
+        clock.set(dt.date(2027, 1, 5))
+        await drain(r, settings)
+        assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-OLD"]
+        await publish(r, "hrss:contribution", contribution(guardian, "202612"))
+        await drain(r, settings)
+    assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+    assert [(d["status"], d["version"]) for d in await read_outlet(r, "outlet:edu")] == [("eligible", 1)]

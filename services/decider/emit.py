@@ -121,8 +121,11 @@ def evaluate(
     if touched == TOUCH_STORED:
         return out
     if touched.startswith("app:"):
-        d = application_step(pic, pic.person.apps[touched[4:]], day, now, caused_by)
-        return [d] if d else out
+        app = pic.person.apps[touched[4:]]
+        d = application_step(pic, app, day, now, caused_by)
+        return ([d] if d else out) + _close_past(pic, day, now, app)
+    if touched == TOUCH_CONTRIBUTIONS:
+        out += _close_past(pic, day, now)
     roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else ROSTER_RULES
     for entitlement in roster:
         d = roster_step(pic, entitlement, day, now, caused_by)
@@ -131,6 +134,19 @@ def evaluate(
     if touched == TOUCH_ALL:
         for app in pic.person.apps.values():
             d = application_step(pic, app, day, now, caused_by)
+            if d:
+                out.append(d)
+    return out
+
+
+def _close_past(pic: Picture, day: dt.date, now: dt.datetime, skip: Application | None = None) -> list[RosterDrop]:
+    """Close the applications still open past their closing day (their tick not read yet, or a
+    picture of an earlier release, which filed no due date for closing) whatever event meets them."""
+    out = []
+    for app in pic.person.apps.values():
+        if app is not skip and not app.closed and app.last is not None \
+                and day > APPLICATION_RULES[app.entitlement].closes_on(app):
+            d = application_step(pic, app, day, now, [])
             if d:
                 out.append(d)
     return out
