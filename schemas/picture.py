@@ -50,6 +50,9 @@ class Application(msgspec.Struct, array_like=True):
     owns_home: bool = False
     occupation: str | None = None
     last: Outcome | None = None
+    # Past its closing day (31 December of its year) and off the roster: decided no more. Last
+    # field, with a default: pictures written before it read as open, and close at the next tick.
+    closed: bool = False
 
 
 class Person(msgspec.Struct, array_like=True):

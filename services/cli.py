@@ -8,7 +8,9 @@ import json
 import os
 import sys
 
-from services.runtime.settings import Settings
+from pydantic import ValidationError
+
+from services.runtime.settings import Settings, refusal
 
 
 def _partitions(spec: str | None, total: int) -> list[int] | None:
@@ -59,7 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         qr.add_argument("id", nargs="?", help="one entry (default: all)")
         qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
     args = ap.parse_args(argv)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:  # one line naming the variable, not a traceback
+        print(f"permitbus: cannot start: {refusal(exc)}", file=sys.stderr)
+        return 2
     from services.runtime.logs import setup
 
     quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology")

@@ -5,7 +5,7 @@ import datetime as dt
 from services.runtime.clock import ManualClock
 from tests.conftest import publish, read_outlet
 from tests.harness import drain, services
-from tests.people import contribution, make_id, months, permit, school
+from tests.people import contribution, housing, make_id, months, permit, school
 
 
 async def test_expired_permit_revokes_roster_entitlements_next_day(r, settings):
@@ -87,3 +87,102 @@ async def test_due_dates_are_written_when_they_move_and_stay_in_step_with_the_pi
         await drain(r, settings)
         assert running.scheduler.ticked == 2
         await _due_index_matches_pictures(r, settings)
+
+
+# -- applications close on 31 December of their year (POLICY.md, education, last paragraph) ------
+async def _roster(r, outlet: str, entitlement: str, district: str) -> list[str]:
+    from services.runtime import topology as t
+
+    return sorted(f.decode() for f in await r.hkeys(t.roster(outlet, entitlement, district)))
+
+
+async def test_an_application_first_read_after_its_closing_day_is_decided_as_of_that_day(r, settings):
+    """Dated 2026-12-21, read on 2027-01-02 (a backlog): decided once, as of 2026-12-31, while the
+    guardian's permit (to 2026-12-31) was valid; closed, so listed on no roster."""
+    clock = ManualClock(dt.date(2027, 1, 2))
+    guardian, child = make_id("19850101"), make_id("20180101")
+    await publish(r, "psb:permit", permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2026-12-31"))
+    async with services(settings, clock=clock) as running:
+        await drain(r, settings)  # the feeds are read independently: the permit first
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-LATE"))
+        await drain(r, settings)
+        clock.set(dt.date(2027, 1, 3))  # later days change nothing for a closed application
+        await running.scheduler.check()
+        await drain(r, settings)
+    edu = await read_outlet(r, "outlet:edu")
+    assert [(d["application_id"], d["status"], d["reasons"], d["as_of"], d["version"]) for d in edu] == [
+        ("JY-LATE", "eligible", [], "2026-12-31", 1)]
+    assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+
+
+async def test_applications_leave_their_rosters_at_the_change_of_year_with_no_decision(r, settings):
+    clock = ManualClock(dt.date(2026, 12, 30))
+    guardian, child, applicant = make_id("19850101"), make_id("20180101"), make_id("19800101")
+    await publish(r, "psb:permit",
+                  permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2030-01-01"),
+                  permit("LH", applicant, district="320111", czsj="2025-06-30 10:00:00"))
+    async with services(settings, clock=clock) as running:
+        await drain(r, settings)  # the feeds are read independently: the permits first
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-1"))
+        await publish(r, "housing:application", housing(applicant, applied="2026-12-01", no="ZF-1"))
+        await drain(r, settings)
+        assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-1"]
+        assert await _roster(r, "outlet:housing", "housing.security", "320111") == [f"{applicant}|ZF-1"]
+        clock.set(dt.date(2026, 12, 31))  # the closing day itself: still open
+        await running.scheduler.check()
+        await drain(r, settings)
+        assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-1"]
+        clock.set(dt.date(2027, 1, 1))
+        await running.scheduler.check()
+        await drain(r, settings)
+        assert running.scheduler.ticked >= 2  # both people were due on their applications' closing
+        assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+        assert await _roster(r, "outlet:housing", "housing.security", "320111") == []
+        # the guardian's permit is cancelled afterwards: the closed application is decided no more
+        await publish(r, "psb:permit", permit("ZX", guardian))
+        await drain(r, settings)
+    edu = await read_outlet(r, "outlet:edu")
+    housing_out = await read_outlet(r, "outlet:housing")
+    assert [(d["status"], d["version"], d["as_of"]) for d in edu] == [("eligible", 1, "2026-12-30")]
+    assert [(d["status"], d["version"]) for d in housing_out] == [("eligible", 1)]
+    assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+    for outlet, ent in (("outlet:edu", "education.compulsory_enrollment"), ("outlet:housing", "housing.security")):
+        assert await r.hlen(f"rosteridx{{{outlet}}}:{ent}") == 0  # the indexes followed the rosters
+        assert await r.hkeys(f"rosteridx{{{outlet}}}:{ent}:subjects") == [b"built"]  # no subject left
+    await _due_index_matches_pictures(r, settings)
+
+
+def test_permitbus_today_must_be_a_day_or_the_start_fails_naming_it(monkeypatch, capsys):
+    from services.cli import main
+
+    for bad in ("0", "1700000000", "2026-1-1", "2026-02-30", "tomorrow"):
+        monkeypatch.setenv("PERMITBUS_TODAY", bad)
+        assert main(["topology"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "PERMITBUS_TODAY" in err[0] and "YYYY-MM-DD" in err[0], err
+    monkeypatch.setenv("PERMITBUS_TODAY", "2026-12-01")
+    assert main(["topology"]) == 0
+
+
+async def test_an_application_closed_before_this_release_leaves_its_roster_with_the_next_event(r, settings):
+    """A picture of an earlier release filed no due date for an application's closing: the first
+    event of that person after the closing day (a contribution, here) takes it off the roster."""
+    from services.runtime import topology as t
+    from services.runtime.identity import Pseudonymizer, partition_of
+
+    clock = ManualClock(dt.date(2026, 12, 30))
+    guardian, child = make_id("19850101"), make_id("20180101")
+    await publish(r, "psb:permit", permit("QF", guardian, district="320113", qfrq="2024-12-01", yxqz="2030-01-01"))
+    async with services(settings, clock=clock):
+        await drain(r, settings)
+        await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-OLD"))
+        await drain(r, settings)
+        # as an earlier release left it: nobody due on the closing day
+        await r.zrem(t.due(partition_of(guardian, settings.partitions)), Pseudonymizer(settings.pseudonym_key)(guardian))
+        clock.set(dt.date(2027, 1, 5))
+        await drain(r, settings)
+        assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-OLD"]
+        await publish(r, "hrss:contribution", contribution(guardian, "202612"))
+        await drain(r, settings)
+    assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == []
+    assert [(d["status"], d["version"]) for d in await read_outlet(r, "outlet:edu")] == [("eligible", 1)]

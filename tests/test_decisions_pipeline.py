@@ -308,7 +308,8 @@ async def test_education_application_closes_at_the_end_of_the_year_of_sqrq(r, se
     if redecided:
         expected.append(("eligible", PUKOU, [], 2))
     assert story(await p.outlet("edu"), child) == expected
-    assert of(await p.outlet("edu"), child, "as_of") == [(today,)] * len(expected)
+    # first read after its closing day: decided as of that day (POLICY.md), not as of D
+    assert of(await p.outlet("edu"), child, "as_of") == [(min(today, "2026-12-31"),)] * len(expected)
     assert story(await p.outlet("health"), guardian) == [("eligible", PUKOU, [], 1)]  # rosters still follow
 
 

@@ -5,12 +5,19 @@
 * Roster-based: nothing while never eligible; ``eligible`` when it starts or the district
   changes; ``revoked`` (with the reasons, in the district it applied in) when it ends.
 * Versions count per entitlement, subject and application, from 1, without gaps.
+* An application closes on its closing day (31 December of its year). First read after it, it is
+  decided once, as of that closing day, not as of D. Once closed it is decided no more and leaves
+  its roster with no decision: a ``RosterDrop``, an outbox entry the relay applies to the roster
+  and appends nothing for. So a roster of applications holds the eligible ones still open.
+* Every outbox entry of a decision states its roster action (``roster_action``), so the relay
+  keeps the roster right for a decision made after closing (listed nowhere) as for any other.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from dataclasses import dataclass
 
 from schemas.decision import Decision
 from schemas.picture import Application, Outcome
@@ -22,6 +29,16 @@ from services.rules import APPLICATION_RULES, ROSTER_RULES
 from services.rules.verdict import Verdict
 
 CONTRIBUTION_RULES = ("settlement.four_districts", "medins.resident_enrollment")
+SET, DEL = b"set", b"del"  # roster actions stated to the relay
+
+
+@dataclass(frozen=True, slots=True)
+class RosterDrop:
+    """A closed application leaves its roster: no decision is emitted for that."""
+
+    entitlement: str
+    subject_id: str
+    application_id: str
 
 
 def decision_id(entitlement: str, subject: str, application: str | None, version: int) -> str:
@@ -76,11 +93,17 @@ def roster_step(
 
 def application_step(
     pic: Picture, app: Application, day: dt.date, now: dt.datetime, caused_by: list[str]
-) -> Decision | None:
+) -> Decision | RosterDrop | None:
+    if app.closed:
+        return None  # decided for the last time, off the roster
     rule = APPLICATION_RULES[app.entitlement]
     prev = app.last
-    if prev is not None and not rule.is_open(app, day):
-        return None  # closed: decided once, no longer followed
+    closing = rule.closes_on(app)
+    if day > closing:
+        app.closed = True
+        if prev is not None:  # closes now: off the roster if it is there, nothing emitted
+            return RosterDrop(app.entitlement, app.subject_id, app.id) if prev.status == "eligible" else None
+        day = closing  # first read after its closing day: decided once, as of that day
     verdict = rule.decide(app, pic, day)
     status = "eligible" if verdict.eligible else "ineligible"
     if prev and (prev.status, prev.district, prev.priority) == (status, verdict.district, verdict.priority):
@@ -91,14 +114,18 @@ def application_step(
 
 def evaluate(
     pic: Picture, touched: str, day: dt.date, now: dt.datetime, caused_by: list[str]
-) -> list[Decision]:
-    """Decide again what ``touched`` can have changed; return the decisions whose outcome changed."""
-    out: list[Decision] = []
+) -> list[Decision | RosterDrop]:
+    """Decide again what ``touched`` can have changed; return the decisions whose outcome changed
+    and the roster drops of applications that closed."""
+    out: list[Decision | RosterDrop] = []
     if touched == TOUCH_STORED:
         return out
     if touched.startswith("app:"):
-        d = application_step(pic, pic.person.apps[touched[4:]], day, now, caused_by)
-        return [d] if d else out
+        app = pic.person.apps[touched[4:]]
+        d = application_step(pic, app, day, now, caused_by)
+        return ([d] if d else out) + _close_past(pic, day, now, app)
+    if touched == TOUCH_CONTRIBUTIONS:
+        out += _close_past(pic, day, now)
     roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else ROSTER_RULES
     for entitlement in roster:
         d = roster_step(pic, entitlement, day, now, caused_by)
@@ -110,6 +137,39 @@ def evaluate(
             if d:
                 out.append(d)
     return out
+
+
+def _close_past(pic: Picture, day: dt.date, now: dt.datetime, skip: Application | None = None) -> list[RosterDrop]:
+    """Close the applications still open past their closing day (their tick not read yet, or a
+    picture of an earlier release, which filed no due date for closing) whatever event meets them."""
+    out = []
+    for app in pic.person.apps.values():
+        if app is not skip and not app.closed and app.last is not None \
+                and day > APPLICATION_RULES[app.entitlement].closes_on(app):
+            d = application_step(pic, app, day, now, [])
+            if d:
+                out.append(d)
+    return out
+
+
+def roster_action(pic: Picture, d: Decision) -> bytes:
+    """What the relay does with the roster for decision ``d`` of ``pic``: listed while eligible,
+    and for an application only while it is open (a decision made after closing is listed nowhere)."""
+    if d.status != "eligible":
+        return DEL
+    if d.application_id is not None and pic.person.apps[d.application_id].closed:
+        return DEL
+    return SET
+
+
+def next_change(pic: Picture, day: dt.date) -> dt.date | None:
+    """``Picture.next_change`` and the day after each open application's closing day, so that the
+    scheduler ticks the person then and the application leaves its roster by itself."""
+    candidates = [c for c in (pic.next_change(day),) if c is not None]
+    for app in pic.person.apps.values():
+        if not app.closed:
+            candidates.append(max(APPLICATION_RULES[app.entitlement].closes_on(app), day) + dt.timedelta(days=1))
+    return min(candidates, default=None)
 
 
 def figure_keys(pic: Picture, day: dt.date) -> list[str]:

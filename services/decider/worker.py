@@ -25,8 +25,9 @@ from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
-from services.decider.emit import evaluate, figure_keys
+from services.decider.emit import DEL, RosterDrop, evaluate, figure_keys, next_change, roster_action
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
+from services.outlets.relay import roster_field
 from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
@@ -232,7 +233,7 @@ class Decider:
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
                 for d in decisions:
-                    outbox += [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
+                    outbox += _outbox_entry(pic, d)
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
                 attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(b.p), eid)
@@ -268,7 +269,7 @@ class Decider:
                     figs[k] = figs.get(k, 0) + 1
                 person.figs = new_figs
             if flags & RECHECK_DUE:
-                nxt = pic.next_change(day)
+                nxt = next_change(pic, day)
                 due = nxt.toordinal() if nxt else 0
             else:
                 due = person.due
@@ -300,6 +301,16 @@ class Decider:
             n_out, *outbox,
             len(dead), *dead,
         ]
+
+
+def _outbox_entry(pic: Picture, d) -> list:
+    """A decision for its outlet with the roster action the relay applies (field ``roster``, not
+    appended to the outlet); a roster drop has only the action and the roster field (``field``)."""
+    if isinstance(d, RosterDrop):
+        return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 2, b"roster", DEL,
+                b"field", roster_field(d.subject_id, d.application_id)]
+    return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 2, b"payload", decision_encoder.encode(d),
+            b"roster", roster_action(pic, d)]
 
 
 def _recheck(pic: Picture, touched: str, decisions: list) -> int:

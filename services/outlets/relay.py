@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from schemas.decision import decision_decoder
 from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
+from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
 from services.runtime.redis import fn
@@ -33,11 +34,56 @@ def roster_keys(target: str) -> list[str]:
     ent = ENTITLEMENT_OF.get(target)
     if ent is None:
         return []
-    return [t.roster_index(target, ent)] + [t.roster(target, ent, d) for d in DISTRICTS]
+    return ([t.roster_index(target, ent)] + [t.roster(target, ent, d) for d in DISTRICTS]
+            + [t.roster_subjects(target, ent)])
 
 
 def roster_field(subject_id: str, application_id: str | None) -> str:
     return subject_id if application_id is None else f"{subject_id}|{application_id}"
+
+
+def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple[dict[bytes, bytes], list]:
+    """An outbox entry of an outlet -> (the fields to append, pb_relay's roster arguments: action,
+    roster field, district index, subject pseudonym, application id). The decider states the action
+    (field ``roster``: an application decided after its closing day is not listed although
+    eligible); an entry with no ``payload`` is a closed application leaving its roster (field
+    ``field``) and appends nothing. Entries of a decider of an earlier release state no action:
+    listed while eligible, as that release did. The subject index is keyed by pseudonym (an index
+    holds no ID in clear, CONTRACT.md)."""
+    stated = fields.get(b"roster")
+    payload = fields.get(b"payload")
+    if payload is None:
+        key = fields.get(b"field", b"")
+        subject, _, app = key.partition(b"|")
+        return {}, [stated or b"-", key, "0", pseudonym(subject.decode()) if app else b"", app]
+    d = decision_decoder.decode(payload)
+    action = stated or (b"set" if d.status == "eligible" else b"del")
+    out = {k: v for k, v in fields.items() if k != b"roster"}
+    who = pseudonym(d.subject_id) if d.application_id is not None else b""
+    return out, [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0"),
+                 who, d.application_id or ""]
+
+
+async def index_subjects(r: aioredis.Redis, pseudonym: Pseudonymizer) -> int:
+    """Rosters of applications listed before their subject index existed (an upgrade): build the
+    index from the roster index, once (the index's field ``built`` says it is complete). Idempotent,
+    and safe beside a running relay: ``pb_index_subjects`` adds only fields still listed."""
+    n = 0
+    for o in t.OUTLETS.values():
+        idx, subjects = t.roster_index(o.stream, o.entitlement), t.roster_subjects(o.stream, o.entitlement)
+        if not o.application_based or await r.hexists(subjects, "built"):
+            continue
+        args: list = []
+        async for f, _ in r.hscan_iter(idx, count=1000):
+            subject, _, app = f.partition(b"|")
+            args += [pseudonym(subject.decode()), app, f]
+            if len(args) >= 3000:
+                n += await r.fcall(fn("pb_index_subjects"), 2, idx, subjects, *args)
+                args = []
+        n += await r.fcall(fn("pb_index_subjects"), 2, idx, subjects, *args, "built")
+        if n:
+            log.info("%s: subject index built for %d roster entries listed before it", o.entitlement, n)
+    return n
 
 
 class Relay:
@@ -53,6 +99,8 @@ class Relay:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
+        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.indexed = False  # rosters listed before the subject index: indexed at start
 
     def stop(self) -> None:
         self.stopping.set()
@@ -62,6 +110,9 @@ class Relay:
         await run_partitioned(self, SHARE_REFRESH_S)
 
     async def _load_positions(self) -> None:
+        if not self.indexed:
+            await index_subjects(self.r, self.pseudonym)
+            self.indexed = True
         pipe = self.r.pipeline(transaction=False)
         for target in self.targets:
             pipe.hgetall(t.relay_pos(target))
@@ -87,16 +138,13 @@ class Relay:
                           len(entries), now_ms if target.startswith("quarantine:") else "-"]
             has_roster = target in ENTITLEMENT_OF
             for _, fields in entries:
+                roster = ["-", "", "0", "", ""]
+                if has_roster:
+                    fields, roster = roster_change(fields, self.pseudonym)
                 args.append(len(fields))
                 for k, v in fields.items():
                     args += [k, v]
-                if has_roster:
-                    d = decision_decoder.decode(fields[b"payload"])
-                    action = "set" if d.status == "eligible" else "del"
-                    args += [action, roster_field(d.subject_id, d.application_id),
-                             DISTRICT_INDEX.get(d.district or "", "0")]
-                else:
-                    args += ["-", "", "0"]
+                args += roster
             keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
             pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
             work.append((target, p, name, len(entries)))

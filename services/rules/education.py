@@ -40,5 +40,10 @@ def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
     return Verdict(district=app.district, reasons=tuple(reasons), basis=BASIS)
 
 
+def closes_on(app: Application) -> dt.date:
+    """The closing day: 31 December of the year of application (POLICY.md)."""
+    return dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
+
+
 def is_open(app: Application, day: dt.date) -> bool:
-    return day <= dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
+    return day <= closes_on(app)

@@ -82,11 +82,27 @@ local function pb_attempt(keys, args)
   return redis.call('HINCRBY', keys[1], args[1], 1)
 end
 
+-- Add or remove one application id in a subject's entry of the roster's subject index (a
+-- msgpack list; the entry goes when the list is empty). No-op for pseudonym '' (roster-based).
+local function index_subject(idx, pseudonym, app, add)
+  if pseudonym == '' then return end
+  local cur = redis.call('HGET', idx, pseudonym)
+  local apps = {}
+  for _, a in ipairs(cur and cmsgpack.unpack(cur) or {}) do
+    if a ~= app then apps[#apps + 1] = a end
+  end
+  if add then apps[#apps + 1] = app end
+  if #apps == 0 then redis.call('HDEL', idx, pseudonym)
+  else redis.call('HSET', idx, pseudonym, cmsgpack.pack(apps)) end
+end
+
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
--- KEYS: target, relaypos, marks, [roster_index, roster_1..11]
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index]
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
---       (n_fields, (f, v)*, action, key, district_index)*
+--       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
+-- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
+-- An entry with no fields appends nothing: a closed application leaving its roster.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
 local function pb_relay(keys, args)
@@ -111,18 +127,20 @@ local function pb_relay(keys, args)
       if redis.call('ZSCORE', keys[3], source) then copy = false
       else redis.call('ZADD', keys[3], args[6], source) end
     end
-    if copy then redis.call(unpack(entry)) end
-    local action, key, d = args[i], args[i + 1], args[i + 2]
-    i = i + 3
+    if copy and nf > 0 then redis.call(unpack(entry)) end
+    local action, key, d, who, app = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]
+    i = i + 5
     if action ~= '-' then
       local old = redis.call('HGET', keys[4], key)
       if old and (action ~= 'set' or old ~= d) then
         redis.call('HDEL', keys[4 + tonumber(old)], key)
         redis.call('HDEL', keys[4], key)
+        if action ~= 'set' then index_subject(keys[16], who, app, false) end
       end
       if action == 'set' then
         redis.call('HSET', keys[4 + tonumber(d)], key, payload)
         redis.call('HSET', keys[4], key, d)
+        if not old then index_subject(keys[16], who, app, true) end
       end
     end
   end
@@ -175,6 +193,97 @@ local function pb_redrive(keys, args)
   return {fresh, copy}
 end
 
+-- Rebuild a roster's subject index for entries listed before it existed (a relay does it once,
+-- at start). Adds each pair whose roster field is still listed; safe beside a running relay.
+-- KEYS: roster_index, subject_index   ARGV: (pseudonym, application id, roster field)*, then 'built'
+-- to mark the index complete
+local function pb_index_subjects(keys, args)
+  local n = #args
+  if args[n] == 'built' then n = n - 1 end
+  for j = 1, n, 3 do
+    if redis.call('HEXISTS', keys[1], args[j + 2]) == 1 then index_subject(keys[2], args[j], args[j + 1], true) end
+  end
+  if n < #args then redis.call('HSET', keys[2], 'built', '1') end
+  return n / 3
+end
+
+-- One subject's current roster entries of one entitlement: a fixed number of reads whatever the
+-- roster's size (the subject index names its applications). KEYS: roster_index, roster_1..11,
+-- subject_index   ARGV: subject ID, its pseudonym ('' for a roster-based entitlement)
+local function pb_subject(keys, args)
+  local fields = {}
+  if args[2] == '' then
+    fields[1] = args[1]
+  else
+    local cur = redis.call('HGET', keys[13], args[2])
+    for _, a in ipairs(cur and cmsgpack.unpack(cur) or {}) do fields[#fields + 1] = args[1] .. '|' .. a end
+  end
+  local out = {}
+  for _, f in ipairs(fields) do
+    local d = redis.call('HGET', keys[1], f)
+    if d then
+      local blob = redis.call('HGET', keys[1 + tonumber(d)], f)
+      if blob then out[#out + 1] = blob end
+    end
+  end
+  return out
+end
+
+-- The outlet's last entry id ('0-0' for none): a roster read includes everything up to it.
+local function outlet_position(outlet)
+  if redis.call('EXISTS', outlet) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', outlet)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+  return '0-0'
+end
+
+-- HMGET of many fields, in chunks (Lua's unpack has a limit).
+local function hmget_all(key, fields, from, to)
+  local out = {}
+  for j = from, to, 1000 do
+    local got = redis.call('HMGET', key, unpack(fields, j, math.min(to, j + 999)))
+    for _, v in ipairs(got) do out[#out + 1] = v end
+  end
+  return out
+end
+
+-- The first page of a roster read: the roster in field order with the outlet position it
+-- corresponds to. A roster longer than the page is snapshotted for the later pages, unchanged
+-- whatever is decided meanwhile: a copy of the hash (COPY, done by Redis in C) and a list
+-- [position, field, field, ...] in field order, both kept ttl_ms.
+-- KEYS: outlet, roster hash, snapshot hash, snapshot order   ARGV: limit, ttl_ms, may_snapshot 1|0
+-- Returns {position, total, entries of the first page, 1 if a snapshot was written else 0}, or
+-- {position, total, {}, -1} when one was needed but may not be written (the caller's budget)
+local function pb_roster_page(keys, args)
+  local last = outlet_position(keys[1])
+  local fields = redis.call('HKEYS', keys[2])
+  table.sort(fields)
+  local limit = tonumber(args[1])
+  if #fields <= limit then
+    return {last, #fields, #fields > 0 and hmget_all(keys[2], fields, 1, #fields) or {}, 0}
+  end
+  if args[3] ~= '1' then return {last, #fields, {}, -1} end
+  redis.call('COPY', keys[2], keys[3])
+  redis.call('RPUSH', keys[4], last)
+  for j = 1, #fields, 1000 do
+    redis.call('RPUSH', keys[4], unpack(fields, j, math.min(#fields, j + 999)))
+  end
+  redis.call('PEXPIRE', keys[3], args[2])
+  redis.call('PEXPIRE', keys[4], args[2])
+  return {last, #fields, hmget_all(keys[3], fields, 1, limit), 1}
+end
+
+-- A later page of a roster read, from its snapshot. KEYS: snapshot hash, snapshot order
+-- ARGV: offset, limit   Returns {position, total, entries} ({} when the snapshot has expired)
+local function pb_roster_next(keys, args)
+  local last = redis.call('LINDEX', keys[2], 0)
+  if not last then return {} end
+  local fields = redis.call('LRANGE', keys[2], 1 + tonumber(args[1]), tonumber(args[1]) + tonumber(args[2]))
+  return {last, redis.call('LLEN', keys[2]) - 1, #fields > 0 and hmget_all(keys[1], fields, 1, #fields) or {}}
+end
+
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
 -- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
 -- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
@@ -199,3 +308,7 @@ redis.register_function('pb_attempt', pb_attempt)
 redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)
 redis.register_function('pb_redrive', pb_redrive)
+redis.register_function{function_name = 'pb_subject', callback = pb_subject, flags = {'no-writes'}}
+redis.register_function('pb_roster_page', pb_roster_page)
+redis.register_function{function_name = 'pb_roster_next', callback = pb_roster_next, flags = {'no-writes'}}
+redis.register_function('pb_index_subjects', pb_index_subjects)

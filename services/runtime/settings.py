@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import re
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,9 +45,42 @@ class Settings(BaseSettings):
         default_factory=dict, repr=False,
         description='read API: department -> bearer token, JSON, e.g. {"edu": "…", "health": "…"}',
     )
+    api_rate_per_s: float = Field(20.0, gt=0, description="read API: requests per second per token (429 past it)")
+    api_burst: int = Field(40, ge=1, description="read API: requests a token may make at once before the rate applies")
+    api_snapshot_ttl_s: int = Field(
+        300, ge=10, description="read API: how long the pages of one roster read stay readable")
+    api_snapshots_max: int = Field(
+        22, ge=1, description="read API: paged roster reads a token may start per snapshot TTL (each holds a "
+                              "copy of the roster in Redis for the TTL; 429 past it)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"
+
+    @field_validator("today", mode="before")
+    @classmethod
+    def _iso_day(cls, value: object) -> object:
+        """D only as ``YYYY-MM-DD``: pydantic alone also reads ``0`` or ``1700000000`` as a date
+        (seconds since 1970), which would decide everyone as of a day nobody meant."""
+        if value is None or isinstance(value, dt.date):
+            return value
+        if not (isinstance(value, str) and ISO_DAY.fullmatch(value)):
+            raise ValueError(f"must be a date YYYY-MM-DD, got {str(value)[:40]!r}")
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}: no such day") from None
+
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def refusal(exc: ValidationError) -> str:
+    """One line naming the variables a start refuses, e.g. ``PERMITBUS_TODAY: must be …``."""
+    parts = []
+    for err in exc.errors():
+        name = "PERMITBUS_" + "_".join(str(x) for x in err["loc"][:1]).upper()
+        parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
 
 
 @functools.lru_cache(maxsize=1)

@@ -123,6 +123,19 @@ def roster_index(target: str, entitlement: str) -> str:
     return f"rosteridx{{{target}}}:{entitlement}"
 
 
+def roster_subjects(target: str, entitlement: str) -> str:
+    """Hash: subject pseudonym -> msgpack list of its application ids listed on the roster (for
+    application-based entitlements): a subject lookup reads its fields, not the whole index."""
+    return f"rosteridx{{{target}}}:{entitlement}:subjects"
+
+
+def roster_snapshot(target: str, entitlement: str, district: str, snap: str) -> tuple[str, str]:
+    """One roster read's snapshot, with a TTL, for the pages after the first: a copy of the roster
+    hash, and a list [outlet position, field, field, ...] in field order."""
+    base = f"roster{{{target}}}:{entitlement}:{district}:snap:{snap}"
+    return base, base + ":order"
+
+
 def quarantine_marks(stream: str) -> str:
     """Sorted set: ingress entry ids already quarantined (score: time), same slot as the stream."""
     return f"qmarks{{{stream}}}"
