@@ -125,8 +125,9 @@ def test_demo_on_a_redis_of_its_own_prints_no_password(tmp_path):
 
 def test_a_bad_setting_is_reported_without_its_value(redis_url):
     """A malformed PERMITBUS_API_TOKENS stops the command; the error names the field, not the token."""
-    out = run_cli(redis_url, "topology", expect=1, PERMITBUS_API_TOKENS='{"edu": ["tok-7c1d-secret"]}')
-    assert "api_tokens" in out and "tok-7c1d-secret" not in out
+    out = run_cli(redis_url, "topology", expect=2, PERMITBUS_API_TOKENS='{"edu": ["tok-7c1d-secret"]}')
+    assert "PERMITBUS_API_TOKENS" in out and "tok-7c1d-secret" not in out
+    assert "Traceback" not in out and len(out.strip().splitlines()) == 1
 
 
 def test_redact_url_stars_every_form_of_password():
