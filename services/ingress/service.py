@@ -86,7 +86,7 @@ class Normalizer:
         self.settings = settings
         self.feed = t.FEEDS[feed]
         self.consumer = consumer
-        self.lease = Lease(r, f"lease:normalize:{feed}", consumer, settings.lease_ttl_ms)
+        self.lease = Lease(r, t.lease("normalize", feed), consumer, settings.lease_ttl_ms)
         self.stopping = asyncio.Event()
         self.outage = Outage(log, f"normalize {feed}")
         self.events = 0

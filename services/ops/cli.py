@@ -32,7 +32,7 @@ def streams(kind: str, name: str | None) -> list[str]:
     all_dlq = [t.dlq(f.ingress) for f in t.FEEDS.values()] + [t.DECIDER_DLQ]
     if not name:
         return all_dlq
-    full = name if name.startswith("dlq:") else f"dlq:{name}"
+    full = name if name.startswith("dlq:") else t.dlq(name)
     if full not in all_dlq:
         raise SystemExit(f"unknown dead-letter stream {name!r}; streams: {', '.join(all_dlq)}")
     return [full]
@@ -59,7 +59,7 @@ async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes 
         if stream == t.DECIDER_DLQ:
             await r.xadd(fields[b"stream"].decode(), {"e": fields[b"event"]})
         else:
-            target = fields.get(b"stream", b"").decode() or f"ingress:{stream.split(':', 1)[1]}"
+            target = fields.get(b"stream", b"").decode() or t.FEEDS[stream.split(':', 1)[1]].ingress
             await r.xadd(target, {"payload": payload if payload is not None else fields[b"payload"]})
         await r.xdel(stream, eid)
         n += 1

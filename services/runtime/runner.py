@@ -24,7 +24,8 @@ from services.outlets.relay import Relay
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage
-from services.runtime.redis import connect, ensure_groups, load_functions
+from services.runtime.redis import connect
+from services.runtime.setup import missing
 from services.runtime.settings import Settings
 from services.scheduler.service import Scheduler
 
@@ -59,26 +60,35 @@ def consumer_name(settings: Settings) -> str:
     return settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def wait_for_redis(r, stop: asyncio.Event) -> bool:
-    """Wait until Redis answers and holds this release's functions and the consumer groups.
+async def wait_for_redis(r, stop: asyncio.Event, services: Iterable[str] = SERVICES) -> bool:
+    """Wait until Redis answers and holds what these services need: this release's functions and,
+    for normalizers, the consumer groups (done by ``permitbus setup``, or here when the user may).
 
     A Redis that is unreachable, still loading, or refusing writes (out of memory under
     ``noeviction``: FUNCTION LOAD and XGROUP CREATE are refused then) is waited for, with one
-    line when the wait starts and one when it ends; False if a stop came first."""
+    line when the wait starts and one when it ends; so is a Redis not set up yet, saying what is
+    missing once. False if a stop came first."""
     outage = Outage(log, "start-up")
+    said = None
     while not stop.is_set():
         try:
             await r.ping()
-            await load_functions(r)
-            await ensure_groups(r)
-            outage.ok()
-            return True
+            lacking = await missing(r, groups="normalize" in services)
+            if lacking is None:
+                outage.ok()
+                if said:
+                    log.warning("set-up done: starting")
+                return True
+            if lacking != said:
+                log.warning("waiting: %s", lacking)
+                said = lacking
+            outage.attempts += 1  # back off as for an outage, without its log lines
         except REDIS_OUTAGE as exc:
             outage.failed(exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
-            except asyncio.TimeoutError:
-                pass
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
+        except asyncio.TimeoutError:
+            pass
     return False
 
 
@@ -112,7 +122,7 @@ async def serve(
             loop.add_signal_handler(sig, on_signal, sig)
 
     r = connect(settings.redis_url)
-    if not await wait_for_redis(r, running.stop):
+    if not await wait_for_redis(r, running.stop, services):
         await r.aclose()
         return 0
     part_list = list(partitions) if partitions is not None else None

@@ -54,11 +54,11 @@ class Scheduler:
     async def check(self) -> int:
         """Tick everyone due if the date moved since the last check. Returns people ticked."""
         day = self.clock.today()
-        last = await self.r.hget(t.SCHEDULER_STATE, "date")
+        last = await self.r.hget(t.scheduler_state(), "date")
         if last is not None and dt.date.fromisoformat(last.decode()) >= day:
             return 0
         n = await self.tick(day)
-        await self.r.hset(t.SCHEDULER_STATE, mapping={"date": day.isoformat(), "ticked": n})
+        await self.r.hset(t.scheduler_state(), mapping={"date": day.isoformat(), "ticked": n})
         if n:
             log.info("date is %s: %d people due for a new decision", day.isoformat(), n)
         return n
