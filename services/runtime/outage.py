@@ -77,7 +77,7 @@ def _first_line(exc: BaseException) -> str:
     return text.rsplit("caused error: ", 1)[-1].strip("(),'\"")[:120]
 
 
-_PIPELINE_ECHO = re.compile(r"Command # \d+ \((\S+)(?: (\S+))?(?: (\S+))?(?: (\S+))?")
+_PIPELINE_ECHO = re.compile(r"Command # \d+ \(([^\s)]+)(?: ([^\s)]+))?(?: ([^\s)]+))?(?: ([^\s)]+))?")
 
 
 def acl_refusal(exc: BaseException) -> str | None:

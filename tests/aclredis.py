@@ -1,0 +1,60 @@
+"""A private redis-server with the ACL file of ``permitbus acl`` loaded, for the tests that run
+services and departments under their own users. Passwords are made per run; the file holds only
+their hashes. A ``test-admin`` user (all rights) is added for the tests' own set-up and checks."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import secrets
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from services.runtime.acl import OPTIONAL, REQUIRED, acl_file
+from services.runtime.localredis import free_port, spawn_redis
+
+ADMIN = "test-admin"
+
+
+@dataclass
+class AclRedis:
+    port: int
+    passwords: dict[str, str]
+    acl_path: pathlib.Path
+    proc: subprocess.Popen
+
+    def url(self, user: str) -> str:
+        return f"redis://{user}:{self.passwords[user]}@127.0.0.1:{self.port}/0"
+
+    @property
+    def admin(self) -> str:
+        return self.url(ADMIN)
+
+
+def write_acl(directory: pathlib.Path, passwords: dict[str, str]) -> pathlib.Path:
+    path = directory / "users.acl"
+    (directory / "passwords.json").write_text(json.dumps({u: p for u, p in passwords.items() if u != ADMIN}))
+    text = acl_file({u: p for u, p in passwords.items() if u != ADMIN})
+    text += f"user {ADMIN} on >{passwords[ADMIN]} ~* &* +@all\n"
+    path.write_text(text)
+    return path
+
+
+@contextlib.contextmanager
+def acl_redis(directory: pathlib.Path, *, extra_conf: str = "") -> Iterator[AclRedis]:
+    passwords = {u: secrets.token_hex(12) for u in (*REQUIRED, *OPTIONAL, ADMIN)}
+    acl = write_acl(directory, passwords)
+    conf = directory / "redis.conf"
+    conf.write_text(f"aclfile {acl}\n{extra_conf}")
+    port = free_port()
+    proc = spawn_redis(port, str(directory), config=str(conf))
+    try:
+        yield AclRedis(port, passwords, acl, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
