@@ -10,6 +10,7 @@ import json
 import logging
 import pathlib
 import re
+import shutil
 
 import pytest
 import redis
@@ -351,3 +352,25 @@ async def test_a_right_missing_at_run_time_is_named_and_waited_out(server, caplo
 
 async def _pictures(r) -> int:
     return sum([await r.hlen(t.people(p)) for p in range(chaos.PARTITIONS)])
+
+
+def test_the_shipped_example_acl_file_is_current():
+    """deploy/redis/users.acl.example = `permitbus acl` of the placeholder passwords next to it."""
+    example = ROOT / "deploy" / "redis"
+    passwords = acl.load_passwords(example / "passwords.example.json")
+    assert all(p.startswith("CHANGE-ME-") for p in passwords.values())
+    assert (example / "users.acl.example").read_text() == acl.acl_file(passwords)
+
+
+
+@pytest.mark.skipif(not shutil.which("openssl"), reason="openssl makes the test's certificate")
+async def test_services_over_tls_with_their_users(tmp_path):
+    """``rediss://`` URLs (redis-py's TLS options in the URL) for set-up, every service and the
+    departments: the same outcome as the unrestricted plain run."""
+    with acl_redis(tmp_path, tls=True) as srv:
+        probe = redis.Redis.from_url(srv.url("dept-psb"))
+        assert probe.ping() and probe.connection_pool.connection_class.__name__ == "SSLConnection"
+        probe.close()
+        want = await baseline(srv)  # computed once per module, on whichever server comes first
+        got = await run_separately(srv, dict(access.USER_OF_SERVICE))
+    chaos.assert_exact(got, want)
