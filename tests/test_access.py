@@ -293,7 +293,7 @@ async def _readers(srv, want: chaos.Outcome) -> None:
     await dept.aclose()
 
 
-async def test_permitbus_up_under_pb_up(server):
+async def test_permitbus_up_under_pb_up_with_a_kill_9(server):
     want = await baseline(server)
     admin = aioredis.Redis.from_url(server.admin)
     await admin.flushall()
@@ -304,6 +304,10 @@ async def test_permitbus_up_under_pb_up(server):
         inputs = chaos.city(PEOPLE, SEED)
         for feed in chaos.FEED_ORDER:
             await chaos.publish(admin, feed, inputs[feed])
+            if feed == "hrss:contribution":  # a kill -9 mid-feed: the restart takes over what was pending
+                await asyncio.sleep(0.3)
+                procs.kill9()
+                procs.restart()
             await chaos.wait_idle(admin, timeout=90, procs=procs)
     finally:
         codes = procs.stop()
@@ -374,3 +378,62 @@ async def test_services_over_tls_with_their_users(tmp_path):
         want = await baseline(srv)  # computed once per module, on whichever server comes first
         got = await run_separately(srv, dict(access.USER_OF_SERVICE))
     chaos.assert_exact(got, want)
+
+
+async def test_dead_letters_and_redrive_under_the_service_users(server, monkeypatch):
+    """The poison paths write where their declarations say: a normalizer's dead letter
+    (dlq:ingress:<feed>), a decider's (pb_attempt, then dlq:decider through the relay), and the
+    operators re-drive both under pb-ops."""
+    from services.ingress import service as ingress_service
+    from services.ops.cli import redrive
+    from services.rules import health
+    from tests.people import make_id, permit
+
+    real_norm, real_health = ingress_service.NORMALIZERS["psb:permit"], health.decide
+    poison_decide = make_id()
+
+    def broken_norm(rec, source_id, raw):
+        if rec.get("ywlsh") == "POISON":
+            raise KeyError("injected fault")
+        return real_norm(rec, source_id, raw)
+
+    def broken_health(pic, day):
+        if pic.id == poison_decide:
+            raise RuntimeError("injected fault")
+        return real_health(pic, day)
+
+    monkeypatch.setitem(ingress_service.NORMALIZERS, "psb:permit", broken_norm)
+    monkeypatch.setattr(health, "decide", broken_health)
+    admin = aioredis.Redis.from_url(server.admin)
+    await admin.flushall()
+    assert await run_setup(Settings(redis_url=server.url("pb-setup"))) == 0
+    dept = aioredis.Redis.from_url(server.url("dept-psb"))
+    for rec in (permit("QF", make_id(), ywlsh="POISON"), permit("QF", poison_decide), permit("QF", make_id())):
+        await dept.xadd("ingress:psb:permit", {"payload": json.dumps(rec).encode()})
+    await dept.aclose()
+
+    async def run_all() -> None:
+        runs = [Running() for _ in access.USER_OF_SERVICE]
+        tasks = [asyncio.create_task(serve(settings_for(server.url(user)).model_copy(update={"max_attempts": 2}),
+                                           [service], running=run, handle_signals=False))
+                 for (service, user), run in zip(access.USER_OF_SERVICE.items(), runs)]
+        try:
+            await chaos.wait_idle(admin, timeout=60)
+        finally:
+            for run in runs:
+                run.stop.set()
+            assert await asyncio.gather(*tasks) == [0] * len(tasks)
+
+    await run_all()
+    assert await admin.xlen("dlq:ingress:psb:permit") == 1 and await admin.xlen(t.DECIDER_DLQ) == 1
+    assert [json.loads(f[b"payload"])["subject_id"] for _, f in await admin.xrange("outlet:health")] != []
+    monkeypatch.setitem(ingress_service.NORMALIZERS, "psb:permit", real_norm)
+    monkeypatch.setattr(health, "decide", real_health)
+    ops = aioredis.Redis.from_url(server.url("pb-ops"))
+    assert await redrive(ops, "dlq", "ingress:psb:permit", None, None) == 1
+    assert await redrive(ops, "dlq", "decider", None, None) == 1
+    await ops.aclose()
+    await run_all()
+    subjects = [json.loads(f[b"payload"])["subject_id"] for _, f in await admin.xrange("outlet:health")]
+    assert len(subjects) == len(set(subjects)) == 3
+    await admin.aclose()

@@ -235,6 +235,9 @@ class Normalizer:
                 self.outage.ok()
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
+            except ResponseError as exc:  # functions missing, or a right missing (NOPERM): said, retried
+                if not await recover(self.r, exc):
+                    raise
             await self._sleep(self.settings.lease_ttl_ms / 3000)
         if self.stopping.is_set():
             return
@@ -307,6 +310,9 @@ class Normalizer:
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 await self._sleep(self.outage.backoff())
+            except ResponseError as exc:
+                if not await recover(self.r, exc):
+                    raise
         return n
 
     async def _sleep(self, seconds: float) -> None:
