@@ -437,3 +437,56 @@ async def test_dead_letters_and_redrive_under_the_service_users(server, monkeypa
     subjects = [json.loads(f[b"payload"])["subject_id"] for _, f in await admin.xrange("outlet:health")]
     assert len(subjects) == len(set(subjects)) == 3
     await admin.aclose()
+
+
+def test_topology_shows_what_the_code_touches(capsys):
+    """The rows the hand-written text had lost (issue 11): now derived, they cannot drift."""
+    from services.cli import main
+
+    assert main(["topology"]) == 0
+    out = capsys.readouterr().out
+    rows = dict(re.findall(r"^(\S[^\n]*?)\s+\(user [^)]+\)\n((?:    [^\n]*\n)+)", out, re.M))
+    assert "qmarks{quarantine:psb:permit}" in rows["normalize psb:permit"]
+    assert "dlq:ingress:psb:permit" in rows["normalize psb:permit"]
+    assert "dec:{pN}" in rows["decide"] and "att:{pN}" in rows["decide"]
+    assert "relaypos{<target>}" in rows["relay"] and "rosteridx{<target>}" in rows["relay"]
+
+
+def test_acl_command_names_a_missing_user_and_prints_no_password(tmp_path, capsys):
+    from services.cli import main
+
+    pw = {u: f"pw-{u}-{i}" for i, u in enumerate(acl.REQUIRED)}
+    (tmp_path / "ok.json").write_text(json.dumps(pw))
+    assert main(["acl", "--passwords", str(tmp_path / "ok.json")]) == 0
+    out, err = capsys.readouterr()
+    assert out == acl.acl_file(pw) and not any(p in out + err for p in pw.values())
+    assert "no pb-setup password" in err
+    del pw["pb-up"]
+    (tmp_path / "short.json").write_text(json.dumps(pw))
+    assert main(["acl", "--passwords", str(tmp_path / "short.json")]) == 2
+    out, err = capsys.readouterr()
+    assert "no password for: pb-up" in err and not out
+
+
+async def test_a_worker_that_may_not_even_look_says_so_and_waits(server, caplog):
+    caplog.set_level(logging.ERROR, logger="permitbus")
+    admin = aioredis.Redis.from_url(server.admin)
+    assert await run_setup(Settings(redis_url=server.url("pb-setup"))) == 0
+    sched = access.schedule()
+    blind = access.Service(sched.name, sched.user,
+                           tuple(u for u in sched.uses if u is not access.WORKER) + (access.uses((), "ping"),))
+    full = acl.password_hash(server.passwords["pb-schedule"])
+    await admin.execute_command("ACL", "SETUSER", "pb-schedule", "reset", "on", full, *acl.rules([blind]))
+    running = Running()
+    task = asyncio.create_task(serve(settings_for(server.url("pb-schedule")), ["scheduler"], running=running,
+                                     handle_signals=False))
+    try:
+        await wait_until(lambda: _said(caplog, "waiting: Redis refuses this service's user: this user has no "
+                                               "permissions to run the 'function|list' command"), timeout=10)
+        assert not running.ready.is_set() and not task.done()
+        await admin.execute_command("ACL", "SETUSER", "pb-schedule", "reset", "on", full, *acl.rules([sched]))
+        await asyncio.wait_for(running.ready.wait(), timeout=15)
+    finally:
+        running.stop.set()
+        assert await task == 0
+        await admin.aclose()

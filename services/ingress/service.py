@@ -349,6 +349,9 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
             batch=True,
             max_records=normalizer.settings.batch_size,
             polling_interval=100,
+            # `permitbus setup` makes the stream and the group (at 0). FastStream 0.7 still sends
+            # XGROUP CREATE at every start (BUSYGROUP then); declare=False keeps it from making a stream.
+            declare=False,
         ),
         ack_policy=AckPolicy.MANUAL,  # handle() acknowledges once the effect is written
         parser=keep_raw,

@@ -29,7 +29,7 @@ def streams(kind: str, name: str | None) -> list[str]:
         if bad:
             raise SystemExit(f"unknown feed {bad[0]!r}; feeds: {', '.join(t.FEEDS)}")
         return [t.FEEDS[f].quarantine for f in feeds]
-    all_dlq = [t.dlq(f.ingress) for f in t.FEEDS.values()] + [t.DECIDER_DLQ]
+    all_dlq = t.dead_letter_streams()
     if not name:
         return all_dlq
     full = name if name.startswith("dlq:") else t.dlq(name)

@@ -186,8 +186,7 @@ def api() -> Service:
 
 def ops() -> Service:
     """``permitbus quarantine|dlq|figures`` and the backlog (status)."""
-    parked = tuple(f.quarantine for f in t.FEEDS.values()) + tuple(t.dlq(f.ingress) for f in t.FEEDS.values()) \
-        + (t.DECIDER_DLQ,)
+    parked = (*t.quarantine_streams(), *t.dead_letter_streams())
     return Service("ops", "pb-ops", (
         uses(tuple(f.ingress for f in t.FEEDS.values()), "xinfo|groups", "xinfo|stream"),
         uses(t.decider_meta("*"), "hget"),

@@ -17,16 +17,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from faststream.redis import RedisBroker
+from redis.exceptions import ResponseError
 
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.outage import REDIS_OUTAGE, Outage
+from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
 from services.runtime.redis import connect
-from services.runtime.setup import missing
 from services.runtime.settings import Settings
+from services.runtime.setup import missing
 from services.scheduler.service import Scheduler
 
 log = logging.getLogger("permitbus")
@@ -85,6 +86,15 @@ async def wait_for_redis(r, stop: asyncio.Event, services: Iterable[str] = SERVI
             outage.attempts += 1  # back off as for an outage, without its log lines
         except REDIS_OUTAGE as exc:
             outage.failed(exc)
+        except ResponseError as exc:  # this user may not even look (NOPERM): say which right, wait
+            refusal = acl_refusal(exc)
+            if refusal is None:
+                raise
+            if refusal != said:
+                log.error("waiting: Redis refuses this service's user: %s (is its ACL from `permitbus acl` of "
+                          "this release?)", refusal)
+                said = refusal
+            outage.attempts += 1
         try:
             await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
         except asyncio.TimeoutError:

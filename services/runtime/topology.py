@@ -152,6 +152,16 @@ def dlq(stream: str) -> str:
     return f"dlq:{stream}"
 
 
+def quarantine_streams() -> list[str]:
+    """Where bad input is parked, one stream per feed."""
+    return [f.quarantine for f in FEEDS.values()]
+
+
+def dead_letter_streams() -> list[str]:
+    """Where poison records are parked: one per feed, and the decider's."""
+    return [dlq(f.ingress) for f in FEEDS.values()] + [DECIDER_DLQ]
+
+
 def lease(role: str, what: str) -> str:
     """String: the owner of a feed (``lease("normalize", "psb:permit")``) or of a partition
     (``lease("decider", "{p3}")``), with a time to live; see services/runtime/lease.py."""
