@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import pathlib
 import re
 import struct
+import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from services.runtime import topology
+from services.runtime.outage import acl_refusal
 
 log = logging.getLogger("permitbus.redis")
 _SOURCE = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
@@ -98,12 +101,6 @@ async def recover(r: aioredis.Redis, exc: BaseException) -> bool:
     this user may not run (NOPERM: the ACL lacks a right the service declares) is said clearly
     and waited out, so that an ``ACL LOAD`` of a corrected file lets the service go on. True when
     ``exc`` was such a case and the caller should try again."""
-    import asyncio
-
-    from redis.exceptions import NoPermissionError
-
-    from services.runtime.outage import acl_refusal
-
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc)
@@ -134,8 +131,6 @@ _REFUSALS: dict[str, float] = {}
 
 def _said_refusal(refusal: str) -> None:
     """Log an ACL refusal once a minute at most (a worker retries it every 2 s)."""
-    import time
-
     now = time.monotonic()
     if now - _REFUSALS.get(refusal, -1e9) >= 60:
         _REFUSALS[refusal] = now
