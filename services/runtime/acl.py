@@ -38,9 +38,14 @@ def rules(services: list[access.Service]) -> list[str]:
                 root.update(u.commands)
             else:
                 selectors.setdefault((tuple(sorted(set(u.keys))), u.mode), set()).update(u.commands)
+    # Then one selector per (commands, access) with all their keys: the same rights in fewer
+    # selectors (Redis tries them in turn for every command, functions' inner calls included).
+    merged: dict[tuple[tuple[str, ...], str], set[str]] = {}
+    for (keys, mode), cmds in selectors.items():
+        merged.setdefault((tuple(sorted(cmds)), mode), set()).update(keys)
     out = ["resetkeys", "resetchannels", "-@all", *(f"+{c}" for c in sorted(root))]
-    for (keys, mode), cmds in sorted(selectors.items()):
-        parts = [f"+{c}" for c in sorted(cmds)] + [f"{_PREFIX[mode]}{k}" for k in keys]
+    for (cmds, mode), keys in sorted(merged.items(), key=lambda kv: (sorted(kv[1]), kv[0])):
+        parts = [f"+{c}" for c in cmds] + [f"{_PREFIX[mode]}{k}" for k in sorted(keys)]
         out.append("(" + " ".join(parts) + ")")
     return out
 
