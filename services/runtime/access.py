@@ -348,5 +348,6 @@ def markdown_table() -> str:
     lines = ["| key | kind | written by | read by | commands |", "| --- | --- | --- | --- | --- |"]
     for fam in written:
         cmds = " ".join(sorted(commands[fam])).replace("|", "\\|")  # XINFO|GROUPS inside a table cell
-        lines.append(f"| `{fam}` | {KINDS.get(fam, '?')} | {', '.join(written[fam]) or '-'} | {', '.join(read[fam]) or '-'} | {cmds} |")
+        who = f"{', '.join(written[fam]) or '-'} | {', '.join(read[fam]) or '-'}"
+        lines.append(f"| `{fam}` | {KINDS.get(fam, '?')} | {who} | {cmds} |")
     return "\n".join(lines)
