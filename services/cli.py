@@ -45,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--seed", type=int, default=7)
     fig = sub.add_parser("figures", help="the city's figures per district")
     fig.add_argument("--json", action="store_true")
-    sub.add_parser("topology", help="which service reads and writes which stream")
+    topo = sub.add_parser("topology", help="which service reads and writes which stream")
+    topo.add_argument("--markdown", action="store_true", help="the README's table of keys")
+    sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
+    acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
+    acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
@@ -68,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -97,11 +101,33 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve_api(settings)
     if args.cmd == "topology":
+        from services.runtime.access import markdown_table
         from services.runtime.topology import describe
 
+        if args.markdown:
+            print(markdown_table())
+            return 0
         for row in describe():
-            print(f"{row['service']:<28} reads {row['reads']:<40} group {row['group']:<20} writes {row['writes']}")
+            print(f"{row['service']:<28} (user {row['user']})\n    reads  {row['reads']}\n    group  {row['group']}\n"
+                  f"    writes {row['writes']}")
         return 0
+    if args.cmd == "acl":
+        from services.runtime.acl import PasswordError, acl_file, load_passwords
+
+        try:
+            passwords = load_passwords(args.passwords)
+        except PasswordError as exc:
+            print(f"permitbus acl: {exc}", file=sys.stderr)
+            return 2
+        if "pb-setup" not in passwords:
+            print("permitbus acl: no pb-setup password: no user of this file can run `permitbus setup`",
+                  file=sys.stderr)
+        sys.stdout.write(acl_file(passwords))
+        return 0
+    if args.cmd == "setup":
+        from services.runtime.setup import run_setup
+
+        return asyncio.run(run_setup(settings))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

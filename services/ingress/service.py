@@ -86,7 +86,7 @@ class Normalizer:
         self.settings = settings
         self.feed = t.FEEDS[feed]
         self.consumer = consumer
-        self.lease = Lease(r, f"lease:normalize:{feed}", consumer, settings.lease_ttl_ms)
+        self.lease = Lease(r, t.lease("normalize", feed), consumer, settings.lease_ttl_ms)
         self.stopping = asyncio.Event()
         self.outage = Outage(log, f"normalize {feed}")
         self.events = 0
@@ -235,6 +235,9 @@ class Normalizer:
                 self.outage.ok()
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
+            except ResponseError as exc:  # functions missing, or a right missing (NOPERM): said, retried
+                if not await recover(self.r, exc):
+                    raise
             await self._sleep(self.settings.lease_ttl_ms / 3000)
         if self.stopping.is_set():
             return
@@ -307,6 +310,9 @@ class Normalizer:
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 await self._sleep(self.outage.backoff())
+            except ResponseError as exc:
+                if not await recover(self.r, exc):
+                    raise
         return n
 
     async def _sleep(self, seconds: float) -> None:
@@ -343,6 +349,9 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
             batch=True,
             max_records=normalizer.settings.batch_size,
             polling_interval=100,
+            # `permitbus setup` makes the stream and the group (at 0). FastStream 0.7 still sends
+            # XGROUP CREATE at every start (BUSYGROUP then); declare=False keeps it from making a stream.
+            declare=False,
         ),
         ack_policy=AckPolicy.MANUAL,  # handle() acknowledges once the effect is written
         parser=keep_raw,

@@ -36,7 +36,7 @@ def streams(kind: str, name: str | None) -> list[str]:
     all_dlq = list(t.dead_letter_streams())
     if not name:
         return all_dlq
-    full = name if name.startswith("dlq:") else f"dlq:{name}"
+    full = name if name.startswith("dlq:") else t.dlq(name)
     if full not in all_dlq:
         raise SystemExit(f"unknown dead-letter stream {name!r}; streams: {', '.join(all_dlq)}")
     return [full]

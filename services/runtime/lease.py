@@ -16,6 +16,7 @@ import asyncio
 import logging
 import time
 
+from services.runtime import topology as t
 from services.runtime.redis import fn
 
 log = logging.getLogger("permitbus.lease")
@@ -46,11 +47,11 @@ class PartitionShare:
         self.partitions = partitions
         self.owned: set[int] = set()
         self.wanted: set[int] = set()
-        self.leases = {p: Lease(r, f"lease:{role}:{{p{p}}}", owner, ttl_ms) for p in partitions}
+        self.leases = {p: Lease(r, t.partition_lease(role, p), owner, ttl_ms) for p in partitions}
 
     async def refresh(self) -> set[int]:
         now = int(time.time() * 1000)
-        members_key = f"members:{self.role}"
+        members_key = t.members(self.role)
         pipe = self.r.pipeline(transaction=False)
         pipe.zadd(members_key, {self.owner: now + self.ttl_ms})
         pipe.zremrangebyscore(members_key, "-inf", now)
@@ -76,7 +77,7 @@ class PartitionShare:
         pipe = self.r.pipeline(transaction=False)
         for p in sorted(self.owned):
             pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
-        pipe.zrem(f"members:{self.role}", self.owner)
+        pipe.zrem(t.members(self.role), self.owner)
         await pipe.execute()
         self.owned = set()
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 
 from redis._parsers.base import BaseParser
-from redis.exceptions import ClusterDownError, OutOfMemoryError, ReadOnlyError, ResponseError, TryAgainError
+from redis.exceptions import (ClusterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError, ResponseError,
+                              TryAgainError)
 from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import TimeoutError as RTimeoutError
 
@@ -73,3 +75,25 @@ def _first_line(exc: BaseException) -> str:
     """Redis's own words, without a pipeline's echo of the command (which may hold a payload)."""
     text = str(exc).splitlines()[0] if str(exc) else ""
     return text.rsplit("caused error: ", 1)[-1].strip("(),'\"")[:120]
+
+
+_PIPELINE_ECHO = re.compile(r"Command # \d+ \(([^\s)]+)(?: ([^\s)]+))?(?: ([^\s)]+))?(?: ([^\s)]+))?")
+
+
+def acl_refusal(exc: BaseException) -> str | None:
+    """What the ACL refused, as "<command> <key>: <Redis's words>", or None if ``exc`` is not an
+    ACL refusal. A pipeline's echo of the command is cut to its name and first key: the rest may
+    hold a payload."""
+    text = str(exc)
+    first = _first_line(exc)
+    if isinstance(exc, NoPermissionError) or "NOPERM" in text:
+        pass
+    elif "user executing the script can't" not in text:  # a refusal inside a Lua function (Redis 7.0)
+        return None
+    m = _PIPELINE_ECHO.search(text)
+    if not m:
+        return first
+    cmd, a, b, c = m.groups()
+    if cmd.upper() in ("FCALL", "FCALL_RO") and c:
+        return f"{cmd.upper()} {a} on key {c}: {first}"
+    return f"{cmd.upper()} on key {a}: {first}" if a else f"{cmd.upper()}: {first}"

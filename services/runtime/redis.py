@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import pathlib
 import re
 import struct
+import time
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from services.runtime import topology
+from services.runtime.outage import acl_refusal
 
 log = logging.getLogger("permitbus.redis")
 _SOURCE = (pathlib.Path(__file__).parent / "permitbus.lua").read_text()
@@ -94,16 +97,42 @@ def msgpack_strings(items: list[bytes]) -> bytes:
 
 async def recover(r: aioredis.Redis, exc: BaseException) -> bool:
     """Redis came back without our functions or groups (restarted without persistence, or
-    flushed): put them back. True when ``exc`` was such a case and is repaired."""
+    flushed): put them back, or wait for ``permitbus setup`` when this user may not. A command
+    this user may not run (NOPERM: the ACL lacks a right the service declares) is said clearly
+    and waited out, so that an ``ACL LOAD`` of a corrected file lets the service go on. True when
+    ``exc`` was such a case and the caller should try again."""
     if not isinstance(exc, ResponseError):
         return False
     text = str(exc)
-    if "Function not found" in text or "function not found" in text.lower():
-        log.warning("Redis has lost permitbus's functions: loading them again")
-        await load_functions(r)
+    try:
+        if "Function not found" in text or "function not found" in text.lower():
+            log.warning("Redis has lost permitbus's functions: loading them again")
+            await load_functions(r)
+            return True
+        if "NOGROUP" in text or "no such key" in text:
+            log.warning("Redis has lost permitbus's consumer groups: creating them again at 0")
+            await ensure_groups(r)
+            return True
+    except NoPermissionError:
+        log.warning("Redis lacks permitbus's functions or consumer groups and this user may not restore them: "
+                    "run `permitbus setup`; retrying")
+        await asyncio.sleep(2.0)
         return True
-    if "NOGROUP" in text or "no such key" in text:
-        log.warning("Redis has lost permitbus's consumer groups: creating them again at 0")
-        await ensure_groups(r)
-        return True
-    return False
+    refusal = acl_refusal(exc)
+    if refusal is None:
+        return False
+    _said_refusal(refusal)
+    await asyncio.sleep(2.0)
+    return True
+
+
+_REFUSALS: dict[str, float] = {}
+
+
+def _said_refusal(refusal: str) -> None:
+    """Log an ACL refusal once a minute at most (a worker retries it every 2 s)."""
+    now = time.monotonic()
+    if now - _REFUSALS.get(refusal, -1e9) >= 60:
+        _REFUSALS[refusal] = now
+        log.error("Redis refuses this service's user: %s. The user lacks a right the service needs: check "
+                  "that its ACL comes from `permitbus acl` of this release; retrying", refusal)

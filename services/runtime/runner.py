@@ -17,15 +17,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from faststream.redis import RedisBroker
+from redis.exceptions import ResponseError
 
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.outage import REDIS_OUTAGE, Outage
-from services.runtime.redis import connect, ensure_groups, load_functions
+from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
+from services.runtime.redis import connect
 from services.runtime.settings import Settings
+from services.runtime.setup import missing
 from services.scheduler.service import Scheduler
 
 log = logging.getLogger("permitbus")
@@ -59,26 +61,44 @@ def consumer_name(settings: Settings) -> str:
     return settings.consumer or f"{socket.gethostname()}-{os.getpid()}"
 
 
-async def wait_for_redis(r, stop: asyncio.Event) -> bool:
-    """Wait until Redis answers and holds this release's functions and the consumer groups.
+async def wait_for_redis(r, stop: asyncio.Event, services: Iterable[str] = SERVICES) -> bool:
+    """Wait until Redis answers and holds what these services need: this release's functions and,
+    for normalizers, the consumer groups (done by ``permitbus setup``, or here when the user may).
 
     A Redis that is unreachable, still loading, or refusing writes (out of memory under
     ``noeviction``: FUNCTION LOAD and XGROUP CREATE are refused then) is waited for, with one
-    line when the wait starts and one when it ends; False if a stop came first."""
+    line when the wait starts and one when it ends; so is a Redis not set up yet, saying what is
+    missing once. False if a stop came first."""
     outage = Outage(log, "start-up")
+    said = None
     while not stop.is_set():
         try:
             await r.ping()
-            await load_functions(r)
-            await ensure_groups(r)
-            outage.ok()
-            return True
+            lacking = await missing(r, groups="normalize" in services)
+            if lacking is None:
+                outage.ok()
+                if said:
+                    log.warning("set-up done: starting")
+                return True
+            if lacking != said:
+                log.warning("waiting: %s", lacking)
+                said = lacking
+            outage.attempts += 1  # back off as for an outage, without its log lines
         except REDIS_OUTAGE as exc:
             outage.failed(exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
-            except asyncio.TimeoutError:
-                pass
+        except ResponseError as exc:  # this user may not even look (NOPERM): say which right, wait
+            refusal = acl_refusal(exc)
+            if refusal is None:
+                raise
+            if refusal != said:
+                log.error("waiting: Redis refuses this service's user: %s (is its ACL from `permitbus acl` of "
+                          "this release?)", refusal)
+                said = refusal
+            outage.attempts += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=outage.backoff())
+        except asyncio.TimeoutError:
+            pass
     return False
 
 
@@ -112,7 +132,7 @@ async def serve(
             loop.add_signal_handler(sig, on_signal, sig)
 
     r = connect(settings.redis_url)
-    if not await wait_for_redis(r, running.stop):
+    if not await wait_for_redis(r, running.stop, services):
         await r.aclose()
         return 0
     part_list = list(partitions) if partitions is not None else None

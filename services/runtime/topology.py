@@ -56,6 +56,17 @@ OUTLETS: dict[str, Outlet] = {
     )
 }
 
+# Each department's outlet (CONTRACT.md "Outlets"), including those whose entitlements come later.
+DEPARTMENT_OUTLETS: dict[str, str] = {
+    d: f"outlet:{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")
+}
+
+
+def department_feeds(dept: str) -> list[Feed]:
+    """The ingress feeds a department publishes (none for some)."""
+    return [f for f in FEEDS.values() if f.name.split(":", 1)[0] == dept]
+
+
 # Every stream the relay moves outbox entries to: the five outlets, and the quarantine of the
 # permit feed (UNKNOWN_PERMIT is found by the decider, which knows what permit a person holds).
 # The decider's dead letters (events whose processing keeps failing) go through the relay too.
@@ -144,6 +155,11 @@ def quarantine_marks(stream: str) -> str:
 SCHEDULER_STATE = "sched:state"
 
 
+def scheduler_state() -> str:
+    """Hash: the date the scheduler last ticked for, and how many people it ticked."""
+    return SCHEDULER_STATE
+
+
 def dlq(stream: str) -> str:
     """Dead letters of a stream read by a consumer group (poison entries)."""
     return f"dlq:{stream}"
@@ -170,15 +186,38 @@ def redrive_times(target: str) -> str:
 DEMO_MARKER = "permitbus:demo"  # string: written first by ``permitbus demo`` in a Redis it may clear
 
 
+def quarantine_streams() -> list[str]:
+    """Where bad input is parked, one stream per feed."""
+    return [f.quarantine for f in FEEDS.values()]
+
+
+def lease(role: str, what: str) -> str:
+    """String: the owner of a feed (``lease("normalize", "psb:permit")``) or of a partition
+    (``lease("decider", "{p3}")``), with a time to live; see services/runtime/lease.py."""
+    return f"lease:{role}:{what}"
+
+
+def partition_lease(role: str, p: int | str) -> str:
+    """A partition's lease, in the partition's slot."""
+    return lease(role, f"{{p{p}}}")
+
+
+def members(role: str) -> str:
+    """Sorted set: the live workers of a role (decider, relay) -> when their membership lapses."""
+    return f"members:{role}"
+
+
+def our_key_patterns() -> tuple[str, ...]:
+    """Glob patterns (for SCAN MATCH) covering every key permitbus writes or reads, and nothing
+    else: derived from the services' declarations in services/runtime/access.py."""
+    from services.runtime.access import key_patterns
+
+    return key_patterns()
+
+
 def describe() -> list[dict[str, str]]:
-    """The topology as rows, for the README and ``permitbus topology``."""
-    rows = []
-    for f in FEEDS.values():
-        rows.append({"service": f"normalize {f.name}", "reads": f.ingress, "group": NORMALIZER_GROUP,
-                     "writes": f"evt:{{pN}}, {f.quarantine}"})
-    rows.append({"service": "decider", "reads": "evt:{pN} (from its own applied position)", "group": "-",
-                 "writes": "ppl:{pN}, arc:{pN}, out:{pN}:<target>, due:{pN}, fig:{pN}"})
-    rows.append({"service": "relay", "reads": "out:{pN}:<target>", "group": "-",
-                 "writes": ", ".join(RELAY_TARGETS) + ", roster{<outlet>}:…"})
-    rows.append({"service": "scheduler", "reads": "due:{pN}", "group": "-", "writes": "evt:{pN} (date.tick)"})
-    return rows
+    """The topology as rows (service, reads, group, writes), for ``permitbus topology``: derived
+    from the declarations in services/runtime/access.py."""
+    from services.runtime.access import describe as derived
+
+    return derived()

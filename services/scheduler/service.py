@@ -15,11 +15,13 @@ import datetime as dt
 import logging
 
 import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
 
 from schemas.events import ENVELOPE_MAX, DateTick, encode_envelope, encode_event
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage
+from services.runtime.redis import recover
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.scheduler")
@@ -46,6 +48,10 @@ class Scheduler:
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 wait = self.outage.backoff()
+            except ResponseError as exc:  # a right missing (NOPERM): said clearly, retried
+                if not await recover(self.r, exc):
+                    raise
+                wait = self.settings.scheduler_interval_s
             try:
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
             except asyncio.TimeoutError:
@@ -54,11 +60,11 @@ class Scheduler:
     async def check(self) -> int:
         """Tick everyone due if the date moved since the last check. Returns people ticked."""
         day = self.clock.today()
-        last = await self.r.hget(t.SCHEDULER_STATE, "date")
+        last = await self.r.hget(t.scheduler_state(), "date")
         if last is not None and dt.date.fromisoformat(last.decode()) >= day:
             return 0
         n = await self.tick(day)
-        await self.r.hset(t.SCHEDULER_STATE, mapping={"date": day.isoformat(), "ticked": n})
+        await self.r.hset(t.scheduler_state(), mapping={"date": day.isoformat(), "ticked": n})
         if n:
             log.info("date is %s: %d people due for a new decision", day.isoformat(), n)
         return n
