@@ -136,6 +136,21 @@ def dlq(stream: str) -> str:
     return f"dlq:{stream}"
 
 
+def relay_dlq(target: str) -> str:
+    """Stream: outbox entries the relay could not move to ``target`` (after ``max_attempts``),
+    each with its partition, outbox id, error and deliveries. Same slot as ``target`` and its
+    relay positions: parking an entry and moving the position past it are one step."""
+    return f"dlq:relay{{{target}}}"
+
+
+def relay_attempts(target: str) -> str:
+    """Hash: ``<partition>|<outbox id>`` -> failed attempts at relaying it to ``target``."""
+    return f"relayatt{{{target}}}"
+
+
+RELAY_DLQS: tuple[str, ...] = tuple(relay_dlq(target) for target in RELAY_TARGETS)
+
+
 def describe() -> list[dict[str, str]]:
     """The topology as rows, for the README and ``permitbus topology``."""
     rows = []
