@@ -39,7 +39,7 @@ from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.faults import refused_for_data
+from services.runtime.faults import brief, refused_for_data
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
@@ -267,7 +267,7 @@ class Decider:
         letters, in one last call."""
         self.isolated += 1
         log.error("partition %d: Redis refused the commit of %d events (%s); committing them one at a time",
-                  b.p, len(b.items), _brief(exc))
+                  b.p, len(b.items), brief(exc))
         self.cache.drop(b.p)
         dead = self.dead.setdefault(b.p, {})
         persons = await self._read_stored(b.p, b.keys)
@@ -326,12 +326,12 @@ class Decider:
         attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
         who = mask(getattr(ev, "person_id", None) or None)
         if attempts < self.settings.max_attempts:
-            log.error("partition %d event %s (%s) failed, attempt %d: %s", p, eid.decode(), who, attempts, _brief(exc))
+            log.error("partition %d event %s (%s) failed, attempt %d: %s", p, eid.decode(), who, attempts, brief(exc))
             return False
         log.error("partition %d event %s (%s) failed %d times, dead-lettered: %s",
-                  p, eid.decode(), who, attempts, _brief(exc))
+                  p, eid.decode(), who, attempts, brief(exc))
         return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
-                     b"stream", t.evt(p), b"error", _brief(exc), b"deliveries", attempts]
+                     b"stream", t.evt(p), b"error", brief(exc), b"deliveries", attempts]
 
     async def _read_stored(self, p: int, keys: list[bytes]) -> dict[bytes, Person]:
         if not keys:
@@ -486,9 +486,6 @@ def _decision_entry(d) -> list:
     """A decision's outbox entry: to its outlet, the decision as JSON."""
     return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
 
-
-def _brief(exc: BaseException) -> str:
-    return repr(exc)[:500]
 
 
 def _item(pseudonym: Pseudonymizer, eid: bytes, data: bytes) -> tuple:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import msgspec
+
 from services.runtime import topology as t
 from services.runtime.identity import mask
 from services.runtime.redis import connect
@@ -29,7 +31,7 @@ def streams(kind: str, name: str | None) -> list[str]:
         if bad:
             raise SystemExit(f"unknown feed {bad[0]!r}; feeds: {', '.join(t.FEEDS)}")
         return [t.FEEDS[f].quarantine for f in feeds]
-    all_dlq = [t.dlq(f.ingress) for f in t.FEEDS.values()] + [t.DECIDER_DLQ]
+    all_dlq = [t.dlq(f.ingress) for f in t.FEEDS.values()] + [t.DECIDER_DLQ, *t.RELAY_DLQS]
     if not name:
         return all_dlq
     full = name if name.startswith("dlq:") else f"dlq:{name}"
@@ -58,6 +60,8 @@ async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes 
     for eid, fields in entries:
         if stream == t.DECIDER_DLQ:
             await r.xadd(fields[b"stream"].decode(), {"e": fields[b"event"]})
+        elif stream in t.RELAY_DLQS:  # back onto the outbox it was read from, as it was
+            await r.xadd(fields[b"stream"].decode(), msgspec.msgpack.decode(fields[b"fields"]))
         else:
             target = fields.get(b"stream", b"").decode() or f"ingress:{stream.split(':', 1)[1]}"
             await r.xadd(target, {"payload": payload if payload is not None else fields[b"payload"]})

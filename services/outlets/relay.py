@@ -4,6 +4,15 @@ Exactly once: the position relayed up to, per target and partition, lives in ``r
 (same slot as the target) and moves in the same ``pb_relay`` call that appends to the target and
 updates the roster, and only if it is still where this worker read it. The outbox is trimmed
 afterwards (idempotent). Outlets keep ``PERMITBUS_OUTLET_RETENTION_DAYS`` days of decisions.
+
+Bounded: a partition's entries for a target go in calls of at most ``batch_size`` entries and
+about ``lua_call_bytes`` of arguments, each moving the position past its own entries.
+
+Fault isolation: an entry that cannot be prepared (its decision does not decode) or whose call
+Redis refuses for its arguments (``pb_relay`` checks them before its first write: nothing was
+written) is retried, counted in ``relayatt{<target>}``, and after ``max_attempts`` parked in
+``dlq:relay{<target>}`` by the same ``pb_relay`` call that moves the position past it; the entries
+after it flow. A refused call is retried entry by entry to find the one at fault.
 """
 
 from __future__ import annotations
@@ -13,12 +22,14 @@ import logging
 import time
 from collections.abc import Iterable
 
+import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_decoder
 from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
 from services.runtime.lease import PartitionShare, run_partitioned
+from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
 from services.runtime.redis import fn
 from services.runtime.settings import Settings
@@ -79,35 +90,149 @@ class Relay:
         index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.active}
         now_ms = int(time.time() * 1000)
         minid = f"{now_ms - self.settings.outlet_retention_days * 86_400_000}-0"
-        pipe = self.r.pipeline(transaction=False)
-        work = []
+        runs = []
         for name, entries in resp:
             target, p = index[name]
-            args: list = [p, self.pos[(target, p)], entries[-1][0], minid if target.startswith("outlet:") else "-",
-                          len(entries), now_ms if target.startswith("quarantine:") else "-"]
-            has_roster = target in ENTITLEMENT_OF
-            for _, fields in entries:
-                args.append(len(fields))
-                for k, v in fields.items():
-                    args += [k, v]
-                if has_roster:
-                    d = decision_decoder.decode(fields[b"payload"])
-                    action = "set" if d.status == "eligible" else "del"
-                    args += [action, roster_field(d.subject_id, d.application_id),
-                             DISTRICT_INDEX.get(d.district or "", "0")]
-                else:
-                    args += ["-", "", "0"]
-            keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
-            pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
-            work.append((target, p, name, len(entries)))
-        results = await pipe.execute()
+            prepared = []
+            for eid, fields in entries:
+                try:
+                    prepared.append((eid, _entry_args(target, fields)))
+                except Exception as exc:  # noqa: BLE001 - the entry's fault: isolate it
+                    parked = await self._fault(target, p, name, eid, fields, exc)
+                    if parked is None:
+                        break  # retried with the next read; the entries before it go now
+                    prepared.append((eid, parked))
+            if prepared:
+                runs.append(_Run(target, p, name, prepared, self._head(target, p, now_ms, minid)))
+        pipe = self.r.pipeline(transaction=False)
+        for run in runs:
+            pos = self.pos[(run.target, run.p)]
+            for chunk in _chunks(run.prepared, self.settings.lua_call_bytes):
+                run.calls.append(chunk)
+                self._queue(pipe, run, pos, chunk)
+                pos = chunk[-1][0]
+        replies = iter(await pipe.execute(raise_on_error=False))
         trim = self.r.pipeline(transaction=False)
-        for (target, p, name, n), (ok, pos) in zip(work, results):
-            self.pos[(target, p)] = pos
-            if ok:
-                self.moved += n
-                trim.xtrim(name, minid=pos, approximate=False)
-            else:
-                log.info("relay %s partition %d: position moved on by another worker", target, p)
+        moved = 0
+        for run in runs:
+            # each call expects the position the one before it leaves: after one not applied, the
+            # rest were not either (they are read again)
+            for chunk, reply in [(chunk, next(replies)) for chunk in run.calls]:
+                if isinstance(reply, BaseException):
+                    if not refused_for_data(reply):
+                        raise reply
+                    moved += await self._one_by_one(run, chunk, reply)
+                    break
+                ok, pos = reply
+                self.pos[(run.target, run.p)] = pos
+                if not ok:
+                    log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
+                    break
+                moved += len(chunk)
+            trim.xtrim(run.name, minid=self.pos[(run.target, run.p)], approximate=False)
+        self.moved += moved
         await trim.execute()
-        return sum(n for *_, n in work)
+        return sum(len(run.prepared) for run in runs)
+
+    def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
+        """pb_relay's keys and leading arguments (after the positions) for ``target``."""
+        keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
+        keys += [t.relay_dlq(target), t.relay_attempts(target)]
+        return keys, [minid if target.startswith("outlet:") else "-",
+                      now_ms if target.startswith("quarantine:") else "-"]
+
+    def _queue(self, pipe, run: "_Run", pos: bytes, chunk: list) -> None:
+        keys, (minid, now) = run.head
+        args = [run.p, pos, chunk[-1][0], minid, len(chunk), now]
+        for _, entry in chunk:
+            args += entry
+        pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
+
+    async def _one_by_one(self, run: "_Run", chunk: list, exc: BaseException) -> int:
+        """A call Redis refused for its arguments (it wrote nothing): relay its entries one at a
+        time; the one refused is retried, and parked once it has failed ``max_attempts`` times."""
+        log.error("relay %s partition %d: Redis refused %d entries (%s); relaying them one at a time",
+                  run.target, run.p, len(chunk), brief(exc))
+        moved = 0
+        for eid, entry in chunk:
+            for attempt in range(2):
+                pipe = self.r.pipeline(transaction=False)
+                self._queue(pipe, run, self.pos[(run.target, run.p)], [(eid, entry)])
+                (reply,) = await pipe.execute(raise_on_error=False)
+                if not isinstance(reply, BaseException):
+                    break
+                if not refused_for_data(reply) or attempt:
+                    raise reply  # a parked entry refused: not the entry's fault
+                fields = await self._fields(run.name, eid)
+                entry = await self._fault(run.target, run.p, run.name, eid, fields, reply)
+                if entry is None:
+                    return moved
+            ok, pos = reply
+            self.pos[(run.target, run.p)] = pos
+            if not ok:
+                return moved
+            moved += 1
+        return moved
+
+    async def _fields(self, name: bytes, eid: bytes) -> dict[bytes, bytes]:
+        rows = await self.r.xrange(name, eid, eid)
+        return rows[0][1] if rows else {}
+
+    async def _fault(self, target: str, p: int, name: bytes, eid: bytes, fields: dict, exc: BaseException):
+        """Count a failed attempt at relaying outbox entry ``eid``. None: retry it later; else
+        the arguments that park it (the entry as it was, the error and its deliveries)."""
+        att = f"{p}|{eid.decode()}"
+        attempts = await self.r.hincrby(t.relay_attempts(target), att, 1)
+        if attempts < self.settings.max_attempts:
+            log.error("relay %s partition %d entry %s failed, attempt %d: %s", target, p, eid.decode(), attempts,
+                      brief(exc))
+            return None
+        log.error("relay %s partition %d entry %s failed %d times, parked in %s: %s", target, p, eid.decode(),
+                  attempts, t.relay_dlq(target), brief(exc))
+        dead = {b"fields": msgspec.msgpack.encode(fields)}
+        if b"payload" in fields:
+            dead[b"payload"] = fields[b"payload"]
+        dead |= {b"source_id": eid, b"stream": name, b"target": target.encode(), b"error": brief(exc).encode(),
+                 b"deliveries": str(attempts).encode()}
+        args: list = [len(dead)]
+        for k, v in dead.items():
+            args += [k, v]
+        return args + ["park", att, "0"]
+
+
+class _Run:
+    """One partition's outbox entries for one target, read in this step, and the calls made."""
+
+    def __init__(self, target: str, p: int, name: bytes, prepared: list, head: tuple) -> None:
+        self.target, self.p, self.name, self.prepared, self.head = target, p, name, prepared, head
+        self.calls: list[list] = []
+
+
+def _entry_args(target: str, fields: dict[bytes, bytes]) -> list:
+    """An outbox entry's part of pb_relay's arguments: its fields, and its roster action."""
+    args: list = [len(fields)]
+    for k, v in fields.items():
+        args += [k, v]
+    if target in ENTITLEMENT_OF:
+        d = decision_decoder.decode(fields[b"payload"])
+        action = "set" if d.status == "eligible" else "del"
+        args += [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0")]
+    else:
+        args += ["-", "", "0"]
+    return args
+
+
+def _chunks(prepared: list, limit: int) -> list[list]:
+    """Consecutive entries in calls of about ``limit`` bytes of arguments (an entry larger than
+    that goes alone)."""
+    chunks: list[list] = []
+    size = limit + 1
+    for eid, args in prepared:
+        n = sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in args)
+        if size + n > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((eid, args))
+        size += n
+    return chunks
+

@@ -51,3 +51,9 @@ def is_data_fault(exc: BaseException) -> bool:
     if isinstance(exc, rx.RedisError):
         return refused_for_data(exc)
     return isinstance(exc, Exception) and not isinstance(exc, OSError)
+
+
+def brief(exc: BaseException) -> str:
+    """The error as a dead letter records it (redis-py's own ``repr`` leaves out the message)."""
+    text = f"{type(exc).__name__}({str(exc)!r})" if isinstance(exc, rx.RedisError) else repr(exc)
+    return text[:500]
