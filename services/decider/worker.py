@@ -26,6 +26,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import msgspec
 import redis.asyncio as aioredis
@@ -78,15 +79,14 @@ class PartitionBatch:
     keep: dict[bytes, Person] = field(default_factory=dict)  # the pictures as committed, for the cache
 
 
-@dataclass
-class Share:
+class Share(NamedTuple):
     """One person's part of a commit. A commit split into several calls keeps each share whole
     and with the person's outbox entries: a picture is never stored without the decisions it led
     to (they would be lost: the events are duplicates when the batch is read again)."""
     state: bytes
     archive: bytes | None
     due: list
-    figs: dict[str, int]
+    figs: dict[str, int] | None
 
 
 class _Broken:
@@ -394,9 +394,10 @@ def _share(key: bytes, pic: Picture, flags: int, day) -> Share:
     """Recompute what ``flags`` says may have changed (city figures, next-change date) and pack
     the picture as it is to be stored (recent months with it, older ones apart)."""
     person = pic.person
-    figs: dict[str, int] = {}
+    figs = None
     new_figs = figure_keys(pic, day) if flags & RECHECK_FIGURES else person.figs
     if new_figs != person.figs:
+        figs = {}
         for k in person.figs:
             figs[k] = figs.get(k, 0) - 1
         for k in new_figs:
@@ -407,7 +408,7 @@ def _share(key: bytes, pic: Picture, flags: int, day) -> Share:
         due = nxt.toordinal() if nxt else 0
     else:
         due = person.due
-    dues = []
+    dues = _NO_DUE
     if due != person.due:  # due:{pN} is written only when the date moves
         dues = [key, due or "-"]
         person.due = due
@@ -423,58 +424,74 @@ def _share(key: bytes, pic: Picture, flags: int, day) -> Share:
     return Share(state, archive, dues, figs)
 
 
+_NO_DUE: list = []
+
+
+def _entry_bytes(entry: list) -> int:
+    return sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in entry)
+
+
 def _commit_calls(pos: bytes, new_pos: bytes, shares: dict[bytes, Share], outbox: list[tuple[bytes, list]],
                   dead: list[bytes], limit: int) -> list[list]:
     """pb_commit's arguments for a decided batch, as one call, or as several when they would pass
     ``limit`` bytes: people are grouped in order, each person's share with its outbox entries
     (entries of no person, the dead letters, go last), and only the last call moves the position
     and clears the dead events' attempts. A person larger than ``limit`` gets a call alone."""
+    total = 0
+    for share in shares.values():
+        total += len(share.state) + (len(share.archive) if share.archive else 0) + 64
+    for _, entry in outbox:
+        total += _entry_bytes(entry)
+    if total <= limit:  # the usual case: one call
+        return [_commit_args(pos, new_pos, shares.items(), [e for _, e in outbox], dead)]
     sizes: dict[bytes, int] = {}
-    for k, s in shares.items():
-        sizes[k] = 64 + len(k) + len(s.state) + len(s.archive or b"") + 32 * (len(s.figs) + 1)
+    for k, share in shares.items():
+        sizes[k] = len(share.state) + (len(share.archive) if share.archive else 0) + 64
     for k, entry in outbox:
-        sizes[k] = sizes.get(k, 0) + sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in entry)
+        sizes[k] = sizes.get(k, 0) + _entry_bytes(entry)
     if b"" in sizes:
         sizes[b""] = sizes.pop(b"")  # last
-    parts: list[set[bytes]] = []
+    parts: list[list[bytes]] = []
     size = limit + 1
     for k, n in sizes.items():
         if size + n > limit:
-            parts.append(set())
+            parts.append([])
             size = 0
-        parts[-1].add(k)
+        parts[-1].append(k)
         size += n
-    if not parts:
-        parts = [set()]
     calls = []
     for i, part in enumerate(parts):
         final = i == len(parts) - 1
-        states: list = []
-        archives: list = []
-        dues: list = []
-        figs: dict[str, int] = {}
-        for k in part:
-            s = shares.get(k)
-            if s is None:
-                continue
-            states += [k, s.state]
-            if s.archive is not None:
-                archives += [k, s.archive]
-            dues += s.due
-            for f, v in s.figs.items():
-                figs[f] = figs.get(f, 0) + v
-        figs = {f: v for f, v in figs.items() if v}
-        entries = [e for k, e in outbox if k in part]
-        calls.append([
-            pos, new_pos if final else pos,
-            msgpack_strings(states),
-            msgpack_strings(archives) if archives else b"",
-            len(dues) // 2, *dues,
-            len(figs), *[x for kv in figs.items() for x in kv],
-            len(entries), *[x for e in entries for x in e],
-            *([len(dead), *dead] if final else [0]),
-        ])
+        members = set(part)
+        calls.append(_commit_args(pos, new_pos if final else pos, [(k, shares[k]) for k in part if k in shares],
+                                  [e for k, e in outbox if k in members], dead if final else []))
     return calls
+
+
+def _commit_args(pos: bytes, new_pos: bytes, shares, entries: list[list], dead: list[bytes]) -> list:
+    states: list = []
+    archives: list = []
+    dues: list = []
+    figs: dict[str, int] = {}
+    for k, share in shares:
+        states += (k, share.state)
+        if share.archive is not None:
+            archives += (k, share.archive)
+        if share.due:
+            dues += share.due
+        if share.figs:
+            for f, v in share.figs.items():
+                figs[f] = figs.get(f, 0) + v
+    figs = {f: v for f, v in figs.items() if v}
+    return [
+        pos, new_pos,
+        msgpack_strings(states),
+        msgpack_strings(archives) if archives else b"",
+        len(dues) // 2, *dues,
+        len(figs), *[x for kv in figs.items() for x in kv],
+        len(entries), *[x for e in entries for x in e],
+        len(dead), *dead,
+    ]
 
 
 def _commit_keys(p: int) -> list[str]:
