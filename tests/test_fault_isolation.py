@@ -11,6 +11,7 @@ every point is covered the same way. The others stopped the decider or the relay
 from __future__ import annotations
 
 import collections
+import datetime as dt
 import json
 
 import msgspec
@@ -27,7 +28,7 @@ from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.redis import ensure_groups, load_functions
 from tests.conftest import publish
 from tests.harness import drain, services
-from tests.people import make_id, permit
+from tests.people import make_id, permit, school
 
 INJECTED = "injected fault"
 
@@ -269,3 +270,41 @@ async def test_a_permit_valid_until_9999_12_31_on_a_partition_stream_no_longer_s
     # it never changes by itself: no due date
     p = partition_of(victim, settings3.partitions)
     assert await r.zcard(t.due(p)) == len([o for o in others if partition_of(o, settings3.partitions) == p])
+
+
+async def test_a_packing_fault_of_a_person_changed_by_several_events_parks_only_the_event_at_fault(
+        r, settings3, monkeypatch):
+    """The next-change date of a person is computed once per batch, after all its events: when it
+    raises, the batch is decided and committed one event at a time to find which event it was.
+    Here the guardian's permit (the fault) comes before the guardian's school application, in one
+    partition-stream entry: only the permit is parked; the application is decided (without the
+    permit), the other people's records flow."""
+    victim, others = _people(6, settings3.partitions)
+    culprit = permit("QF", victim, district="320104", yxqz="2099-09-09")
+    child = make_id("20190101")
+    records = [("psb:permit", culprit), ("edu:application", school(victim, child, sqqx="320104"))]
+    records += [("psb:permit", permit("QF", o, district="320102")) for o in others]
+    real_next = Picture.next_change
+
+    def next_change(self, day):
+        p = self.person.permit
+        if p is not None and dt.date.fromordinal(p.valid_until) == dt.date(2099, 9, 9):
+            raise ValueError(f"{INJECTED}: year 10000 is out of range")
+        return real_next(self, day)
+
+    monkeypatch.setattr(Picture, "next_change", next_change)
+    by_p: dict[int, list[bytes]] = {}
+    for i, (feed, rec) in enumerate(records):
+        ev = understand(feed, f"1-{i}", {b"payload": json.dumps(rec).encode()})
+        by_p.setdefault(partition_of(ev.person_id, settings3.partitions), []).append(encode_event(ev))
+    for p, evs in by_p.items():
+        await r.xadd(t.evt(p), {"b": encode_envelope(evs)})
+    async with services(settings3, services=("decider", "relay")):
+        await drain(r, settings3)
+    dead = await r.xrange(t.DECIDER_DLQ)
+    assert [decode_event(f[b"event"]).record_id for _, f in dead] == [culprit["ywlsh"]]
+    assert dead[0][1][b"deliveries"] == b"3"
+    got = await _outlets(r)
+    assert [k[2] for k in got if k[0] == "outlet:edu"] == [child]  # the application was decided
+    assert sorted(k[2] for k in got if k[0] == "outlet:health") == sorted(others)
+    await _no_leftover_attempts(r, settings3)

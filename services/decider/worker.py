@@ -8,12 +8,12 @@ anywhere leads to the same batch being read and decided again from the same stat
 worker on the same partition loses the compare-and-set and re-reads.
 
 Fault isolation (``services.runtime.faults``): whatever raises while one record is decided or
-its person's picture is packed is attributed to that record (for the packing, to the last event
-of the batch that changed the person), retried with the batch, and dead-lettered after
-``max_attempts`` while the rest of the batch is decided again without it. A commit Redis refuses
-for its arguments has written nothing (``pb_commit`` checks them first); the batch is then
+its person's picture is packed is attributed to that record, retried with the batch, and
+dead-lettered after ``max_attempts`` while the rest of the batch is decided again without it.
+A commit Redis refuses for its arguments has written nothing (``pb_commit`` checks them first);
+the batch is then (and when packing a person changed by several of its events fails) decided and
 committed one event at a time, without moving the position until all are in, to find the event
-whose commit is refused. A commit is split into calls of at most ``lua_call_bytes`` of arguments,
+whose packing or commit fails. A commit is split into calls of at most ``lua_call_bytes`` of arguments,
 each person's picture with the decisions it led to, the position moved by the last one only.
 
 The pictures a successful commit wrote are kept in memory (``services.decider.cache``) and used
@@ -87,6 +87,14 @@ class Share(NamedTuple):
     archive: bytes | None
     due: list
     figs: dict[str, int] | None
+
+
+class _Isolate:
+    """Packing a person changed by several events of the batch failed: which event is at fault
+    is found by deciding and committing the batch one event at a time."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
 
 
 class _Broken:
@@ -174,6 +182,7 @@ class Decider:
                      for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
+        isolate = []
         try:
             for b, (pos, blobs) in zip(batches, snapshots):
                 if pos != b.pos:  # another worker moved this partition on: read again from there
@@ -184,11 +193,12 @@ class Decider:
                     continue
                 kept, read = held[b.p]
                 persons = kept | _stored(read, *blobs)
-                if await self._decide(b, persons, day, now):
+                decided = await self._decide(b, persons, day, now)
+                if isinstance(decided, _Isolate):
+                    isolate.append((b, decided.exc))
+                elif decided:
                     ready.append(b)
-            if not ready:
-                return
-            results = await self._send(ready)
+            results = await self._send(ready) if ready else []
         except BaseException:
             self.cache.clear()  # kept pictures may have been changed for a batch not committed
             raise
@@ -210,6 +220,8 @@ class Decider:
             else:
                 log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
                 self.cache.drop(b.p)
+        for b, exc in isolate:
+            await self._isolate(b, exc, day, now)
 
     async def _send(self, ready: list[PartitionBatch]) -> list:
         """Send the batches' pb_commit calls in one pipeline. Per batch: the reply of its last call
@@ -234,9 +246,10 @@ class Decider:
             out.append(next((x for x in rs if isinstance(x, BaseException)), rs[-1]))
         return out
 
-    async def _decide(self, b: PartitionBatch, persons: dict[bytes, Person], day, now) -> bool:
+    async def _decide(self, b: PartitionBatch, persons: dict[bytes, Person], day, now) -> bool | _Isolate:
         """Decide one partition's batch in memory from the stored pictures ``persons`` (changed in
-        place); fill ``b.calls`` for pb_commit. False: retry later.
+        place); fill ``b.calls`` for pb_commit. False: retry later; ``_Isolate``: decide and
+        commit it one event at a time.
 
         An event whose processing raises (a bug, not bad input: that was quarantined upstream) is
         retried with the batch; after ``max_attempts`` it goes to ``dlq:decider`` and the batch is
@@ -252,21 +265,22 @@ class Decider:
                 b.n_out = len(b.outbox)
                 return True
             self.cache.drop(b.p)  # the attempt changed pictures in place
-            if failed is False:
-                return False
+            if failed is False or isinstance(failed, _Isolate):
+                return failed
             eid, entry = failed
             dead[eid] = entry
             persons = await self._read_stored(b.p, b.keys)
 
     async def _isolate(self, b: PartitionBatch, exc: BaseException, day, now) -> None:
-        """Redis refused the batch's commit for its arguments (and wrote nothing). Commit the
-        events one at a time, each with the position where it is (a commit then applies again
-        an event already applied: ignored, by the record ids kept in the pictures; a DateTick
-        that changes nothing emits nothing), to find the event whose commit is refused: it is
-        retried, dead-lettered after ``max_attempts``. All in: move the position, with the dead
-        letters, in one last call."""
+        """Redis refused the batch's commit for its arguments (and wrote nothing), or packing a
+        person changed by several of its events failed. Decide and commit the events one at a
+        time, each with the position where it is (a commit then applies again an event already
+        applied: ignored, by the record ids kept in the pictures; a DateTick that changes nothing
+        emits nothing), to find the event whose packing or commit fails: it is retried, and
+        dead-lettered after ``max_attempts``. All in: move the position, with the dead letters,
+        in one last call."""
         self.isolated += 1
-        log.error("partition %d: Redis refused the commit of %d events (%s); committing them one at a time",
+        log.error("partition %d: the commit of %d events failed (%s); committing them one at a time",
                   b.p, len(b.items), brief(exc))
         self.cache.drop(b.p)
         dead = self.dead.setdefault(b.p, {})
@@ -348,6 +362,7 @@ class Decider:
         recheck: dict[bytes, int] = {}  # per dirty picture: which derived values may have changed
         created: set[bytes] = set()  # pictures of people not stored (yet)
         last: dict[bytes, tuple] = {}  # per dirty picture: the last event that changed it
+        changes: dict[bytes, int] = {}  # per dirty picture: how many events changed it
         for item in items:
             eid, ev, raw, key = item
             if eid in dead:
@@ -370,6 +385,7 @@ class Decider:
                     continue
                 dirty[key] = pic
                 last[key] = item
+                changes[key] = changes.get(key, 0) + 1
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
                 for d in decisions:
@@ -382,6 +398,10 @@ class Decider:
             try:
                 shares[key] = _share(key, pic, recheck.get(key, 0), day)
             except Exception as exc:  # noqa: BLE001 - e.g. a date out of range: the record's fault
+                if changes[key] > 1:  # which of its events? one at a time will tell
+                    log.error("partition %d: packing %s, changed by %d events, failed: %s", b.p,
+                              mask(pic.id), changes[key], brief(exc))
+                    return _Isolate(exc)
                 eid, ev, raw, _ = last[key]
                 return await self._fault(b.p, eid, ev, raw, exc)
         # what Redis holds once this commits: the pictures that were stored, and the new ones written
