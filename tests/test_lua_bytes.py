@@ -30,10 +30,10 @@ def small(settings):
 
 
 def _records() -> tuple[str, list[dict], list[dict]]:
-    """A person with 1,500 housing applications in one batch, and 60 people with a permit."""
+    """A person with 1,500 housing applications in one batch, and 200 people with a permit."""
     big = make_id("19800101")
     apps = [housing(big, no=f"ZF{i:08d}", applied="2026-03-01") for i in range(1500)]
-    permits = [permit("QF", big, district="320102")] + [permit("QF", make_id(), district="320104") for _ in range(60)]
+    permits = [permit("QF", big, district="320102")] + [permit("QF", make_id(), district="320104") for _ in range(200)]
     return big, apps, permits
 
 
@@ -97,7 +97,7 @@ async def test_a_large_commit_is_split_by_bytes_and_commits_what_one_call_commit
         for call in calls:
             if _sizes(call) > LIMIT:  # only a person too large for one call goes alone
                 assert int.from_bytes(call[2][1:5], "big") == 2  # [pseudonym, picture]
-    # the big person's share is one call; the 60 others' commit went in several calls
+    # the big person's share is one call; the 200 others' commit went in several calls
     assert max(len(c) for c in made) >= 3
 
 
