@@ -308,3 +308,32 @@ async def test_a_packing_fault_of_a_person_changed_by_several_events_parks_only_
     assert [k[2] for k in got if k[0] == "outlet:edu"] == [child]  # the application was decided
     assert sorted(k[2] for k in got if k[0] == "outlet:health") == sorted(others)
     await _no_leftover_attempts(r, settings3)
+
+
+async def test_only_refusals_for_the_data_count_as_the_records_fault(r):
+    """The line between isolating a record and waiting out (or stopping on) Redis: a function's
+    own refusal is the data's; OOM, BUSY, READONLY, LOADING, MASTERDOWN and lost functions are not
+    (an OutOfMemoryError is a ResponseError too)."""
+    from redis import exceptions as rx
+
+    from services.runtime.faults import is_outage, refused_for_data
+    from services.runtime.redis import fn
+
+    keys = worker._commit_keys(0)
+    with pytest.raises(rx.ResponseError) as refused:
+        await r.fcall(fn("pb_commit"), len(keys), *keys, b"0-0", b"not an id", b"", b"", 0, 0, 0, 0)
+    with pytest.raises(rx.ResponseError) as missing:
+        await r.fcall("pb_commit_0000000000", len(keys), *keys)
+    with pytest.raises(rx.ResponseError) as lua_error:  # a Lua error inside one of our functions
+        await r.fcall(fn("pb_attempt"), 0)
+    assert refused_for_data(refused.value) and refused_for_data(lua_error.value)
+    assert refused_for_data(rx.DataError("Invalid input of type: 'NoneType'"))
+    assert not refused_for_data(missing.value) and is_outage(missing.value)
+    for exc in (rx.OutOfMemoryError("command not allowed when used memory > 'maxmemory'. script: pb_commit_x, "
+                                    "on @user_function:1."),
+                rx.ReadOnlyError("You can't write against a read only replica."),
+                rx.ResponseError("BUSY Redis is busy running a script."),
+                rx.BusyLoadingError("Redis is loading the dataset in memory"),
+                rx.ResponseError("MASTERDOWN Link with MASTER is down"),
+                rx.ConnectionError("Connection closed by server.")):
+        assert not refused_for_data(exc) and is_outage(exc)

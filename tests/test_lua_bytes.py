@@ -155,3 +155,35 @@ async def test_relay_calls_are_bounded_by_bytes(r, settings, small, monkeypatch)
     assert any(len(sizes) > 1 for sizes in made)
     assert max(s for sizes in made for s in sizes) <= LIMIT
     assert len(outboxes["outlet:housing"]) >= 1500 and big
+
+
+async def test_a_refused_pb_commit_or_pb_relay_has_written_nothing(r, settings):
+    """Redis does not undo a Lua function's writes when it fails part-way: pb_commit and pb_relay
+    check every argument before their first write, so that a refused call can be retried event
+    by event (or entry by entry) without leaving pictures without their decisions."""
+    from services.decider.worker import _commit_keys
+    from services.runtime.redis import fn, msgpack_strings
+
+    keys = _commit_keys(0)
+    pictures_arg = msgpack_strings([b"someone", b"picture"])
+    good_entry = [1, 1, b"payload", b"{}"]
+    for bad in ([99, 1, b"payload", b"{}"], [1, 2, b"payload", b"{}"], [1, 0]):
+        args = [b"0-0", b"1-0", pictures_arg, b"", 1, b"someone", 7, 1, b"fig", 1, 2, *good_entry, *bad, 0]
+        with pytest.raises(Exception, match="PBARG pb_commit"):
+            await r.fcall(fn("pb_commit"), len(keys), *keys, *args)
+    with pytest.raises(Exception, match="PBARG pb_commit"):  # a due date that is no day number
+        await r.fcall(fn("pb_commit"), len(keys), *keys, b"0-0", b"1-0", pictures_arg, b"", 1, b"someone", b"x",
+                      0, 0, 0)
+    assert await r.exists(*keys) == 0  # nothing at all was written
+
+    target = "outlet:health"
+    rkeys = [target, t.relay_pos(target), t.quarantine_marks(target)] + relay_mod.roster_keys(target)
+    rkeys += [t.relay_dlq(target), t.relay_attempts(target)]
+    entry_ok = [1, b"payload", b"{}", "set", "a", "1"]
+    entry_bad = [1, b"payload", b"{}", "set", "b", "12"]  # 11 districts
+    with pytest.raises(Exception, match="PBARG pb_relay"):
+        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 2, "-", *entry_ok, *entry_bad)
+    assert await r.exists(*rkeys) == 0
+    # the same arguments without the bad entry go through
+    assert await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", *entry_ok) == [1, b"1-1"]
+    assert await r.xlen(target) == 1
