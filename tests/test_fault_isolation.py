@@ -10,6 +10,7 @@ every point is covered the same way. The others stopped the decider or the relay
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import datetime as dt
 import json
@@ -29,6 +30,7 @@ from services.runtime.redis import ensure_groups, load_functions
 from tests.conftest import publish
 from tests.harness import drain, services
 from tests.people import make_id, permit, school
+from tests.test_demo import run_cli
 
 INJECTED = "injected fault"
 
@@ -219,7 +221,7 @@ def _relay_faults(monkeypatch, point: str, victim: str) -> None:
 
 @pytest.mark.parametrize("point", ["decode", "pb_relay_refused"])
 async def test_a_fault_while_relaying_parks_the_entry_in_the_targets_slot_and_the_rest_flows(
-        r, settings3, monkeypatch, point):
+        r, settings3, redis_url, monkeypatch, point):
     victim, others = _people(10, settings3.partitions)
     records, _ = _records(victim, others)
     expected = await _undisturbed(r, settings3, records)
@@ -246,6 +248,16 @@ async def test_a_fault_while_relaying_parks_the_entry_in_the_targets_slot_and_th
     for target in t.RELAY_TARGETS:
         if target != "outlet:health":
             assert await r.xlen(t.relay_dlq(target)) == 0
+    # the operator lists it, and once the bug is fixed re-drives it: it reaches its outlet once
+    listing = await asyncio.to_thread(run_cli, redis_url, "dlq", "list")
+    assert "dlq:relay{outlet:health}" in listing and "1 entries" in listing and victim not in listing
+    monkeypatch.undo()
+    async with services(settings3):
+        out = await asyncio.to_thread(run_cli, redis_url, "dlq", "redrive", "relay{outlet:health}")
+        assert "re-driven: 1" in out
+        await drain(r, settings3)
+    assert await _outlets(r) == expected
+    assert await r.hexists(index, victim)
 
 
 async def test_a_permit_valid_until_9999_12_31_on_a_partition_stream_no_longer_stops_the_decider(r, settings3):
