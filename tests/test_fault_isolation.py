@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from schemas.events import decode_event, encode_envelope, encode_event
-from services.decider import worker
+from services.decider import commit, worker
 from services.ingress.service import understand
 from services.outlets import relay
 from services.picture.picture import Picture
@@ -127,16 +127,16 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str) -> None:
 
         monkeypatch.setattr(Picture, "next_change", next_change)
     elif point == "figure_keys":
-        real_figs = worker.figure_keys
+        real_figs = commit.figure_keys
 
         def figure_keys(pic, day):
             if pic.id == victim:
                 raise OverflowError(INJECTED)
             return real_figs(pic, day)
 
-        monkeypatch.setattr(worker, "figure_keys", figure_keys)
+        monkeypatch.setattr(commit, "figure_keys", figure_keys)
     elif point == "encoder":
-        real_encoder = worker._person_encoder
+        real_encoder = commit._person_encoder
 
         class Encoder:
             def encode(self, person):
@@ -144,7 +144,7 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str) -> None:
                     raise msgspec.EncodeError(INJECTED)
                 return real_encoder.encode(person)
 
-        monkeypatch.setattr(worker, "_person_encoder", Encoder())
+        monkeypatch.setattr(commit, "_person_encoder", Encoder())
     elif point in ("commit_refused", "commit_unsendable"):
         real_entry = worker._decision_entry
 
@@ -331,7 +331,7 @@ async def test_only_refusals_for_the_data_count_as_the_records_fault(r):
     from services.runtime.faults import is_outage, refused_for_data
     from services.runtime.redis import fn
 
-    keys = worker._commit_keys(0)
+    keys = commit.keys(0)
     with pytest.raises(rx.ResponseError) as refused:
         await r.fcall(fn("pb_commit"), len(keys), *keys, b"0-0", b"not an id", b"", b"", 0, 0, 0, 0)
     with pytest.raises(rx.ResponseError) as missing:

@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services.decider import worker
+from services.decider import commit
 from services.outlets import relay as relay_mod
 from services.outlets.relay import Relay
 from services.runtime import topology as t
@@ -80,14 +80,14 @@ async def test_a_large_commit_is_split_by_bytes_and_commits_what_one_call_commit
     await _fresh(r)
 
     made = []
-    real = worker._commit_calls
+    real = commit.calls
 
     def commit_calls(*a, **kw):
         calls = real(*a, **kw)
         made.append(calls)
         return calls
 
-    monkeypatch.setattr(worker, "_commit_calls", commit_calls)
+    monkeypatch.setattr(commit, "calls", commit_calls)
     big = await _load(r, small, recs)
     await drain(decider(r, small))
     assert await _state(r, small) == expected
@@ -161,10 +161,10 @@ async def test_a_refused_pb_commit_or_pb_relay_has_written_nothing(r, settings):
     """Redis does not undo a Lua function's writes when it fails part-way: pb_commit and pb_relay
     check every argument before their first write, so that a refused call can be retried event
     by event (or entry by entry) without leaving pictures without their decisions."""
-    from services.decider.worker import _commit_keys
+    from services.decider.commit import keys as commit_keys
     from services.runtime.redis import fn, msgpack_strings
 
-    keys = _commit_keys(0)
+    keys = commit_keys(0)
     pictures_arg = msgpack_strings([b"someone", b"picture"])
     good_entry = [1, 1, b"payload", b"{}"]
     for bad in ([99, 1, b"payload", b"{}"], [1, 2, b"payload", b"{}"], [1, 0]):

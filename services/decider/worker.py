@@ -26,7 +26,6 @@ import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import msgspec
 import redis.asyncio as aioredis
@@ -35,7 +34,9 @@ from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
-from services.decider.emit import evaluate, figure_keys
+from services.decider import commit
+from services.decider.commit import RECHECK_DUE, RECHECK_FIGURES
+from services.decider.emit import evaluate
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.picture.picture import Picture
 from services.runtime import topology as t
@@ -44,18 +45,16 @@ from services.runtime.faults import brief, refused_for_data
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import fn, msgpack_strings
+from services.runtime.redis import fn
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
 
 _person_decoder = msgspec.msgpack.Decoder(Person)
-_person_encoder = msgspec.msgpack.Encoder()
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
 SHARE_REFRESH_S = 0.5
-RECHECK_FIGURES, RECHECK_DUE = 1, 2
 
 
 class NewerPicture(RuntimeError):
@@ -73,20 +72,10 @@ class PartitionBatch:
     items: list[tuple] = field(default_factory=list)  # (event id, event | _Broken, encoded, picture key)
     keys: list[bytes] = field(default_factory=list)  # the pictures the batch reads, once each
     calls: list[list] = field(default_factory=list)  # pb_commit arguments, one list per call
-    shares: dict[bytes, "Share"] = field(default_factory=dict)
+    shares: dict[bytes, commit.Share] = field(default_factory=dict)
     outbox: list[tuple[bytes, list]] = field(default_factory=list)  # (picture key or b"", entry), in order
     n_out: int = 0
     keep: dict[bytes, Person] = field(default_factory=dict)  # the pictures as committed, for the cache
-
-
-class Share(NamedTuple):
-    """One person's part of a commit. A commit split into several calls keeps each share whole
-    and with the person's outbox entries: a picture is never stored without the decisions it led
-    to (they would be lost: the events are duplicates when the batch is read again)."""
-    state: bytes
-    archive: bytes | None
-    due: list
-    figs: dict[str, int] | None
 
 
 class _Isolate:
@@ -228,7 +217,7 @@ class Decider:
         (it moves the position), or the first refusal among its calls."""
         pipe = self.r.pipeline(transaction=False)
         for b in ready:
-            keys = _commit_keys(b.p)
+            keys = commit.keys(b.p)
             for args in b.calls:
                 pipe.fcall(fn("pb_commit"), len(keys), *keys, *args)
         try:
@@ -260,7 +249,7 @@ class Decider:
             pics = {k: Picture(person) for k, person in persons.items()}
             failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
-                b.calls = _commit_calls(b.pos, b.new_pos, b.shares, b.outbox, list(dead),
+                b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, list(dead),
                                         self.settings.lua_call_bytes)
                 b.n_out = len(b.outbox)
                 return True
@@ -296,7 +285,7 @@ class Decider:
                     dead[failed[0]] = failed[1]
                 return  # the batch is read again, from the same position
             if b.shares or b.outbox:
-                reply = await self._call_all(b.p, _commit_calls(b.pos, b.pos, b.shares, b.outbox, [], limit))
+                reply = await self._call_all(b.p, commit.calls(b.pos, b.pos, b.shares, b.outbox, [], limit))
                 if isinstance(reply, BaseException):
                     if not refused_for_data(reply):
                         raise reply
@@ -311,7 +300,7 @@ class Decider:
                     return
                 self.decisions += len(b.outbox)
             persons = b.keep
-        reply = await self._call_all(b.p, _commit_calls(b.pos, b.new_pos, {}, [(b"", e) for e in dead.values()],
+        reply = await self._call_all(b.p, commit.calls(b.pos, b.new_pos, {}, [(b"", e) for e in dead.values()],
                                                         list(dead), limit))
         if isinstance(reply, BaseException):
             raise reply  # our own dead letters refused: not the data's fault
@@ -322,7 +311,7 @@ class Decider:
 
     async def _call_all(self, p: int, calls: list[list]):
         """Send one commit's calls; the last reply, or the first refusal (as a value)."""
-        keys = _commit_keys(p)
+        keys = commit.keys(p)
         pipe = self.r.pipeline(transaction=False)
         for args in calls:
             pipe.fcall(fn("pb_commit"), len(keys), *keys, *args)
@@ -396,7 +385,7 @@ class Decider:
         shares = {}
         for key, pic in dirty.items():
             try:
-                shares[key] = _share(key, pic, recheck.get(key, 0), day)
+                shares[key] = commit.pack(key, pic, recheck.get(key, 0), day)
             except Exception as exc:  # noqa: BLE001 - e.g. a date out of range: the record's fault
                 if changes[key] > 1:  # which of its events? one at a time will tell
                     log.error("partition %d: packing %s, changed by %d events, failed: %s", b.p,
@@ -408,115 +397,6 @@ class Decider:
         b.keep = {k: pic.person for k, pic in pics.items() if k not in created or k in dirty}
         b.shares, b.outbox = shares, outbox
         return None
-
-
-def _share(key: bytes, pic: Picture, flags: int, day) -> Share:
-    """Recompute what ``flags`` says may have changed (city figures, next-change date) and pack
-    the picture as it is to be stored (recent months with it, older ones apart)."""
-    person = pic.person
-    figs = None
-    new_figs = figure_keys(pic, day) if flags & RECHECK_FIGURES else person.figs
-    if new_figs != person.figs:
-        figs = {}
-        for k in person.figs:
-            figs[k] = figs.get(k, 0) - 1
-        for k in new_figs:
-            figs[k] = figs.get(k, 0) + 1
-        person.figs = new_figs
-    if flags & RECHECK_DUE:
-        nxt = pic.next_change(day)
-        due = nxt.toordinal() if nxt else 0
-    else:
-        due = person.due
-    dues = _NO_DUE
-    if due != person.due:  # due:{pN} is written only when the date moves
-        dues = [key, due or "-"]
-        person.due = due
-    pic.freeze()
-    split, archive = pic.storage_split()
-    full = person.contrib
-    person.v = PICTURE_SCHEMA_VERSION
-    person.contrib = full[split:]  # the recent months are stored with the picture
-    try:
-        state = _person_encoder.encode(person)
-    finally:
-        person.contrib = full
-    return Share(state, archive, dues, figs)
-
-
-_NO_DUE: list = []
-
-
-def _entry_bytes(entry: list) -> int:
-    return sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in entry)
-
-
-def _commit_calls(pos: bytes, new_pos: bytes, shares: dict[bytes, Share], outbox: list[tuple[bytes, list]],
-                  dead: list[bytes], limit: int) -> list[list]:
-    """pb_commit's arguments for a decided batch, as one call, or as several when they would pass
-    ``limit`` bytes: people are grouped in order, each person's share with its outbox entries
-    (entries of no person, the dead letters, go last), and only the last call moves the position
-    and clears the dead events' attempts. A person larger than ``limit`` gets a call alone."""
-    total = 0
-    for share in shares.values():
-        total += len(share.state) + (len(share.archive) if share.archive else 0) + 64
-    for _, entry in outbox:
-        total += _entry_bytes(entry)
-    if total <= limit:  # the usual case: one call
-        return [_commit_args(pos, new_pos, shares.items(), [e for _, e in outbox], dead)]
-    sizes: dict[bytes, int] = {}
-    for k, share in shares.items():
-        sizes[k] = len(share.state) + (len(share.archive) if share.archive else 0) + 64
-    for k, entry in outbox:
-        sizes[k] = sizes.get(k, 0) + _entry_bytes(entry)
-    if b"" in sizes:
-        sizes[b""] = sizes.pop(b"")  # last
-    parts: list[list[bytes]] = []
-    size = limit + 1
-    for k, n in sizes.items():
-        if size + n > limit:
-            parts.append([])
-            size = 0
-        parts[-1].append(k)
-        size += n
-    calls = []
-    for i, part in enumerate(parts):
-        final = i == len(parts) - 1
-        members = set(part)
-        calls.append(_commit_args(pos, new_pos if final else pos, [(k, shares[k]) for k in part if k in shares],
-                                  [e for k, e in outbox if k in members], dead if final else []))
-    return calls
-
-
-def _commit_args(pos: bytes, new_pos: bytes, shares, entries: list[list], dead: list[bytes]) -> list:
-    states: list = []
-    archives: list = []
-    dues: list = []
-    figs: dict[str, int] = {}
-    for k, share in shares:
-        states += (k, share.state)
-        if share.archive is not None:
-            archives += (k, share.archive)
-        if share.due:
-            dues += share.due
-        if share.figs:
-            for f, v in share.figs.items():
-                figs[f] = figs.get(f, 0) + v
-    figs = {f: v for f, v in figs.items() if v}
-    return [
-        pos, new_pos,
-        msgpack_strings(states),
-        msgpack_strings(archives) if archives else b"",
-        len(dues) // 2, *dues,
-        len(figs), *[x for kv in figs.items() for x in kv],
-        len(entries), *[x for e in entries for x in e],
-        len(dead), *dead,
-    ]
-
-
-def _commit_keys(p: int) -> list[str]:
-    keys = [t.decider_meta(p), t.people(p), t.due(p), t.figures(p), t.evt(p), t.attempts(p), t.archive(p)]
-    return keys + [t.outbox(p, target) for target in t.RELAY_TARGETS]
 
 
 def _decision_entry(d) -> list:
