@@ -89,7 +89,7 @@ async def _no_leftover_attempts(r, settings) -> None:
         assert await r.hlen(t.relay_attempts(target)) == 0
 
 
-def _decider_faults(monkeypatch, point: str, victim: str, rid: str) -> None:
+def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_key: str) -> None:
     if point == "fold":
         real_fold = worker.fold
 
@@ -145,6 +145,26 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str) -> None:
                 return real_encoder.encode(person)
 
         monkeypatch.setattr(commit, "_person_encoder", Encoder())
+    elif point == "decision_encoder":
+        real_decisions = worker.decision_encoder
+
+        class DecisionEncoder:
+            def encode(self, d):
+                if d.subject_id == victim:
+                    raise msgspec.EncodeError(INJECTED)
+                return real_decisions.encode(d)
+
+        monkeypatch.setattr(worker, "decision_encoder", DecisionEncoder())
+    elif point == "commit_args":
+        real_pack = commit.msgpack_strings
+        key = Pseudonymizer(pseudonym_key)(victim)
+
+        def msgpack_strings(items):
+            if key in items:
+                raise TypeError(INJECTED)
+            return real_pack(items)
+
+        monkeypatch.setattr(commit, "msgpack_strings", msgpack_strings)
     elif point in ("commit_refused", "commit_unsendable"):
         real_entry = worker._decision_entry
 
@@ -160,8 +180,8 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str) -> None:
         raise AssertionError(point)
 
 
-DECIDER_POINTS = ["fold", "rule", "evaluate", "next_change", "figure_keys", "encoder", "commit_refused",
-                  "commit_unsendable"]
+DECIDER_POINTS = ["fold", "rule", "evaluate", "decision_encoder", "next_change", "figure_keys", "encoder",
+                  "commit_args", "commit_refused", "commit_unsendable"]
 
 
 @pytest.mark.parametrize("point", DECIDER_POINTS)
@@ -172,7 +192,7 @@ async def test_a_fault_while_deciding_or_committing_parks_the_record_and_the_res
     expected = await _undisturbed(r, settings3, records)
     assert any(k[2] == victim for k in expected) and any(k[2] in others for k in expected)
 
-    _decider_faults(monkeypatch, point, victim, rid)
+    _decider_faults(monkeypatch, point, victim, rid, settings3.pseudonym_key)
     got = await _run(r, settings3, records)  # the services context asserts that no worker exited
 
     dead = await r.xrange(t.DECIDER_DLQ)

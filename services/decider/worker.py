@@ -41,7 +41,7 @@ from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
-from services.runtime.faults import brief, refused_for_data
+from services.runtime.faults import brief, is_data_fault, refused_for_data
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
@@ -249,8 +249,12 @@ class Decider:
             pics = {k: Picture(person) for k, person in persons.items()}
             failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
-                b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, list(dead),
-                                        self.settings.lua_call_bytes)
+                try:
+                    b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, list(dead),
+                                           self.settings.lua_call_bytes)
+                except Exception as exc:  # noqa: BLE001 - some record's arguments: one at a time will tell
+                    self.cache.drop(b.p)
+                    return _Isolate(exc)
                 b.n_out = len(b.outbox)
                 return True
             self.cache.drop(b.p)  # the attempt changed pictures in place
@@ -285,9 +289,12 @@ class Decider:
                     dead[failed[0]] = failed[1]
                 return  # the batch is read again, from the same position
             if b.shares or b.outbox:
-                reply = await self._call_all(b.p, commit.calls(b.pos, b.pos, b.shares, b.outbox, [], limit))
+                try:
+                    reply = await self._call_all(b.p, commit.calls(b.pos, b.pos, b.shares, b.outbox, [], limit))
+                except Exception as exc:  # noqa: BLE001 - sorted just below
+                    reply = exc
                 if isinstance(reply, BaseException):
-                    if not refused_for_data(reply):
+                    if not is_data_fault(reply):
                         raise reply
                     failed = await self._fault(b.p, item[0], item[1], item[2], reply)
                     if failed:
