@@ -235,11 +235,21 @@ def _relay_faults(monkeypatch, point: str, victim: str) -> None:
             return args
 
         monkeypatch.setattr(relay, "_entry_args", entry_args)
+    elif point == "pb_relay_unsendable":
+        real_args = relay._entry_args
+
+        def entry_args(target, fields):
+            args = real_args(target, fields)
+            if target == "outlet:health" and victim.encode() in fields[b"payload"]:
+                args[2] = None  # redis-py cannot send it: nothing of the pipeline goes
+            return args
+
+        monkeypatch.setattr(relay, "_entry_args", entry_args)
     else:
         raise AssertionError(point)
 
 
-@pytest.mark.parametrize("point", ["decode", "pb_relay_refused"])
+@pytest.mark.parametrize("point", ["decode", "pb_relay_refused", "pb_relay_unsendable"])
 async def test_a_fault_while_relaying_parks_the_entry_in_the_targets_slot_and_the_rest_flows(
         r, settings3, redis_url, monkeypatch, point):
     victim, others = _people(10, settings3.partitions)
@@ -256,7 +266,8 @@ async def test_a_fault_while_relaying_parks_the_entry_in_the_targets_slot_and_th
     assert len(parked) == 1
     fields = parked[0][1]
     assert fields[b"deliveries"] == b"3" and fields[b"target"] == b"outlet:health"
-    assert (INJECTED if point == "decode" else "PBARG pb_relay").encode() in fields[b"error"]
+    why = {"decode": INJECTED, "pb_relay_refused": "PBARG pb_relay", "pb_relay_unsendable": "DataError"}[point]
+    assert why.encode() in fields[b"error"]
     assert json.loads(fields[b"payload"])["subject_id"] == victim
     assert msgspec.msgpack.decode(fields[b"fields"]) == {b"payload": fields[b"payload"]}
     assert fields[b"stream"].startswith(b"out:{p") and fields[b"stream"].endswith(b":outlet:health")

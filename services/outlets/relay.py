@@ -111,7 +111,7 @@ class Relay:
                 run.calls.append(chunk)
                 self._queue(pipe, run, pos, chunk)
                 pos = chunk[-1][0]
-        replies = iter(await pipe.execute(raise_on_error=False))
+        replies = iter(await _execute(pipe, sum(len(run.calls) for run in runs)))
         trim = self.r.pipeline(transaction=False)
         moved = 0
         for run in runs:
@@ -158,7 +158,7 @@ class Relay:
             for attempt in range(2):
                 pipe = self.r.pipeline(transaction=False)
                 self._queue(pipe, run, self.pos[(run.target, run.p)], [(eid, entry)])
-                (reply,) = await pipe.execute(raise_on_error=False)
+                (reply,) = await _execute(pipe, 1)
                 if not isinstance(reply, BaseException):
                     break
                 if not refused_for_data(reply) or attempt:
@@ -198,6 +198,17 @@ class Relay:
         for k, v in dead.items():
             args += [k, v]
         return args + ["park", att, "0"]
+
+
+async def _execute(pipe, n: int) -> list:
+    """The pipeline's replies, refusals as values; when redis-py cannot encode an argument
+    (nothing is sent), that refusal stands for each of the ``n`` calls."""
+    try:
+        return await pipe.execute(raise_on_error=False)
+    except Exception as exc:  # noqa: BLE001
+        if refused_for_data(exc):
+            return [exc] * n
+        raise
 
 
 class _Run:
