@@ -90,7 +90,16 @@ async def _no_leftover_attempts(r, settings) -> None:
 
 
 def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_key: str) -> None:
-    if point == "fold":
+    if point == "pseudonym":
+        real_key = worker._key
+
+        def key(pseudonym, ev):
+            if getattr(ev, "record_id", None) == rid:
+                raise RuntimeError(INJECTED)
+            return real_key(pseudonym, ev)
+
+        monkeypatch.setattr(worker, "_key", key)
+    elif point == "fold":
         real_fold = worker.fold
 
         def fold(pic, ev):
@@ -180,7 +189,7 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_ke
         raise AssertionError(point)
 
 
-DECIDER_POINTS = ["fold", "rule", "evaluate", "decision_encoder", "next_change", "figure_keys", "encoder",
+DECIDER_POINTS = ["pseudonym", "fold", "rule", "evaluate", "decision_encoder", "next_change", "figure_keys", "encoder",
                   "commit_args", "commit_refused", "commit_unsendable"]
 
 

@@ -415,10 +415,10 @@ def _decision_entry(d) -> list:
 def _item(pseudonym: Pseudonymizer, eid: bytes, data: bytes) -> tuple:
     """(event id, event, encoded event, picture key); an event that cannot be decoded, or filed
     under a person, is kept as ``_Broken``, to fail (and be dead-lettered) in its turn."""
-    ev = _decode(data)
-    if ev is None:
-        return eid, _Broken(ValueError("undecodable event")), data, b""
     try:
+        ev = _decode(data)
+        if ev is None:
+            return eid, _Broken(ValueError("undecodable event")), data, b""
         return eid, ev, data, _key(pseudonym, ev)
     except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
         return eid, _Broken(exc), data, b""
