@@ -160,6 +160,6 @@ def describe() -> list[dict[str, str]]:
     rows.append({"service": "decider", "reads": "evt:{pN} (from its own applied position)", "group": "-",
                  "writes": "ppl:{pN}, arc:{pN}, out:{pN}:<target>, due:{pN}, fig:{pN}"})
     rows.append({"service": "relay", "reads": "out:{pN}:<target>", "group": "-",
-                 "writes": ", ".join(RELAY_TARGETS) + ", roster{<outlet>}:…"})
+                 "writes": ", ".join(RELAY_TARGETS) + ", roster{<outlet>}:…, dlq:relay{<target>}"})
     rows.append({"service": "scheduler", "reads": "due:{pN}", "group": "-", "writes": "evt:{pN} (date.tick)"})
     return rows
