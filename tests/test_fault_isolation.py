@@ -389,3 +389,24 @@ async def test_only_refusals_for_the_data_count_as_the_records_fault(r):
                 rx.ResponseError("MASTERDOWN Link with MASTER is down"),
                 rx.ConnectionError("Connection closed by server.")):
         assert not refused_for_data(exc) and is_outage(exc)
+
+
+async def test_a_fault_that_goes_away_leaves_no_attempts_behind(r, settings3, monkeypatch):
+    """A record that failed twice and then went through is decided once, parked nowhere, and its
+    attempts are cleared by the commit that applies it (they stayed in att:{pN} for good)."""
+    victim, others = _people(6, settings3.partitions)
+    records, _ = _records(victim, others)
+    expected = await _undisturbed(r, settings3, records)
+    real_decide = health.decide
+    failures = []
+
+    def decide(pic, day):
+        if pic.id == victim and len(failures) < 2:
+            failures.append(1)
+            raise RuntimeError(INJECTED)
+        return real_decide(pic, day)
+
+    monkeypatch.setattr(health, "decide", decide)
+    assert await _run(r, settings3, records) == expected
+    assert len(failures) == 2 and await r.xlen(t.DECIDER_DLQ) == 0
+    await _no_leftover_attempts(r, settings3)

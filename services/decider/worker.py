@@ -115,6 +115,9 @@ class Decider:
         # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
         # a retry of the batch for another failing event does not count their attempts again
         self.dead: dict[int, dict[bytes, list]] = {}
+        # per partition: events of the batch not yet committed whose attempts were counted, to be
+        # cleared by the commit when they go through after all (a fault that went away)
+        self.retried: dict[int, set[bytes]] = {}
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "decider")
         self.applied = 0  # events applied by this worker (progress, benchmarks)
@@ -177,7 +180,7 @@ class Decider:
                 if pos != b.pos:  # another worker moved this partition on: read again from there
                     log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
                     self.pos[b.p] = pos
-                    self.dead.pop(b.p, None)
+                    self._forget(b.p)
                     self.cache.drop(b.p)
                     continue
                 kept, read = held[b.p]
@@ -201,7 +204,7 @@ class Decider:
                 continue
             ok, pos = res
             self.pos[b.p] = pos
-            self.dead.pop(b.p, None)
+            self._forget(b.p)
             if ok:
                 self.applied += len(b.events)
                 self.decisions += b.n_out
@@ -250,7 +253,7 @@ class Decider:
             failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
                 try:
-                    b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, list(dead),
+                    b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, self._cleared(b.p),
                                            self.settings.lua_call_bytes)
                 except Exception as exc:  # noqa: BLE001 - some record's arguments: one at a time will tell
                     self.cache.drop(b.p)
@@ -303,16 +306,16 @@ class Decider:
                 if not reply[0]:
                     log.info("partition %d moved on to %s by another worker", b.p, reply[1].decode())
                     self.pos[b.p] = reply[1]
-                    self.dead.pop(b.p, None)
+                    self._forget(b.p)
                     return
                 self.decisions += len(b.outbox)
             persons = b.keep
         reply = await self._call_all(b.p, commit.calls(b.pos, b.new_pos, {}, [(b"", e) for e in dead.values()],
-                                                        list(dead), limit))
+                                                        self._cleared(b.p), limit))
         if isinstance(reply, BaseException):
             raise reply  # our own dead letters refused: not the data's fault
         self.pos[b.p] = reply[1]
-        self.dead.pop(b.p, None)
+        self._forget(b.p)
         if reply[0]:
             self.applied += len(b.events)
 
@@ -330,12 +333,23 @@ class Decider:
             raise
         return next((x for x in rs if isinstance(x, BaseException)), rs[-1])
 
+    def _forget(self, p: int) -> None:
+        """Partition ``p``'s batch was committed (or moved on by another worker)."""
+        self.dead.pop(p, None)
+        self.retried.pop(p, None)
+
+    def _cleared(self, p: int) -> list[bytes]:
+        """The events whose attempts the commit clears: the dead-lettered, and the retried."""
+        dead = self.dead.get(p, {})
+        return list(dead) + [eid for eid in self.retried.get(p, ()) if eid not in dead]
+
     async def _fault(self, p: int, eid: bytes, ev, raw: bytes, exc: BaseException):
         """Count a failed attempt at event ``eid``. False: retry the batch later; or the event's
         dead letter (event id, outbox entry) once it has failed ``max_attempts`` times."""
         attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
         who = mask(getattr(ev, "person_id", None) or None)
         if attempts < self.settings.max_attempts:
+            self.retried.setdefault(p, set()).add(eid)
             log.error("partition %d event %s (%s) failed, attempt %d: %s", p, eid.decode(), who, attempts, brief(exc))
             return False
         log.error("partition %d event %s (%s) failed %d times, dead-lettered: %s",
