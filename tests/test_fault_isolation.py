@@ -410,3 +410,23 @@ async def test_a_fault_that_goes_away_leaves_no_attempts_behind(r, settings3, mo
     assert await _run(r, settings3, records) == expected
     assert len(failures) == 2 and await r.xlen(t.DECIDER_DLQ) == 0
     await _no_leftover_attempts(r, settings3)
+
+
+async def test_a_relay_fault_that_goes_away_leaves_no_attempts_behind(r, settings3, monkeypatch):
+    victim, others = _people(6, settings3.partitions)
+    records, _ = _records(victim, others)
+    expected = await _undisturbed(r, settings3, records)
+    real = relay.decision_decoder
+    failures = []
+
+    class Decoder:
+        def decode(self, data):
+            if victim.encode() in data and len(failures) < 2:
+                failures.append(1)
+                raise msgspec.ValidationError(INJECTED)
+            return real.decode(data)
+
+    monkeypatch.setattr(relay, "decision_decoder", Decoder())
+    assert await _run(r, settings3, records) == expected
+    assert len(failures) == 2 and await r.xlen(t.relay_dlq("outlet:health")) == 0
+    await _no_leftover_attempts(r, settings3)

@@ -31,7 +31,7 @@ from services.runtime import topology as t
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
-from services.runtime.redis import fn
+from services.runtime.redis import fn, stream_id
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -64,6 +64,8 @@ class Relay:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
+        # per (target, partition): outbox entries whose attempts were counted and not yet cleared
+        self.retried: dict[tuple[str, int], set[bytes]] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -130,6 +132,7 @@ class Relay:
                     break
                 moved += len(chunk)
             trim.xtrim(run.name, minid=self.pos[(run.target, run.p)], approximate=False)
+            self._clear_attempts(trim, run)
         self.moved += moved
         await trim.execute()
         return sum(len(run.prepared) for run in runs)
@@ -174,6 +177,18 @@ class Relay:
             moved += 1
         return moved
 
+    def _clear_attempts(self, pipe, run: "_Run") -> None:
+        """Entries that failed before and are now relayed (a fault that went away): clear their
+        attempts (after the step: a crash in between leaves a counter, nothing else)."""
+        retried = self.retried.get((run.target, run.p))
+        if not retried:
+            return
+        pos = stream_id(self.pos[(run.target, run.p)])
+        done = {eid for eid in retried if stream_id(eid) <= pos}
+        if done:
+            pipe.hdel(t.relay_attempts(run.target), *[f"{run.p}|{eid.decode()}" for eid in done])
+            retried -= done
+
     async def _fields(self, name: bytes, eid: bytes) -> dict[bytes, bytes]:
         rows = await self.r.xrange(name, eid, eid)
         return rows[0][1] if rows else {}
@@ -184,6 +199,7 @@ class Relay:
         att = f"{p}|{eid.decode()}"
         attempts = await self.r.hincrby(t.relay_attempts(target), att, 1)
         if attempts < self.settings.max_attempts:
+            self.retried.setdefault((target, p), set()).add(eid)
             log.error("relay %s partition %d entry %s failed, attempt %d: %s", target, p, eid.decode(), attempts,
                       brief(exc))
             return None
