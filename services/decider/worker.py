@@ -7,6 +7,15 @@ entries, figures and due dates, and only if it still is where this worker read i
 anywhere leads to the same batch being read and decided again from the same state; a second
 worker on the same partition loses the compare-and-set and re-reads.
 
+Fault isolation (``services.runtime.faults``): whatever raises while one record is decided or
+its person's picture is packed is attributed to that record, retried with the batch, and
+dead-lettered after ``max_attempts`` while the rest of the batch is decided again without it.
+A commit Redis refuses for its arguments has written nothing (``pb_commit`` checks them first);
+the batch is then (and when packing a person changed by several of its events fails) decided and
+committed one event at a time, without moving the position until all are in, to find the event
+whose packing or commit fails. A commit is split into calls of at most ``lua_call_bytes`` of arguments,
+each person's picture with the decisions it led to, the position moved by the last one only.
+
 The pictures a successful commit wrote are kept in memory (``services.decider.cache``) and used
 for the next batch instead of reading them back, as long as nothing says Redis holds another state.
 """
@@ -25,27 +34,28 @@ from schemas.decision import decision_encoder
 from schemas.events import DateTick, Event, decode_event, open_envelope
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
-from services.decider.emit import DEL, RosterDrop, evaluate, figure_keys, next_change, roster_action
+from services.decider import commit
+from services.decider.commit import RECHECK_DUE, RECHECK_FIGURES
+from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.outlets.relay import roster_field
 from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
+from services.runtime.faults import brief, is_data_fault, refused_for_data
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import fn, msgpack_strings
+from services.runtime.redis import fn
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
 
 _person_decoder = msgspec.msgpack.Decoder(Person)
-_person_encoder = msgspec.msgpack.Encoder()
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
 SHARE_REFRESH_S = 0.5
-RECHECK_FIGURES, RECHECK_DUE = 1, 2
 
 
 class NewerPicture(RuntimeError):
@@ -60,9 +70,28 @@ class PartitionBatch:
     entries: list[tuple[bytes, dict[bytes, bytes]]]
     events: list[tuple[bytes, bytes]] = field(default_factory=list)  # (event id, encoded event), in order
     new_pos: bytes = b""
-    args: list = field(default_factory=list)
+    items: list[tuple] = field(default_factory=list)  # (event id, event | _Broken, encoded, picture key)
+    keys: list[bytes] = field(default_factory=list)  # the pictures the batch reads, once each
+    calls: list[list] = field(default_factory=list)  # pb_commit arguments, one list per call
+    shares: dict[bytes, commit.Share] = field(default_factory=dict)
+    outbox: list[tuple[bytes, list]] = field(default_factory=list)  # (picture key or b"", entry), in order
     n_out: int = 0
     keep: dict[bytes, Person] = field(default_factory=dict)  # the pictures as committed, for the cache
+
+
+class _Isolate:
+    """Packing a person changed by several events of the batch failed: which event is at fault
+    is found by deciding and committing the batch one event at a time."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
+
+
+class _Broken:
+    """An event that cannot be decided at all (undecodable, or no person to file it under)."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.exc = exc
 
 
 class Decider:
@@ -87,10 +116,14 @@ class Decider:
         # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
         # a retry of the batch for another failing event does not count their attempts again
         self.dead: dict[int, dict[bytes, list]] = {}
+        # per partition: events of the batch not yet committed whose attempts were counted, to be
+        # cleared by the commit when they go through after all (a fault that went away)
+        self.retried: dict[int, set[bytes]] = {}
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "decider")
         self.applied = 0  # events applied by this worker (progress, benchmarks)
         self.decisions = 0
+        self.isolated = 0  # batches committed one event at a time after a refused commit
 
     async def run(self) -> None:
         log.info("decider up for partitions %s", _ranges(self.partitions))
@@ -116,19 +149,20 @@ class Decider:
         if not resp:
             return 0
         index = {t.evt(p).encode(): p for p in self.active}
-        batches = [PartitionBatch(index[name], self.pos[index[name]], entries,
-                                  [ev for eid, fields in entries for ev in _events_of(eid, fields)])
-                   for name, entries in resp]
+        batches = []
+        for name, entries in resp:
+            b = PartitionBatch(index[name], self.pos[index[name]], entries,
+                               [ev for eid, fields in entries for ev in _events_of(eid, fields)])
+            b.new_pos = entries[-1][0]
+            b.items = [_item(self.pseudonym, eid, data) for eid, data in b.events]
+            b.keys = [k for k in dict.fromkeys(item[3] for item in b.items) if k]
+            batches.append(b)
         n = sum(len(b.events) for b in batches)
         await self._decide_and_commit(batches)
         return n
 
     async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
-        decoded = {b.p: [(eid, _decode(data)) for eid, data in b.events] for b in batches}
-        owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
-                  for b in batches}
-        keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
-        held = {b.p: self.cache.lookup(b.p, keys[b.p]) for b in batches}  # (kept pictures, keys to read)
+        held = {b.p: self.cache.lookup(b.p, b.keys) for b in batches}  # (kept pictures, keys to read)
         # The position and the pictures need not be read atomically: pb_commit applies the batch
         # only if the position is still the one read here, so pictures newer than it are harmless.
         pipe = self.r.pipeline(transaction=False)
@@ -141,33 +175,37 @@ class Decider:
                      for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
+        isolate = []
         try:
             for b, (pos, blobs) in zip(batches, snapshots):
                 if pos != b.pos:  # another worker moved this partition on: read again from there
                     log.info("partition %d moved on to %s by another worker", b.p, pos.decode())
                     self.pos[b.p] = pos
-                    self.dead.pop(b.p, None)
+                    self._forget(b.p)
                     self.cache.drop(b.p)
                     continue
                 kept, read = held[b.p]
                 persons = kept | _stored(read, *blobs)
-                if await self._decide(b, decoded[b.p], owners[b.p], keys[b.p], persons, day, now):
+                decided = await self._decide(b, persons, day, now)
+                if isinstance(decided, _Isolate):
+                    isolate.append((b, decided.exc))
+                elif decided:
                     ready.append(b)
-            if not ready:
-                return
-            pipe = self.r.pipeline(transaction=False)
-            for b in ready:
-                keys_ = [t.decider_meta(b.p), t.people(b.p), t.due(b.p), t.figures(b.p), t.evt(b.p),
-                         t.attempts(b.p), t.archive(b.p)]
-                keys_ += [t.outbox(b.p, target) for target in t.RELAY_TARGETS]
-                pipe.fcall(fn("pb_commit"), len(keys_), *keys_, *b.args)
-            results = await pipe.execute()
+            results = await self._send(ready) if ready else []
         except BaseException:
             self.cache.clear()  # kept pictures may have been changed for a batch not committed
             raise
-        for b, (ok, pos) in zip(ready, results):
+        for b, res in zip(ready, results):
+            if isinstance(res, BaseException):
+                self.cache.drop(b.p)
+                if not refused_for_data(res):
+                    self.cache.clear()
+                    raise res
+                await self._isolate(b, res, day, now)
+                continue
+            ok, pos = res
             self.pos[b.p] = pos
-            self.dead.pop(b.p, None)
+            self._forget(b.p)
             if ok:
                 self.applied += len(b.events)
                 self.decisions += b.n_out
@@ -175,11 +213,36 @@ class Decider:
             else:
                 log.info("partition %d: commit lost to another worker at %s", b.p, pos.decode())
                 self.cache.drop(b.p)
+        for b, exc in isolate:
+            await self._isolate(b, exc, day, now)
 
-    async def _decide(self, b: PartitionBatch, events, owners: list[bytes], keys: list[bytes],
-                      persons: dict[bytes, Person], day, now) -> bool:
+    async def _send(self, ready: list[PartitionBatch]) -> list:
+        """Send the batches' pb_commit calls in one pipeline. Per batch: the reply of its last call
+        (it moves the position), or the first refusal among its calls."""
+        pipe = self.r.pipeline(transaction=False)
+        for b in ready:
+            keys = commit.keys(b.p)
+            for args in b.calls:
+                pipe.fcall(fn("pb_commit"), len(keys), *keys, *args)
+        try:
+            replies = iter(await pipe.execute(raise_on_error=False))
+        except Exception as exc:  # noqa: BLE001 - sorted just below
+            if not refused_for_data(exc):
+                raise
+            # nothing was sent (redis-py could not encode an argument): find the batch it is in
+            if len(ready) == 1:
+                return [exc]
+            return [(await self._send([b]))[0] for b in ready]
+        out = []
+        for b in ready:
+            rs = [next(replies) for _ in b.calls]
+            out.append(next((x for x in rs if isinstance(x, BaseException)), rs[-1]))
+        return out
+
+    async def _decide(self, b: PartitionBatch, persons: dict[bytes, Person], day, now) -> bool | _Isolate:
         """Decide one partition's batch in memory from the stored pictures ``persons`` (changed in
-        place); fill ``b.args`` for pb_commit. False: retry later.
+        place); fill ``b.calls`` for pb_commit. False: retry later; ``_Isolate``: decide and
+        commit it one event at a time.
 
         An event whose processing raises (a bug, not bad input: that was quarantined upstream) is
         retried with the batch; after ``max_attempts`` it goes to ``dlq:decider`` and the batch is
@@ -188,15 +251,112 @@ class Decider:
         dead = self.dead.setdefault(b.p, {})
         while True:
             pics = {k: Picture(person) for k, person in persons.items()}
-            failed = await self._decide_once(b, events, owners, pics, day, now, dead)
+            failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
+                try:
+                    b.calls = commit.calls(b.pos, b.new_pos, b.shares, b.outbox, self._cleared(b.p),
+                                           self.settings.lua_call_bytes)
+                except Exception as exc:  # noqa: BLE001 - some record's arguments: one at a time will tell
+                    self.cache.drop(b.p)
+                    return _Isolate(exc)
+                b.n_out = len(b.outbox)
                 return True
             self.cache.drop(b.p)  # the attempt changed pictures in place
-            if failed is False:
-                return False
+            if failed is False or isinstance(failed, _Isolate):
+                return failed
             eid, entry = failed
             dead[eid] = entry
-            persons = await self._read_stored(b.p, keys)
+            persons = await self._read_stored(b.p, b.keys)
+
+    async def _isolate(self, b: PartitionBatch, exc: BaseException, day, now) -> None:
+        """Redis refused the batch's commit for its arguments (and wrote nothing), or packing a
+        person changed by several of its events failed. Decide and commit the events one at a
+        time, each with the position where it is (a commit then applies again an event already
+        applied: ignored, by the record ids kept in the pictures; a DateTick that changes nothing
+        emits nothing), to find the event whose packing or commit fails: it is retried, and
+        dead-lettered after ``max_attempts``. All in: move the position, with the dead letters,
+        in one last call."""
+        self.isolated += 1
+        log.error("partition %d: the commit of %d events failed (%s); committing them one at a time",
+                  b.p, len(b.items), brief(exc))
+        self.cache.drop(b.p)
+        dead = self.dead.setdefault(b.p, {})
+        persons = await self._read_stored(b.p, b.keys)
+        limit = self.settings.lua_call_bytes
+        for item in b.items:
+            if item[0] in dead:
+                continue
+            pics = {k: Picture(person) for k, person in persons.items()}
+            failed = await self._decide_once(b, [item], pics, day, now, {})
+            if failed is not None:
+                if failed is not False:
+                    dead[failed[0]] = failed[1]
+                return  # the batch is read again, from the same position
+            if b.shares or b.outbox:
+                try:
+                    reply = await self._call_all(b.p, commit.calls(b.pos, b.pos, b.shares, b.outbox, [], limit))
+                except Exception as exc:  # noqa: BLE001 - sorted just below
+                    reply = exc
+                if isinstance(reply, BaseException):
+                    if not is_data_fault(reply):
+                        raise reply
+                    failed = await self._fault(b.p, item[0], item[1], item[2], reply)
+                    if failed:
+                        dead[failed[0]] = failed[1]
+                    return
+                if not reply[0]:
+                    log.info("partition %d moved on to %s by another worker", b.p, reply[1].decode())
+                    self.pos[b.p] = reply[1]
+                    self._forget(b.p)
+                    return
+                self.decisions += len(b.outbox)
+            persons = b.keep
+        reply = await self._call_all(b.p, commit.calls(b.pos, b.new_pos, {}, [(b"", e) for e in dead.values()],
+                                                        self._cleared(b.p), limit))
+        if isinstance(reply, BaseException):
+            raise reply  # our own dead letters refused: not the data's fault
+        self.pos[b.p] = reply[1]
+        self._forget(b.p)
+        if reply[0]:
+            self.applied += len(b.events)
+
+    async def _call_all(self, p: int, calls: list[list]):
+        """Send one commit's calls; the last reply, or the first refusal (as a value)."""
+        keys = commit.keys(p)
+        pipe = self.r.pipeline(transaction=False)
+        for args in calls:
+            pipe.fcall(fn("pb_commit"), len(keys), *keys, *args)
+        try:
+            rs = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # noqa: BLE001
+            if refused_for_data(exc):
+                return exc
+            raise
+        return next((x for x in rs if isinstance(x, BaseException)), rs[-1])
+
+    def _forget(self, p: int) -> None:
+        """Partition ``p``'s batch was committed (or moved on by another worker)."""
+        self.dead.pop(p, None)
+        self.retried.pop(p, None)
+
+    def _cleared(self, p: int) -> list[bytes]:
+        """The events whose attempts the commit clears: the dead-lettered, and the retried."""
+        dead = self.dead.get(p, {})
+        return list(dead) + [eid for eid in self.retried.get(p, ()) if eid not in dead]
+
+    async def _fault(self, p: int, eid: bytes, ev, raw: bytes, exc: BaseException):
+        """Count a failed attempt at event ``eid``. False: retry the batch later; or the event's
+        dead letter (event id, outbox entry) once it has failed ``max_attempts`` times."""
+        attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
+        who = mask(getattr(ev, "person_id", None) or None)
+        if attempts < self.settings.max_attempts:
+            self.retried.setdefault(p, set()).add(eid)
+            log.error("partition %d event %s (%s) failed, attempt %d: %s", p, eid.decode(), who, attempts, brief(exc))
+            return False
+        log.error("partition %d event %s (%s) failed %d times, dead-lettered: %s",
+                  p, eid.decode(), who, attempts, brief(exc))
+        return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
+                     b"stream", t.evt(p), b"error", brief(exc), b"deliveries", attempts]
 
     async def _read_stored(self, p: int, keys: list[bytes]) -> dict[bytes, Person]:
         if not keys:
@@ -205,18 +365,23 @@ class Decider:
         _read_pictures(pipe, p, keys)
         return _stored(keys, *await pipe.execute())
 
-    async def _decide_once(self, b: PartitionBatch, events, owners, pics: dict[bytes, Picture], day, now, dead):
-        outbox: list = []
+    async def _decide_once(self, b: PartitionBatch, items, pics: dict[bytes, Picture], day, now, dead):
+        """Decide ``items`` on ``pics`` and pack each changed person's share (``b.shares``,
+        ``b.outbox``, ``b.keep``). None when done; else what ``_fault`` says of the event at fault."""
+        outbox: list[tuple[bytes, list]] = []
         dirty: dict[bytes, Picture] = {}
         recheck: dict[bytes, int] = {}  # per dirty picture: which derived values may have changed
         created: set[bytes] = set()  # pictures of people not stored (yet)
-        for (eid, ev), (_, raw), key in zip(events, b.events, owners):
+        last: dict[bytes, tuple] = {}  # per dirty picture: the last event that changed it
+        changes: dict[bytes, int] = {}  # per dirty picture: how many events changed it
+        for item in items:
+            eid, ev, raw, key = item
             if eid in dead:
-                outbox += dead[eid]
+                outbox.append((b"", dead[eid]))
                 continue
             try:
-                if ev is None:
-                    raise ValueError("undecodable event")
+                if isinstance(ev, _Broken):
+                    raise ev.exc
                 pic = pics.get(key)
                 if pic is None:
                     if isinstance(ev, DateTick):
@@ -227,80 +392,45 @@ class Decider:
                 if touched is None:
                     continue  # a duplicate: no effect
                 if isinstance(touched, Quarantine):
-                    outbox += _quarantine_entry(ev, touched)
+                    outbox.append((key, _quarantine_entry(ev, touched)))
                     continue
                 dirty[key] = pic
+                last[key] = item
+                changes[key] = changes.get(key, 0) + 1
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
                 for d in decisions:
-                    outbox += _outbox_entry(pic, d)
+                    outbox.append((key, _outbox_entry(pic, d)))
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
-                attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(b.p), eid)
-                who = mask(getattr(ev, "person_id", None) or None)
-                if attempts < self.settings.max_attempts:
-                    log.error("partition %d event %s (%s) failed, attempt %d: %r",
-                              b.p, eid.decode(), who, attempts, exc)
-                    return False
-                log.error("partition %d event %s (%s) failed %d times, dead-lettered: %r",
-                          b.p, eid.decode(), who, attempts, exc)
-                return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
-                             b"stream", t.evt(b.p), b"error", repr(exc)[:500], b"deliveries", attempts]
-        b.new_pos = b.entries[-1][0]
+                return await self._fault(b.p, eid, ev, raw, exc)
+        shares = {}
+        for key, pic in dirty.items():
+            try:
+                shares[key] = commit.pack(key, pic, recheck.get(key, 0), day)
+            except Exception as exc:  # noqa: BLE001 - e.g. a date out of range: the record's fault
+                if changes[key] > 1:  # which of its events? one at a time will tell
+                    log.error("partition %d: packing %s, changed by %d events, failed: %s", b.p,
+                              mask(pic.id), changes[key], brief(exc))
+                    return _Isolate(exc)
+                eid, ev, raw, _ = last[key]
+                return await self._fault(b.p, eid, ev, raw, exc)
         # what Redis holds once this commits: the pictures that were stored, and the new ones written
         b.keep = {k: pic.person for k, pic in pics.items() if k not in created or k in dirty}
-        self._fill_args(b, day, dirty, recheck, outbox, list(dead))
+        b.shares, b.outbox = shares, outbox
         return None
 
-    def _fill_args(self, b: PartitionBatch, day, dirty: dict[bytes, Picture], recheck: dict[bytes, int],
-                   outbox: list, dead: list) -> None:
-        states: list = []
-        archives: list = []
-        dues: list = []
-        figs: dict[str, int] = {}
-        for key, pic in dirty.items():
-            person = pic.person
-            flags = recheck.get(key, 0)
-            new_figs = figure_keys(pic, day) if flags & RECHECK_FIGURES else person.figs
-            if new_figs != person.figs:
-                for k in person.figs:
-                    figs[k] = figs.get(k, 0) - 1
-                for k in new_figs:
-                    figs[k] = figs.get(k, 0) + 1
-                person.figs = new_figs
-            if flags & RECHECK_DUE:
-                nxt = next_change(pic, day)
-                due = nxt.toordinal() if nxt else 0
-            else:
-                due = person.due
-            if due != person.due:  # due:{pN} is written only when the date moves
-                dues += [key, due or "-"]
-                person.due = due
-            pic.freeze()
-            split, archive = pic.storage_split()
-            full = person.contrib
-            person.v = PICTURE_SCHEMA_VERSION
-            person.contrib = full[split:]  # the recent months are stored with the picture
-            states += [key, _person_encoder.encode(person)]
-            person.contrib = full
-            if archive is not None:
-                archives += [key, archive]
-        figs = {k: v for k, v in figs.items() if v}
-        n_out = 0
-        i = 0
-        while i < len(outbox):
-            n_out += 1
-            i += 2 + outbox[i + 1] * 2
-        b.n_out = n_out
-        b.args = [
-            b.pos, b.new_pos,
-            msgpack_strings(states),
-            msgpack_strings(archives) if archives else b"",
-            len(dues) // 2, *dues,
-            len(figs), *[x for kv in figs.items() for x in kv],
-            n_out, *outbox,
-            len(dead), *dead,
-        ]
+
+def _item(pseudonym: Pseudonymizer, eid: bytes, data: bytes) -> tuple:
+    """(event id, event, encoded event, picture key); an event that cannot be decoded, or filed
+    under a person, is kept as ``_Broken``, to fail (and be dead-lettered) in its turn."""
+    try:
+        ev = _decode(data)
+        if ev is None:
+            return eid, _Broken(ValueError("undecodable event")), data, b""
+        return eid, ev, data, _key(pseudonym, ev)
+    except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
+        return eid, _Broken(exc), data, b""
 
 
 def _outbox_entry(pic: Picture, d) -> list:

@@ -37,6 +37,7 @@ MARKS_RETENTION_MS = 90 * 86_400_000  # a mark outlives any re-run of a killed r
 
 QUARANTINES = {f.quarantine: f for f in t.FEEDS.values()}
 INGRESS_DLQS = {t.dlq(f.ingress): f for f in t.FEEDS.values()}
+RELAY_DLQS = {t.relay_dlq(target): target for target in t.RELAY_TARGETS}
 
 
 class Refused(Exception):
@@ -77,7 +78,32 @@ def plan(parked: str, entry_id: bytes, fields: dict[bytes, bytes], payload: byte
                           "send a corrected record")
         return Copy(parked, entry_id, _partition_stream(name, fields, partitions),
                     {b"e": fields.get(b"event", b""), b"redrive_of": f"{parked} ".encode() + entry_id})
+    if parked in RELAY_DLQS:
+        if payload is not None:
+            raise Refused(f"{name}: --payload cannot apply: {parked} holds outbox entries the relay could not "
+                          "move, not a department's payload; re-drive it without --payload")
+        return Copy(parked, entry_id, _outbox(name, fields, RELAY_DLQS[parked], partitions),
+                    _outbox_fields(name, fields))  # as it was: an outlet entry has no other field
     raise Refused(f"{name}: no re-drive rule for {parked}")
+
+
+def _outbox(name: str, fields: dict[bytes, bytes], target: str, partitions: int) -> str:
+    """``dlq:relay{<target>}``: back onto the outbox it was read from, only if that is an outbox of
+    this deployment for that very target."""
+    claimed = fields.get(b"stream", b"").decode("utf-8", "replace")
+    if claimed not in {t.outbox(p, target) for p in range(partitions)}:
+        raise Refused(f"{name}: its stream {claimed[:60]!r} is not an outbox for {target} of this deployment")
+    return claimed
+
+
+def _outbox_fields(name: str, fields: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    try:
+        out = msgspec.msgpack.decode(fields.get(b"fields", b""), type=dict[bytes, bytes])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise Refused(f"{name}: its outbox entry does not decode ({str(exc)[:80]}); it cannot be re-driven") from None
+    if not out:
+        raise Refused(f"{name}: it holds no outbox entry")
+    return out
 
 
 def _check(feed: str, name: str, body: bytes, *, fixed: bool, quarantined: bool) -> None:

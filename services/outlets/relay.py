@@ -4,6 +4,15 @@ Exactly once: the position relayed up to, per target and partition, lives in ``r
 (same slot as the target) and moves in the same ``pb_relay`` call that appends to the target and
 updates the roster, and only if it is still where this worker read it. The outbox is trimmed
 afterwards (idempotent). Outlets keep ``PERMITBUS_OUTLET_RETENTION_DAYS`` days of decisions.
+
+Bounded: a partition's entries for a target go in calls of at most ``batch_size`` entries and
+about ``lua_call_bytes`` of arguments, each moving the position past its own entries.
+
+Fault isolation: an entry that cannot be prepared (its decision does not decode) or whose call
+Redis refuses for its arguments (``pb_relay`` checks them before its first write: nothing was
+written) is retried, counted in ``relayatt{<target>}``, and after ``max_attempts`` parked in
+``dlq:relay{<target>}`` by the same ``pb_relay`` call that moves the position past it; the entries
+after it flow. A refused call is retried entry by entry to find the one at fault.
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import logging
 import time
 from collections.abc import Iterable
 
+import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_decoder
@@ -20,8 +30,9 @@ from services.ingress.fields import DISTRICTS
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
+from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
-from services.runtime.redis import fn
+from services.runtime.redis import fn, stream_id
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -101,6 +112,8 @@ class Relay:
         self.moved = 0
         self.pseudonym = Pseudonymizer(settings.pseudonym_key)
         self.indexed = False  # rosters listed before the subject index: indexed at start
+        # per (target, partition): outbox entries whose attempts were counted and not yet cleared
+        self.retried: dict[tuple[str, int], set[bytes]] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -130,32 +143,172 @@ class Relay:
         index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.active}
         now_ms = int(time.time() * 1000)
         minid = f"{now_ms - self.settings.outlet_retention_days * 86_400_000}-0"
-        pipe = self.r.pipeline(transaction=False)
-        work = []
+        runs = []
         for name, entries in resp:
             target, p = index[name]
-            args: list = [p, self.pos[(target, p)], entries[-1][0], minid if target.startswith("outlet:") else "-",
-                          len(entries), now_ms if target.startswith("quarantine:") else "-"]
-            has_roster = target in ENTITLEMENT_OF
-            for _, fields in entries:
-                roster = ["-", "", "0", "", ""]
-                if has_roster:
-                    fields, roster = roster_change(fields, self.pseudonym)
-                args.append(len(fields))
-                for k, v in fields.items():
-                    args += [k, v]
-                args += roster
-            keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
-            pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
-            work.append((target, p, name, len(entries)))
-        results = await pipe.execute()
+            prepared = []
+            for eid, fields in entries:
+                try:
+                    prepared.append((eid, _entry_args(target, fields, self.pseudonym)))
+                except Exception as exc:  # noqa: BLE001 - the entry's fault: isolate it
+                    parked = await self._fault(target, p, name, eid, fields, exc)
+                    if parked is None:
+                        break  # retried with the next read; the entries before it go now
+                    prepared.append((eid, parked))
+            if prepared:
+                runs.append(_Run(target, p, name, prepared, self._head(target, p, now_ms, minid)))
+        pipe = self.r.pipeline(transaction=False)
+        for run in runs:
+            pos = self.pos[(run.target, run.p)]
+            for chunk in _chunks(run.prepared, self.settings.lua_call_bytes):
+                run.calls.append(chunk)
+                self._queue(pipe, run, pos, chunk)
+                pos = chunk[-1][0]
+        replies = iter(await _execute(pipe, sum(len(run.calls) for run in runs)))
         trim = self.r.pipeline(transaction=False)
-        for (target, p, name, n), (ok, pos) in zip(work, results):
-            self.pos[(target, p)] = pos
-            if ok:
-                self.moved += n
-                trim.xtrim(name, minid=pos, approximate=False)
-            else:
-                log.info("relay %s partition %d: position moved on by another worker", target, p)
+        moved = 0
+        for run in runs:
+            # each call expects the position the one before it leaves: after one not applied, the
+            # rest were not either (they are read again)
+            for chunk, reply in [(chunk, next(replies)) for chunk in run.calls]:
+                if isinstance(reply, BaseException):
+                    if not refused_for_data(reply):
+                        raise reply
+                    moved += await self._one_by_one(run, chunk, reply)
+                    break
+                ok, pos = reply
+                self.pos[(run.target, run.p)] = pos
+                if not ok:
+                    log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
+                    break
+                moved += len(chunk)
+            trim.xtrim(run.name, minid=self.pos[(run.target, run.p)], approximate=False)
+            self._clear_attempts(trim, run)
+        self.moved += moved
         await trim.execute()
-        return sum(n for *_, n in work)
+        return sum(len(run.prepared) for run in runs)
+
+    def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
+        """pb_relay's keys and leading arguments (after the positions) for ``target``."""
+        keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
+        keys += [t.relay_dlq(target), t.relay_attempts(target)]
+        return keys, [minid if target.startswith("outlet:") else "-",
+                      now_ms if target.startswith("quarantine:") else "-"]
+
+    def _queue(self, pipe, run: "_Run", pos: bytes, chunk: list) -> None:
+        keys, (minid, now) = run.head
+        args = [run.p, pos, chunk[-1][0], minid, len(chunk), now]
+        for _, entry in chunk:
+            args += entry
+        pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
+
+    async def _one_by_one(self, run: "_Run", chunk: list, exc: BaseException) -> int:
+        """A call Redis refused for its arguments (it wrote nothing): relay its entries one at a
+        time; the one refused is retried, and parked once it has failed ``max_attempts`` times."""
+        log.error("relay %s partition %d: Redis refused %d entries (%s); relaying them one at a time",
+                  run.target, run.p, len(chunk), brief(exc))
+        moved = 0
+        for eid, entry in chunk:
+            for attempt in range(2):
+                pipe = self.r.pipeline(transaction=False)
+                self._queue(pipe, run, self.pos[(run.target, run.p)], [(eid, entry)])
+                (reply,) = await _execute(pipe, 1)
+                if not isinstance(reply, BaseException):
+                    break
+                if not refused_for_data(reply) or attempt:
+                    raise reply  # a parked entry refused: not the entry's fault
+                fields = await self._fields(run.name, eid)
+                entry = await self._fault(run.target, run.p, run.name, eid, fields, reply)
+                if entry is None:
+                    return moved
+            ok, pos = reply
+            self.pos[(run.target, run.p)] = pos
+            if not ok:
+                return moved
+            moved += 1
+        return moved
+
+    def _clear_attempts(self, pipe, run: "_Run") -> None:
+        """Entries that failed before and are now relayed (a fault that went away): clear their
+        attempts (after the step: a crash in between leaves a counter, nothing else)."""
+        retried = self.retried.get((run.target, run.p))
+        if not retried:
+            return
+        pos = stream_id(self.pos[(run.target, run.p)])
+        done = {eid for eid in retried if stream_id(eid) <= pos}
+        if done:
+            pipe.hdel(t.relay_attempts(run.target), *[f"{run.p}|{eid.decode()}" for eid in done])
+            retried -= done
+
+    async def _fields(self, name: bytes, eid: bytes) -> dict[bytes, bytes]:
+        rows = await self.r.xrange(name, eid, eid)
+        return rows[0][1] if rows else {}
+
+    async def _fault(self, target: str, p: int, name: bytes, eid: bytes, fields: dict, exc: BaseException):
+        """Count a failed attempt at relaying outbox entry ``eid``. None: retry it later; else
+        the arguments that park it (the entry as it was, the error and its deliveries)."""
+        att = f"{p}|{eid.decode()}"
+        attempts = await self.r.hincrby(t.relay_attempts(target), att, 1)
+        if attempts < self.settings.max_attempts:
+            self.retried.setdefault((target, p), set()).add(eid)
+            log.error("relay %s partition %d entry %s failed, attempt %d: %s", target, p, eid.decode(), attempts,
+                      brief(exc))
+            return None
+        log.error("relay %s partition %d entry %s failed %d times, parked in %s: %s", target, p, eid.decode(),
+                  attempts, t.relay_dlq(target), brief(exc))
+        dead = {b"fields": msgspec.msgpack.encode(fields)}
+        if b"payload" in fields:
+            dead[b"payload"] = fields[b"payload"]
+        dead |= {b"source_id": eid, b"stream": name, b"target": target.encode(), b"error": brief(exc).encode(),
+                 b"deliveries": str(attempts).encode()}
+        args: list = [len(dead)]
+        for k, v in dead.items():
+            args += [k, v]
+        return args + ["park", att, "0", "", ""]
+
+
+async def _execute(pipe, n: int) -> list:
+    """The pipeline's replies, refusals as values; when redis-py cannot encode an argument
+    (nothing is sent), that refusal stands for each of the ``n`` calls."""
+    try:
+        return await pipe.execute(raise_on_error=False)
+    except Exception as exc:  # noqa: BLE001
+        if refused_for_data(exc):
+            return [exc] * n
+        raise
+
+
+class _Run:
+    """One partition's outbox entries for one target, read in this step, and the calls made."""
+
+    def __init__(self, target: str, p: int, name: bytes, prepared: list, head: tuple) -> None:
+        self.target, self.p, self.name, self.prepared, self.head = target, p, name, prepared, head
+        self.calls: list[list] = []
+
+
+def _entry_args(target: str, fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> list:
+    """An outbox entry's part of pb_relay's arguments: its fields (without the decider's roster
+    action), and its roster change (``roster_change``)."""
+    roster = ["-", "", "0", "", ""]
+    if target in ENTITLEMENT_OF:
+        fields, roster = roster_change(fields, pseudonym)
+    args: list = [len(fields)]
+    for k, v in fields.items():
+        args += [k, v]
+    return args + roster
+
+
+def _chunks(prepared: list, limit: int) -> list[list]:
+    """Consecutive entries in calls of about ``limit`` bytes of arguments (an entry larger than
+    that goes alone)."""
+    chunks: list[list] = []
+    size = limit + 1
+    for eid, args in prepared:
+        n = sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in args)
+        if size + n > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append((eid, args))
+        size += n
+    return chunks
+

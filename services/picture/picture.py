@@ -11,6 +11,8 @@ import datetime as dt
 from schemas.picture import Permit, Person
 from services.picture.contributions import Contributions, month_index, split_for_storage
 
+_LAST_DAY = dt.date.max.toordinal()
+
 
 class Picture:
     __slots__ = ("person", "_contrib")
@@ -79,9 +81,13 @@ class Picture:
         if self.settled and self.has_contributions:
             for m in self.contributions.paid_medical_months():
                 for edge in (m, m + 3):  # the month enters D's window, and leaves it
+                    if edge // 12 > dt.MAXYEAR:
+                        continue
                     first = dt.date(edge // 12, edge % 12 + 1, 1).toordinal()
                     if first > d:
                         candidates.append(first)
+        # a permit valid until 9999-12-31 ends on no date the calendar has: it never changes by itself
+        candidates = [c for c in candidates if c <= _LAST_DAY]
         return dt.date.fromordinal(min(candidates)) if candidates else None
 
     def freeze(self) -> Person:

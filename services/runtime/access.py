@@ -43,7 +43,7 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_ack": (("xack",),),
     "pb_attempt": (("hincrby",),),
     "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
-                 ("hdel", "hset"), ("hget", "hset", "hdel")),
+                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",)),
     "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
                        ("rpush", "pexpire")),
@@ -95,7 +95,8 @@ def calls(function: str, *keys: str | Iterable[str]) -> tuple[Use, ...]:
     per_key = FUNCTIONS[function]
     out = [Use(tuple(k for g in groups for k in g), ("fcall_ro" if function in READ_ONLY_FUNCTIONS else "fcall",))]
     for i, g in enumerate(groups):
-        out.append(Use(g, per_key[min(i, len(per_key) - 1)]))
+        if g:  # an empty group holds a position (a target without rosters)
+            out.append(Use(g, per_key[min(i, len(per_key) - 1)]))
     return tuple(out)
 
 
@@ -166,13 +167,17 @@ def _rosters(target: str) -> tuple[tuple[str, ...], ...]:
 def relay() -> Service:
     moves = []
     for target in t.RELAY_TARGETS:
-        moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *_rosters(target))
+        rosters = _rosters(target) or ((), (), ())  # positions kept: the relay's dead letters come last
+        moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
+                       t.relay_dlq(target), t.relay_attempts(target))
+        # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
+        moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
         moves += [uses(index, "hscan"), uses(subjects, "hexists"), *calls("pb_index_subjects", index, subjects)]
     return Service("relay", "pb-relay", (
-        uses(_outboxes(), "xread", "xtrim"),
+        uses(_outboxes(), "xread", "xtrim", "xrange"),
         uses(tuple(t.relay_pos(target) for target in t.RELAY_TARGETS), "hgetall"),
         *moves,
         *_share("relay"),
@@ -204,7 +209,7 @@ def ops() -> Service:
     """``permitbus quarantine|dlq|figures`` and the backlog (status)."""
     parked = (*t.quarantine_streams(), *t.dead_letter_streams())
     redrives: list[Use] = []
-    for target in (*(f.ingress for f in t.FEEDS.values()), t.evt("*")):
+    for target in (*(f.ingress for f in t.FEEDS.values()), t.evt("*"), *_outboxes()):
         redrives += calls("pb_redrive", target, t.redrive_marks(target), t.redrive_times(target), parked)
         redrives.append(uses(t.redrive_marks(target), "hget"))
     return Service("ops", "pb-ops", (
@@ -356,6 +361,13 @@ KINDS = {
     "redriventime{ingress:<feed>}": "sorted set: the same marks by time (kept 90 days)",
     "redriven:evt:{pN}": "the same, for dead letters re-driven onto a partition stream",
     "redriventime:evt:{pN}": "the same, by time",
+    "redriven:out:{pN}:<target>": "the same, for relay dead letters re-driven onto their outbox",
+    "redriventime:out:{pN}:<target>": "the same, by time",
+    "dlq:relay{<target>}": "stream: outbox entries the relay could not move (the entry, `error`, `deliveries`), "
+                           "in the target's slot",
+    "relayatt{<target>}": "hash: `<partition>\\|<outbox id>` -> failed attempts at relaying it",
+    "dlq:relay{quarantine:<feed>}": "the same, for the permit feed's quarantine",
+    "relayatt{quarantine:<feed>}": "the same, for the permit feed's quarantine",
 }
 
 

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     consumer: str | None = Field(None, description="consumer name; default host-pid")
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
+    lua_call_bytes: int = Field(
+        4 << 20, ge=1024,
+        description="bytes of arguments above which a decider commit or a relay step is split into several "
+                    "calls (Redis refuses a bulk over proto-max-bulk-len, 512 MB, and a query over 1 GB)",
+    )
     lease_ttl_ms: int = Field(10_000, ge=500, description="a dead worker's feed or partitions are taken over after this")
     api_tokens: dict[str, str] = Field(
         default_factory=dict, repr=False,

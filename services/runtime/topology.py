@@ -168,7 +168,7 @@ def dlq(stream: str) -> str:
 def dead_letter_streams() -> tuple[str, ...]:
     """Every dead-letter stream, for the operators' tools: a new one is added here, with where its
     entries came from in ``services/ops/redrive.py`` (a stream without such a rule is refused)."""
-    return tuple(dlq(f.ingress) for f in FEEDS.values()) + (DECIDER_DLQ,)
+    return tuple(dlq(f.ingress) for f in FEEDS.values()) + (DECIDER_DLQ,) + RELAY_DLQS
 
 
 def redrive_marks(target: str) -> str:
@@ -221,3 +221,18 @@ def describe() -> list[dict[str, str]]:
     from services.runtime.access import describe as derived
 
     return derived()
+
+
+def relay_dlq(target: str) -> str:
+    """Stream: outbox entries the relay could not move to ``target`` (after ``max_attempts``),
+    each with its partition, outbox id, error and deliveries. Same slot as ``target`` and its
+    relay positions: parking an entry and moving the position past it are one step."""
+    return f"dlq:relay{{{target}}}"
+
+
+def relay_attempts(target: str) -> str:
+    """Hash: ``<partition>|<outbox id>`` -> failed attempts at relaying it to ``target``."""
+    return f"relayatt{{{target}}}"
+
+
+RELAY_DLQS: tuple[str, ...] = tuple(relay_dlq(target) for target in RELAY_TARGETS)
