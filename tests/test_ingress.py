@@ -619,10 +619,11 @@ def test_household_size_beyond_any_household_is_bad_number():
 # -- every reason code is exercised here (UNKNOWN_PERMIT is the decider's: tests/test_quarantine_duplicates.py)
 
 def test_every_reason_code_has_a_case():
-    covered = {"NO_PAYLOAD", "INVALID_JSON", "NOT_AN_OBJECT", "MISSING_FIELD", "WRONG_TYPE", "BAD_ID",
+    covered = {"NO_PAYLOAD", "TOO_LARGE", "INVALID_JSON", "NOT_AN_OBJECT", "DUPLICATE_FIELD", "MISSING_FIELD",
+               "WRONG_TYPE", "BAD_ID",
                "BAD_ID_CHECKSUM", "SAME_PERSON", "UNKNOWN_CODE", "BAD_DATE", "DATE_ORDER", "UNKNOWN_DISTRICT",
                "BAD_REGION", "BAD_NUMBER"}
-    assert set(REASONS) - covered == {"UNKNOWN_PERMIT"}
+    assert set(REASONS) - covered == {"UNKNOWN_PERMIT"}  # TOO_LARGE, DUPLICATE_FIELD: tests/test_input_limits.py
 
 
 def test_understand_never_raises_on_assorted_garbage():

@@ -8,6 +8,7 @@ import msgspec
 
 from schemas.events import ContributionRecorded
 from services.ingress import fields as f
+from services.ingress.limits import flat_fields
 
 FEED = "hrss:contribution"
 EMPLOYEE_TYPES = frozenset({"110", "120", "210", "310", "410", "510"})
@@ -22,6 +23,8 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> ContributionRe
     f.text(rec, "AAC003")  # required; not carried further
     insurance_type = f.code(rec, "AAE140", INSURANCE_TYPES)
     month = f.month(rec, "AAE002")
+    if int(person[6:12]) > month:
+        raise f.Reject("BAD_ID", "field 'AAC002' is an ID number born after the contribution month 'AAE002'")
     region = f.text(rec, "AAB301")
     if len(region) != 6 or not region.isascii() or not region.isdigit():
         raise f.Reject("BAD_REGION", "field 'AAB301' is not a 6-digit region code")
@@ -55,20 +58,31 @@ class _Wire(msgspec.Struct):
 _wire = msgspec.json.Decoder(_Wire)
 
 
+_FIELDS = len(_Wire.__struct_fields__)
+
+
 def fast(raw: bytes, source_id: str) -> ContributionRecorded | None:
-    """A well-formed record straight from its bytes, or None: take ``normalize``."""
+    """A well-formed record straight from its bytes, or None: take ``normalize``.
+
+    Only a flat object of exactly the seven fields (``limits.flat_fields``): a duplicate field
+    (which the typed decode would resolve to its last value), an extra field or any nesting
+    takes ``normalize``, where ``limits.parse`` checks the payload's shape."""
+    if not flat_fields(raw, _FIELDS):
+        return None
     try:
         w = _wire.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
-    if f.id_problem(w.AAC002) is not None:
+    month = int(w.AAE002)
+    if not f.FIRST_MONTH <= month <= f.LAST_MONTH or f.id_problem(w.AAC002) is not None \
+            or int(w.AAC002[6:12]) > month:
         return None
     return ContributionRecorded(
         record_id=w.LSH,
         source_id=source_id,
         person_id=w.AAC002.upper(),
         insurance_type=w.AAE140,
-        month=int(w.AAE002),
+        month=month,
         region=w.AAB301,
         paid=w.AAE078 == "1",
     )

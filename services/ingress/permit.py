@@ -17,6 +17,7 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:
     person = f.id_number(rec, "sfzh")
     f.text(rec, "xm")  # required by the contract; not carried further (minimum scope)
     at = f.beijing_time(rec, "czsj")
+    f.born_by(person, "sfzh", at.date())
     common = {"record_id": record_id, "source_id": source_id, "person_id": person, "at": at}
     if op == "LH":
         return Settled(district=f.district(rec, "jzdqh"), on=at.date(), **common)

@@ -31,7 +31,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
 from schemas.events import ENVELOPE_MAX, Event, encode_envelope, encode_event
-from services.ingress import contribution, housing, permit, school
+from services.ingress import contribution, housing, limits, permit, school
 from services.ingress.fields import Reject
 from services.runtime import topology as t
 from services.runtime.identity import partition_of
@@ -52,12 +52,16 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
 # field-by-field checks that name the exact problem).
 FAST: dict[str, Callable[[bytes, str], Event | None]] = {contribution.FEED: contribution.fast}
 QUARANTINE_MARKS_MS = 7 * 86_400_000
-_json = msgspec.json.Decoder()
 
 
-def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | Reject:
-    """One ingress entry -> a canonical event, or the reason it cannot be understood."""
+def understand(feed: str, entry_id: str, fields: dict[bytes, bytes],
+               max_bytes: int = limits.MAX_PAYLOAD_BYTES) -> Event | Reject:
+    """One ingress entry -> a canonical event, or the reason it cannot be understood.
+
+    The payload's size and shape (``limits``) are checked before any field is read."""
     raw = fields.get(b"payload")
+    if raw is not None and len(raw) > max_bytes:
+        return limits.too_large(raw, max_bytes)
     quick = FAST.get(feed)
     if quick is not None and raw is not None:
         event = quick(raw, entry_id)
@@ -66,12 +70,9 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | 
     if raw is None:
         names = ", ".join(sorted(k.decode("utf-8", "replace")[:40] for k in fields)[:10])
         return Reject("NO_PAYLOAD", f"the stream entry has no 'payload' field (fields: {names or 'none'})")
-    try:
-        rec = _json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8 in strings
-        return Reject("INVALID_JSON", f"payload is not UTF-8 JSON ({str(exc)[:80]})")
-    if not isinstance(rec, dict):
-        return Reject("NOT_AN_OBJECT", f"payload is a JSON {type(rec).__name__}, not an object")
+    rec = limits.parse(raw)
+    if isinstance(rec, Reject):
+        return rec
     try:
         return NORMALIZERS[feed](rec, entry_id, raw)
     except Reject as rej:
@@ -145,7 +146,7 @@ class Normalizer:
         by_partition: dict[int, list[bytes]] = {}
         for eid, fields in entries:
             sid = eid.decode()
-            out = understand(self.feed.name, sid, fields)
+            out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
             if not isinstance(out, Reject):
                 try:
                     data = encode_event(out)

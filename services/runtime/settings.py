@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
     consumer: str | None = Field(None, description="consumer name; default host-pid")
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
+    max_payload_bytes: int = Field(
+        65_536, ge=1024, le=16 * 1024 * 1024,
+        description="an ingress payload over this many bytes is quarantined TOO_LARGE (CONTRACT.md)",
+    )
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
     lease_ttl_ms: int = Field(10_000, ge=500, description="a dead worker's feed or partitions are taken over after this")
     api_tokens: dict[str, str] = Field(
