@@ -107,7 +107,12 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
         ("NOT_AN_OBJECT", '"张三"'.encode()),
         ("NOT_AN_OBJECT", b"42"),
         ("NO_PAYLOAD", NO_PAYLOAD),
+        # issue 10's findings: each went to a dead-letter stream or further (tests/test_input_limits.py)
+        ("INVALID_JSON", b"[" * 30_000 + b"]" * 30_000),  # deep within 64 KiB (100,000 deep is TOO_LARGE)
+        ("TOO_LARGE", b'{"x": "' + b"x" * 10_000_000 + b'"}'),
+        ("DUPLICATE_FIELD", b'{"a": 1, "b": {"c": 2, "c": 3}}'),
     ]
+    born_2099 = make_id("20990101")
     if feed == "psb:permit":
         rec = permit("QF", person, district="320102")
         rec_no_sfzh = dict(rec)
@@ -123,6 +128,8 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("BAD_DATE", {**rec, "qfrq": "2025-02-30"}),
             ("BAD_DATE", {**rec, "czsj": "2025-01-01"}),
             ("DATE_ORDER", {**rec, "qfrq": "20260101", "yxqz": "2025-12-31"}),
+            ("BAD_DATE", {**permit("QZ", person), "yxqz": "9999-12-31"}),
+            ("BAD_ID", {**rec, "sfzh": born_2099}),
             ("UNKNOWN_DISTRICT", {**rec, "jzdqh": "320100"}),
         ]
     if feed == "hrss:contribution":
@@ -135,6 +142,9 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("UNKNOWN_CODE", {**rec, "AAE140": "999"}),
             ("UNKNOWN_CODE", {**rec, "AAE078": "2"}),
             ("BAD_DATE", {**rec, "AAE002": "202513"}),
+            ("BAD_DATE", {**rec, "AAE002": "999912"}),
+            ("BAD_ID", {**rec, "AAC002": born_2099}),
+            ("DUPLICATE_FIELD", json.dumps(rec).encode()[:-1] + b', "AAE002": "209912"}'),
             ("BAD_REGION", {**rec, "AAB301": "32010"}),
         ]
     if feed == "edu:application":
@@ -147,6 +157,7 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("SAME_PERSON", {**rec, "xssfzh": other, "jhrsfzh": other}),
             ("UNKNOWN_CODE", {**rec, "xd": "GZ"}),
             ("BAD_DATE", {**rec, "sqrq": "2026-03-01"}),
+            ("BAD_ID", {**rec, "xssfzh": born_2099}),
             ("UNKNOWN_DISTRICT", {**rec, "sqqx": "320199"}),
         ]
     rec = housing(person)
@@ -161,6 +172,9 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
         ("BAD_NUMBER", {**rec, "monthlyIncome": "abc"}),
         ("BAD_NUMBER", {**rec, "monthlyIncome": -1}),
         ("BAD_NUMBER", {**rec, "monthlyIncome": "NaN"}),
+        ("BAD_NUMBER", {**rec, "monthlyIncome": 10**13}),
+        ("BAD_NUMBER", json.dumps(rec).encode()[:-1] + b', "extra": 1e400}'),
+        ("BAD_ID", {**rec, "applicantId": born_2099}),
     ]
 
 
