@@ -10,7 +10,7 @@ duplicate key is silently resolved to its last value, and nothing downstream mee
 ``parse`` is the slow path: the field-by-field normalizers. It costs a few regular-expression
 passes over the payload (C), and a walk over the decoded objects to count their keys.
 The contribution fast path takes none of this: it accepts only a flat object of exactly its
-seven string fields (``flat_fields``), which can be neither deep nor hold a field twice.
+seven string fields (``flat_quotes``), which can be neither deep nor hold a field twice.
 """
 
 from __future__ import annotations
@@ -38,15 +38,15 @@ def too_large(raw: bytes, max_bytes: int) -> Reject | None:
     return None
 
 
-def flat_fields(raw: bytes, n: int) -> bool:
-    """True when ``raw`` can hold at most ``n`` keys and ``n`` string values, one level deep.
+def flat_quotes(n: int) -> int:
+    """The quote characters of an object of exactly ``n`` fields whose values are strings.
 
-    For the fast path, whose typed decode requires ``n`` string fields (2 quotes each for the
-    key and the value): a payload with exactly ``4 n`` quote characters then has no other key
-    (a key is a string), no escaped quote, and no nested object or array (the only brackets are
-    the outer braces). So a duplicate field, a deep nesting or an unknown field sends the record
-    to ``parse``, which names the problem; this costs three ``bytes.count`` calls."""
-    return raw.count(b'"') == 4 * n and raw.count(b"{") == 1 and b"[" not in raw
+    For the fast path, whose typed decode requires ``n`` string fields: their keys and values
+    take 4 quotes each. A payload it decodes that has no more quotes than that has no other key
+    (a key is a string), so no field twice, no unknown field, and no nested object or array (each
+    would be the value of another key); nor an escaped quote. Anything else takes ``parse``,
+    which names the problem. The check costs one ``bytes.count``."""
+    return 4 * n
 
 
 def parse(raw: bytes) -> dict[str, Any] | Reject:
