@@ -15,6 +15,7 @@ tagged by ``kind``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import msgspec
 
@@ -158,7 +159,8 @@ def decode_event(data: bytes) -> Event:
 # partition per normalizer batch instead of one per record: Redis does one XADD, the decider
 # parses one entry.
 _raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
-ENVELOPE_MAX = 500  # events per envelope (writers split longer runs over several entries)
+ENVELOPE_MAX = 500  # events per envelope (writers split longer runs over several entries) ...
+ENVELOPE_MAX_BYTES = 1 << 20  # ... and past this many bytes (an event larger than that goes alone)
 
 
 def encode_envelope(events: list[bytes]) -> bytes:
@@ -171,6 +173,23 @@ def encode_envelope(events: list[bytes]) -> bytes:
     else:
         head = b"\xdd" + n.to_bytes(4, "big")
     return head + b"".join(events)
+
+
+def envelopes(events: list[bytes], max_events: int = ENVELOPE_MAX,
+              max_bytes: int = ENVELOPE_MAX_BYTES) -> Iterator[bytes]:
+    """Encoded events, in order -> envelopes of at most ``max_events`` events and, unless one
+    event alone is larger, ``max_bytes`` bytes: no stream entry nears Redis's limits (512 MB an
+    argument, 1 GB a client's query buffer) whatever the events, and the decider reads a
+    bounded amount per entry."""
+    head = 5  # the array's header, at most
+    start, size = 0, head
+    for i, event in enumerate(events):
+        if i > start and (i - start >= max_events or size + len(event) > max_bytes):
+            yield encode_envelope(events[start:i])
+            start, size = i, head
+        size += len(event)
+    if start < len(events):
+        yield encode_envelope(events[start:])
 
 
 def open_envelope(data: bytes) -> list[bytes]:

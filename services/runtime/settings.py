@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         65_536, ge=1024, le=16 * 1024 * 1024,
         description="an ingress payload over this many bytes is quarantined TOO_LARGE (CONTRACT.md)",
     )
+    normalizer_read_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="bytes of ingress entries a normalizer reads at a time (with batch_size as the most "
+                    "entries): what it holds stays bounded whatever the records' size",
+    )
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
     lease_ttl_ms: int = Field(10_000, ge=500, description="a dead worker's feed or partitions are taken over after this")
     api_tokens: dict[str, str] = Field(
