@@ -43,12 +43,14 @@ def test_envelopes_of_real_events_stay_under_the_limit():
     assert [decode_event(x) for e in out for x in open_envelope(e)] == [decode_event(x) for x in ev]
 
 
-def test_read_budget_starts_at_what_the_largest_records_allow_and_follows_the_sizes_seen():
-    b = ReadBudget(max_count=2500, budget_bytes=4 << 20, max_entry_bytes=64 * KIB)
-    assert b.count() == 64  # 64 x 64 KiB = the budget, from the first read of a burst
-    b.saw(64, 64 * 150)  # small records: grows, doubling at most
-    assert b.count() == 128
-    for _ in range(10):
+def test_read_budget_starts_at_one_entry_and_follows_the_sizes_seen():
+    b = ReadBudget(max_count=2500, budget_bytes=4 << 20)
+    assert b.count() == 1  # the first read of a burst: one entry, whatever its size
+    b.saw(1, 10_000_000)
+    assert b.count() == 1
+    b.saw(1, 150)  # small records: grows, doubling at most
+    assert b.count() == 2
+    for _ in range(12):
         b.saw(b.count(), b.count() * 150)
     assert b.count() == 2500  # ordinary records get the full batch size
     b.saw(2500, 2500 * 64 * KIB)  # large ones: down at once
@@ -56,7 +58,7 @@ def test_read_budget_starts_at_what_the_largest_records_allow_and_follows_the_si
     b.saw(10, 10 * 10_000_000)  # larger than the budget: one at a time
     assert b.count() == 1
     b.idle()
-    assert b.count() == 64
+    assert b.count() == 1
 
 
 def padded(rec: dict, size: int) -> bytes:

@@ -3,11 +3,11 @@
 Redis reads streams by count. ``batch_size`` (2,500) records of 150 bytes are 375 KB; of 64 KiB
 they are 160 MB, held three times over (the batch in hand, the one read ahead, the one being
 read) and copied again into the quarantine pipeline. So the count of the next read is what the
-byte budget allows at the mean entry size seen in the last batch: at most ``batch_size``; after
-an idle read (a burst begins) it starts from what the budget allows at the largest entry a
-department may send (``max_payload_bytes``: 64 entries at a 4 MiB budget) and at most doubles
-from one batch to the next, so that a burst of large records is read in bounded batches from its
-first one, and ordinary records reach the full batch size within a few batches.
+byte budget allows at the mean entry size seen in the last batch, at most ``batch_size``; after
+an idle read (a burst begins) it starts from one entry and at most doubles from one batch to the
+next: a burst of large records (64 KiB, or 10 MB ones that will be quarantined ``TOO_LARGE``) is
+read in bounded batches from its first one, and ordinary records reach the full batch size after
+a dozen reads of a few milliseconds.
 
 What it does not bound: a read that meets much larger entries than the batch before it (a mix
 that changes from small to large records without a pause) holds at most ``count`` of them once;
@@ -18,11 +18,10 @@ from __future__ import annotations
 
 
 class ReadBudget:
-    def __init__(self, max_count: int, budget_bytes: int, max_entry_bytes: int) -> None:
+    def __init__(self, max_count: int, budget_bytes: int) -> None:
         self.max_count = max_count
         self.budget_bytes = budget_bytes
-        self.start = max(1, min(max_count, budget_bytes // max(1, max_entry_bytes)))
-        self.current = self.start
+        self.current = 1
 
     def count(self) -> int:
         """Entries to ask for in the next read."""
@@ -37,7 +36,7 @@ class ReadBudget:
 
     def idle(self) -> None:
         """A read found nothing: the next burst starts small again."""
-        self.current = self.start
+        self.current = 1
 
 
 def entry_bytes(fields: dict[bytes, bytes]) -> int:

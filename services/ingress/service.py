@@ -100,7 +100,7 @@ class Normalizer:
         # The subscriber hands each batch over (``submit``) and reads the next one while this one
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
-        self.budget = ReadBudget(settings.batch_size, settings.normalizer_read_bytes, settings.max_payload_bytes)
+        self.budget = ReadBudget(settings.batch_size, settings.normalizer_read_bytes)
 
     def stop(self) -> None:
         self.stopping.set()
