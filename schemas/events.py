@@ -6,7 +6,11 @@ the department's record id (``record_id``: ``ywlsh``/``LSH``/``sqbh``/``applicat
 ignore duplicates, and the ingress entry id (``source_id``) it came from.
 
 Names, incomes beyond what a rule needs, and other personal data the rules do not use are left
-behind at the normalizer (PIPL Art. 6, minimum scope).
+behind at the normalizer (PIPL Art. 6, minimum scope). No event carries the department's payload:
+the payload of a ``QZ``/``BG``/``ZX`` record, which the decider may find names a permit the person
+does not hold (``UNKNOWN_PERMIT``), waits in ``held{quarantine:psb:permit}`` instead
+(``services/runtime/topology.py``, ``held``). Events of an older release that still carry a ``raw``
+field decode (msgspec ignores the field).
 
 On the partition streams the events travel as msgpack (``encode_event``/``decode_event``),
 tagged by ``kind``.
@@ -49,7 +53,6 @@ class PermitRenewed(_Event, tag="permit.renewed", kw_only=True):
     district: str | None = None
     sector: str | None = None
     at: dt.datetime
-    raw: bytes = b""  # the ingress payload, kept for quarantine (UNKNOWN_PERMIT)
 
 
 class PermitMoved(_Event, tag="permit.moved", kw_only=True):
@@ -58,7 +61,6 @@ class PermitMoved(_Event, tag="permit.moved", kw_only=True):
     permit_no: str
     district: str
     at: dt.datetime
-    raw: bytes = b""
 
 
 class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
@@ -66,7 +68,6 @@ class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
 
     permit_no: str
     at: dt.datetime
-    raw: bytes = b""
 
 
 class Settled(_Event, tag="person.settled", kw_only=True):

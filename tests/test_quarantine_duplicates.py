@@ -21,11 +21,15 @@ import pytest
 from services.figures.read import read_counters
 from services.ingress.fields import REASONS
 from services.ingress.service import Normalizer
-from tests.conftest import read_outlet
+from services.outlets.relay import _quarantine_call
+from services.runtime import topology as t
+from services.runtime.redis import fn
+from tests.conftest import read_outlet, wait_until
 from tests.harness import drain, services
 from tests.people import contribution, housing, make_id, months, permit, school
 
 GROUP = "permitbus-normalize"
+QUARANTINE = t.FEEDS["psb:permit"].quarantine
 FEEDS = ("psb:permit", "hrss:contribution", "edu:application", "housing:application")
 OUTLETS = ("outlet:psb", "outlet:edu", "outlet:health", "outlet:housing", "outlet:medins")
 NO_PAYLOAD = object()  # marker: an ingress entry without a ``payload`` field
@@ -424,6 +428,64 @@ async def test_redelivered_unknown_permit_is_quarantined_once(r, settings):
         await drain(r, settings)
     got = await quarantined(r, "psb:permit")
     assert sorted((q[b"source_id"], q[b"payload"]) for q in got) == sorted(zip(sids, raws))
+    assert await r.hlen(t.held(QUARANTINE)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Held payloads: events carry none (issue 10: a few large QZ/BG/ZX records made an envelope larger
+# than Redis accepts; issue 11: partition streams held names)
+# ---------------------------------------------------------------------------------------------
+
+async def test_held_payloads_wait_outside_the_events_and_leave_once_settled(r, settings):
+    holder, nobody = make_id(), make_id()
+    good_qz = permit("QZ", holder, jzzbh="NJ-A", qfrq="2026-01-01", yxqz="2030-12-31", ywlsh="GA-QZ")
+    records = [permit("QF", holder, jzzbh="NJ-A", district="320102", ywlsh="GA-QF"),
+               good_qz, good_qz,  # a department's retry: a duplicate
+               permit("BG", holder, jzzbh="NJ-OTHER", district="320104", ywlsh="GA-BG"),
+               permit("ZX", nobody, jzzbh="NJ-B", ywlsh="GA-ZX")]
+    raws = [styled(rec, i) + b" " * 60_000 for i, rec in enumerate(records)]  # large: 60 KB each
+    sids = [await add(r, "psb:permit", raw) for raw in raws]
+
+    async def normalized():
+        group = (await r.xinfo_groups("ingress:psb:permit"))[0]
+        return group["lag"] == 0 and group["pending"] == 0
+
+    async with services(settings, services=("normalize",)):
+        await wait_until(normalized)
+    assert await r.hgetall(t.held(QUARANTINE)) == dict(zip(sids[1:], raws[1:]))
+    stored = [f[b"b"] for p in range(settings.partitions) for _, f in await r.xrange(t.evt(p))]
+    assert sum(len(s) for s in stored) < 5_000  # five events, no payloads
+    assert not any("张三".encode() in s or b"\\u5f20" in s for s in stored)  # nor names
+
+    async with services(settings, services=("decider", "relay")):
+        await drain(r, settings)
+    assert await r.hlen(t.held(QUARANTINE)) == 0
+    got = await quarantined(r, "psb:permit")
+    assert sorted((q[b"source_id"], q[b"reason"], q[b"payload"]) for q in got) == \
+        [(sids[3], b"UNKNOWN_PERMIT", raws[3]), (sids[4], b"UNKNOWN_PERMIT", raws[4])]  # two partitions: any order
+    await assert_no_dead_letters(r)
+
+
+async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings):
+    """pb_relay_quarantine twice from the same position (a relay killed before it saw the reply,
+    or a second relay): the second call changes nothing. An entry of an older release that
+    carries its payload is copied as it is."""
+    held = t.held(QUARANTINE)
+    await r.hset(held, mapping={"1-0": b"first payload", "2-0": b"second payload"})
+    entries = [(b"5-0", {b"action": b"quarantine", b"source_id": b"1-0", b"reason": b"UNKNOWN_PERMIT",
+                         b"detail": b"no such permit"}),
+               (b"5-1", {b"action": b"release", b"source_id": b"2-0"}),
+               (b"5-2", {b"payload": b"older release", b"source_id": b"3-0", b"reason": b"UNKNOWN_PERMIT",
+                         b"detail": b"d"})]
+    call = _quarantine_call(QUARANTINE, 0, b"0-0", entries, 1_000)
+    assert await r.fcall(fn("pb_relay_quarantine"), *call) == [1, b"5-2"]
+    assert await r.fcall(fn("pb_relay_quarantine"), *call) == [0, b"5-2"]
+    got = await quarantined(r, "psb:permit")
+    assert [(q[b"source_id"], q[b"payload"]) for q in got] == [(b"1-0", b"first payload"), (b"3-0", b"older release")]
+    assert await r.hlen(held) == 0
+    # a normalizer redelivering the record after it was quarantined holds nothing again
+    assert await r.fcall(fn("pb_hold"), 2, held, t.quarantine_marks(QUARANTINE), "1-0", b"first payload") == 0
+    assert await r.hlen(held) == 0
 
 
 async def test_redelivered_good_entries_take_effect_once(r, settings):

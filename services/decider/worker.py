@@ -22,7 +22,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_encoder
-from schemas.events import DateTick, Event, decode_event, open_envelope
+from schemas.events import DateTick, Event, PermitCancelled, PermitMoved, PermitRenewed, decode_event, open_envelope
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
 from services.decider.emit import evaluate, figure_keys
@@ -43,6 +43,7 @@ _person_encoder = msgspec.msgpack.Encoder()
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
+HELD = (PermitRenewed, PermitMoved, PermitCancelled)  # their payloads wait in t.held(QUARANTINE)
 SHARE_REFRESH_S = 0.5
 RECHECK_FIGURES, RECHECK_DUE = 1, 2
 
@@ -224,10 +225,12 @@ class Decider:
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
+                    outbox += _release_entry(ev)
                     continue  # a duplicate: no effect
                 if isinstance(touched, Quarantine):
                     outbox += _quarantine_entry(ev, touched)
                     continue
+                outbox += _release_entry(ev)
                 dirty[key] = pic
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
@@ -363,8 +366,16 @@ def _key(pseudonym: Pseudonymizer, ev: Event) -> bytes:
 
 
 def _quarantine_entry(ev: Event, q: Quarantine) -> list:
-    return [OUTBOX_INDEX[QUARANTINE], 4, b"payload", getattr(ev, "raw", b""), b"source_id", ev.source_id,
+    """The relay copies the record's held payload (``t.held``; events carry none) to the quarantine."""
+    return [OUTBOX_INDEX[QUARANTINE], 4, b"action", b"quarantine", b"source_id", ev.source_id,
             b"reason", q.reason, b"detail", q.detail]
+
+
+def _release_entry(ev: Event) -> list:
+    """A QZ/BG/ZX record that took effect or was a duplicate: the relay drops its held payload."""
+    if isinstance(ev, HELD):
+        return [OUTBOX_INDEX[QUARANTINE], 2, b"action", b"release", b"source_id", ev.source_id]
+    return []
 
 
 def _ranges(ps: list[int]) -> str:

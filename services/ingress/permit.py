@@ -23,9 +23,9 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:
         return Settled(district=f.district(rec, "jzdqh"), on=at.date(), **common)
     permit_no = f.text(rec, "jzzbh")
     if op == "ZX":
-        return PermitCancelled(permit_no=permit_no, raw=raw, **common)
+        return PermitCancelled(permit_no=permit_no, **common)
     if op == "BG":
-        return PermitMoved(permit_no=permit_no, district=f.district(rec, "jzdqh"), raw=raw, **common)
+        return PermitMoved(permit_no=permit_no, district=f.district(rec, "jzdqh"), **common)
     valid_from = f.date(rec, "qfrq", "YYYY-MM-DD", "YYYYMMDD")
     valid_until = f.date(rec, "yxqz", "YYYY-MM-DD", "YYYYMMDD")
     if valid_until < valid_from:
@@ -46,6 +46,5 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:
         valid_until=valid_until,
         district=f.district(rec, "jzdqh", required=False),
         sector=sector,
-        raw=raw,
         **common,
     )

@@ -1,9 +1,10 @@
 """The normalizer service: one FastStream batch subscriber per ingress feed.
 
-A batch of ingress entries becomes, in one pipeline, canonical events on the partition streams
-``evt:{pN}`` (partition = the person's ID hashed; one entry per partition holding the batch's
-events for it in order, ``schemas.events.encode_envelope``) and quarantine copies; only then are the
-entries acknowledged. A crash in between leads to redelivery: the events are appended again
+A batch of ingress entries becomes, in one pipeline (or several of bounded size, in order),
+canonical events on the partition streams ``evt:{pN}`` (partition = the person's ID hashed; one
+entry per partition holding the batch's events for it in order, ``schemas.events.envelopes``),
+quarantine copies, and the payloads of ``QZ``/``BG``/``ZX`` records held for the decider's verdict
+(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in between leads to redelivery: the events are appended again
 and ignored by the decider as duplicates (same record id); quarantine copies are made once
 (``pb_quarantine`` remembers the ingress ids it has copied).
 
@@ -30,7 +31,7 @@ from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RTimeoutError
 
-from schemas.events import Event, encode_event, envelopes
+from schemas.events import Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
 from services.ingress import contribution, housing, limits, permit, school
 from services.ingress.budget import ReadBudget, entry_bytes
 from services.ingress.fields import Reject
@@ -53,6 +54,9 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
 # field-by-field checks that name the exact problem).
 FAST: dict[str, Callable[[bytes, str], Event | None]] = {contribution.FEED: contribution.fast}
 QUARANTINE_MARKS_MS = 7 * 86_400_000
+# Events the decider may quarantine (UNKNOWN_PERMIT): their payloads wait in t.held(quarantine)
+# (pb_hold), not in the events; the relay copies or drops them (pb_relay_quarantine).
+HELD = (PermitRenewed, PermitMoved, PermitCancelled)
 ACK_IDS = 1000
 
 
@@ -164,6 +168,10 @@ class Normalizer:
                     fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                     sid, payload, out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
+                if isinstance(out, HELD):  # before its event: the decider may quarantine it
+                    payload = fields[b"payload"]
+                    pipes.take(len(payload)).fcall(fn("pb_hold"), 2, t.held(self.feed.quarantine),
+                                                   t.quarantine_marks(self.feed.quarantine), sid, payload)
                 by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
                 n_events += 1
         for p, events in by_partition.items():  # one entry per partition, not one per record

@@ -36,6 +36,17 @@ def roster_keys(target: str) -> list[str]:
     return [t.roster_index(target, ent)] + [t.roster(target, ent, d) for d in DISTRICTS]
 
 
+def _quarantine_call(target: str, p: int, pos: bytes, entries: list, now_ms: int) -> list:
+    """pb_relay_quarantine's arguments: the held payloads (``t.held``) are copied or dropped in Redis."""
+    keys = [target, t.relay_pos(target), t.quarantine_marks(target), t.held(target)]
+    args: list = [p, pos, entries[-1][0], len(entries), now_ms]
+    for _, fields in entries:
+        args.append(len(fields))
+        for k, v in fields.items():
+            args += [k, v]
+    return [len(keys), *keys, *args]
+
+
 def roster_field(subject_id: str, application_id: str | None) -> str:
     return subject_id if application_id is None else f"{subject_id}|{application_id}"
 
@@ -83,6 +94,10 @@ class Relay:
         work = []
         for name, entries in resp:
             target, p = index[name]
+            if target.startswith("quarantine:"):
+                pipe.fcall(fn("pb_relay_quarantine"), *_quarantine_call(target, p, self.pos[(target, p)], entries, now_ms))
+                work.append((target, p, name, len(entries)))
+                continue
             args: list = [p, self.pos[(target, p)], entries[-1][0], minid if target.startswith("outlet:") else "-",
                           len(entries), now_ms if target.startswith("quarantine:") else "-"]
             has_roster = target in ENTITLEMENT_OF

@@ -14,6 +14,15 @@ local function pb_quarantine(keys, args)
   return 1
 end
 
+-- Hold the payload of a record the decider may quarantine (QZ/BG/ZX: UNKNOWN_PERMIT), unless
+-- the record was quarantined already (a redelivery): events carry no payloads.
+-- KEYS: held hash, quarantine marks (the quarantine stream's slot)   ARGV: source_id, payload
+local function pb_hold(keys, args)
+  if redis.call('ZSCORE', keys[2], args[1]) then return 0 end
+  redis.call('HSET', keys[1], args[1], args[2])
+  return 1
+end
+
 -- HSET many fields given as one msgpack array (field, value, field, value, ...): one argument
 -- instead of two per field, and one HSET per 256 fields (a call from Lua costs more than a field).
 local function hset_packed(key, packed)
@@ -131,6 +140,36 @@ local function pb_relay(keys, args)
   return {1, args[3]}
 end
 
+-- Settle held payloads (pb_hold) from one partition's quarantine outbox, guarded by the relay
+-- position of (quarantine stream, partition) as pb_relay is. An entry with action 'quarantine'
+-- copies the held payload (the original bytes) to the quarantine stream once per source id
+-- (marks), an entry with action 'release' (the record took effect, or was a duplicate) drops it;
+-- both delete it from held. An entry that carries its own 'payload' (written by an older
+-- release) is copied as it is.
+-- KEYS: quarantine stream, relaypos, marks, held
+-- ARGV: partition, expected_pos, new_pos, n, now_ms, (n_fields, (f, v)*)*
+local function pb_relay_quarantine(keys, args)
+  local cur = redis.call('HGET', keys[2], args[1]) or '0-0'
+  if cur ~= args[2] then return {0, cur} end
+  local i = 6
+  for _ = 1, tonumber(args[4]) do
+    local nf = tonumber(args[i])
+    local f = {}
+    for k = 0, nf - 1 do f[args[i + 1 + 2 * k]] = args[i + 2 + 2 * k] end
+    i = i + 1 + nf * 2
+    local source = f['source_id']
+    if f['action'] ~= 'release' and not redis.call('ZSCORE', keys[3], source) then
+      local payload = f['payload'] or redis.call('HGET', keys[4], source) or ''
+      redis.call('ZADD', keys[3], args[5], source)
+      redis.call('XADD', keys[1], '*', 'payload', payload, 'source_id', source,
+                 'reason', f['reason'] or '', 'detail', f['detail'] or '')
+    end
+    redis.call('HDEL', keys[4], source)
+  end
+  redis.call('HSET', keys[2], args[1], args[3])
+  return {1, args[3]}
+end
+
 -- A department's roster of one district with the outlet position it corresponds to (one step).
 -- KEYS: outlet, roster hash
 local function pb_roster(keys, args)
@@ -165,3 +204,5 @@ redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function('pb_ack', pb_ack)
 redis.register_function('pb_relay', pb_relay)
+redis.register_function('pb_hold', pb_hold)
+redis.register_function('pb_relay_quarantine', pb_relay_quarantine)

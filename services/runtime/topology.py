@@ -128,6 +128,14 @@ def quarantine_marks(stream: str) -> str:
     return f"qmarks{{{stream}}}"
 
 
+def held(stream: str) -> str:
+    """Hash: ingress entry id -> the payload of a record the decider may still quarantine to
+    ``stream`` (``QZ``/``BG``/``ZX``: an ``UNKNOWN_PERMIT`` is found there), same slot as the stream.
+    Written by the normalizer, emptied by the relay (into ``stream``, or dropped once the record
+    took effect): the partition streams carry no payloads."""
+    return f"held{{{stream}}}"
+
+
 SCHEDULER_STATE = "sched:state"
 
 
@@ -140,11 +148,12 @@ def describe() -> list[dict[str, str]]:
     """The topology as rows, for the README and ``permitbus topology``."""
     rows = []
     for f in FEEDS.values():
+        writes = f"evt:{{pN}}, {f.quarantine}" + (f", {held(f.quarantine)}" if f.quarantine in RELAY_TARGETS else "")
         rows.append({"service": f"normalize {f.name}", "reads": f.ingress, "group": NORMALIZER_GROUP,
-                     "writes": f"evt:{{pN}}, {f.quarantine}"})
+                     "writes": writes})
     rows.append({"service": "decider", "reads": "evt:{pN} (from its own applied position)", "group": "-",
                  "writes": "ppl:{pN}, arc:{pN}, out:{pN}:<target>, due:{pN}, fig:{pN}"})
-    rows.append({"service": "relay", "reads": "out:{pN}:<target>", "group": "-",
+    rows.append({"service": "relay", "reads": "out:{pN}:<target>, held{<quarantine>}", "group": "-",
                  "writes": ", ".join(RELAY_TARGETS) + ", roster{<outlet>}:…"})
     rows.append({"service": "scheduler", "reads": "due:{pN}", "group": "-", "writes": "evt:{pN} (date.tick)"})
     return rows

@@ -17,7 +17,7 @@ from services.runtime.runner import Running, serve
 from services.runtime.settings import Settings
 from services.sim.generator import SimConfig, generate
 
-OUR_KEYS = ("ingress:*", "quarantine:*", "qmarks{*", "evt:*", "ppl:*", "arc:*", "dec:*", "out:*", "due:*", "fig:*",
+OUR_KEYS = ("ingress:*", "quarantine:*", "qmarks{*", "held{*", "evt:*", "ppl:*", "arc:*", "dec:*", "out:*", "due:*", "fig:*",
             "att:*", "relaypos{*", "roster{*", "rosteridx{*", "outlet:*", "dlq:*", "sched:*", "lease:*", "members:*")
 
 
