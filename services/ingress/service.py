@@ -57,7 +57,7 @@ QUARANTINE_MARKS_MS = 7 * 86_400_000
 # Events the decider may quarantine (UNKNOWN_PERMIT): their payloads wait in t.held(quarantine)
 # (pb_hold), not in the events; the relay copies or drops them (pb_relay_quarantine).
 HELD = (PermitRenewed, PermitMoved, PermitCancelled)
-ACK_IDS = 1000
+ACK_IDS = 5000  # the largest batch_size: one call a batch, an argument of at most ~100 KB
 
 
 def understand(feed: str, entry_id: str, fields: dict[bytes, bytes],
