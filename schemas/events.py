@@ -9,8 +9,8 @@ Names, incomes beyond what a rule needs, and other personal data the rules do no
 behind at the normalizer (PIPL Art. 6, minimum scope). No event carries the department's payload:
 the payload of a ``QZ``/``BG``/``ZX`` record, which the decider may find names a permit the person
 does not hold (``UNKNOWN_PERMIT``), waits in ``held{quarantine:psb:permit}`` instead
-(``services/runtime/topology.py``, ``held``). Events of an older release that still carry a ``raw``
-field decode (msgspec ignores the field).
+(``services/runtime/topology.py``, ``held``). ``raw`` is only read: events of an older release
+carry the payload there, and the decider still quarantines it (README, "Rolling upgrades").
 
 On the partition streams the events travel as msgpack (``encode_event``/``decode_event``),
 tagged by ``kind``.
@@ -53,6 +53,7 @@ class PermitRenewed(_Event, tag="permit.renewed", kw_only=True):
     district: str | None = None
     sector: str | None = None
     at: dt.datetime
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class PermitMoved(_Event, tag="permit.moved", kw_only=True):
@@ -61,6 +62,7 @@ class PermitMoved(_Event, tag="permit.moved", kw_only=True):
     permit_no: str
     district: str
     at: dt.datetime
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
@@ -68,6 +70,7 @@ class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
 
     permit_no: str
     at: dt.datetime
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class Settled(_Event, tag="person.settled", kw_only=True):

@@ -466,6 +466,26 @@ async def test_held_payloads_wait_outside_the_events_and_leave_once_settled(r, s
     await assert_no_dead_letters(r)
 
 
+async def test_an_older_releases_event_with_its_payload_is_quarantined_with_it(r, settings):
+    """Rolling upgrade: a normalizer of the release before held payloads put the payload in the
+    event (``raw``); this decider and relay still quarantine those bytes."""
+    import datetime as dt
+
+    from schemas.events import PermitCancelled, encode_envelope, encode_event
+    from services.runtime.identity import partition_of
+
+    person = make_id()
+    raw = styled(permit("ZX", person, jzzbh="NJ-9"), 1)
+    ev = PermitCancelled(record_id="GA-OLD", source_id="7-0", person_id=person, permit_no="NJ-9",
+                         at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))), raw=raw)
+    await r.xadd(t.evt(partition_of(person, settings.partitions)), {"b": encode_envelope([encode_event(ev)])})
+    async with services(settings, services=("decider", "relay")):
+        await drain(r, settings)
+    (q,) = await quarantined(r, "psb:permit")
+    assert_quarantine_entry(q, b"7-0", "UNKNOWN_PERMIT", raw)
+    await assert_no_dead_letters(r)
+
+
 async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings):
     """pb_relay_quarantine twice from the same position (a relay killed before it saw the reply,
     or a second relay): the second call changes nothing. An entry of an older release that
