@@ -3,9 +3,10 @@
 CONTRACT.md, "What bad input gets": a payload over ``PERMITBUS_MAX_PAYLOAD_BYTES`` (64 KiB) is
 ``TOO_LARGE``; JSON nested deeper than 32 levels is ``INVALID_JSON``; the same field twice in one
 object is ``DUPLICATE_FIELD``; a number too large for a 64-bit float (``1e400``: the only way JSON
-spells a number that is not finite; ``NaN`` is not JSON) is ``BAD_NUMBER``. Each is decided here on the bytes, so that no parser recurses
-100,000 levels (msgspec raises ``RecursionError`` there, which is no ``DecodeError``), no
-duplicate key is silently resolved to its last value, and nothing downstream meets such a value.
+spells a number that is not finite; ``NaN`` is not JSON) is ``BAD_NUMBER``. Each is decided here,
+on the bytes, so that no parser recurses 100,000 levels (msgspec raises ``RecursionError`` there,
+which is no ``DecodeError``), no duplicate key is silently resolved to its last value, and nothing
+downstream meets such a value.
 
 ``parse`` is the slow path: the field-by-field normalizers. It costs a few regular-expression
 passes over the payload (C), and a walk over the decoded objects to count their keys.

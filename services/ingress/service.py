@@ -4,9 +4,11 @@ A batch of ingress entries becomes, in one pipeline (or several of bounded size,
 canonical events on the partition streams ``evt:{pN}`` (partition = the person's ID hashed; one
 entry per partition holding the batch's events for it in order, ``schemas.events.envelopes``),
 quarantine copies, and the payloads of ``QZ``/``BG``/``ZX`` records held for the decider's verdict
-(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in between leads to redelivery: the events are appended again
-and ignored by the decider as duplicates (same record id); quarantine copies are made once
-(``pb_quarantine`` remembers the ingress ids it has copied).
+(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in
+between leads to redelivery: the events are appended again and ignored by the decider as
+duplicates (same record id); quarantine copies are made once (``pb_quarantine`` remembers the
+ingress ids it has copied). What is read at a time is bounded by bytes as well as by count
+(``services/ingress/budget.py``), so the service's memory stays flat through large records.
 
 One worker at a time reads a feed (a lease, so that a person's records keep their order); a
 worker that takes the feed over first claims what the earlier holder left pending (XAUTOCLAIM)

@@ -95,7 +95,8 @@ class Relay:
         for name, entries in resp:
             target, p = index[name]
             if target.startswith("quarantine:"):
-                pipe.fcall(fn("pb_relay_quarantine"), *_quarantine_call(target, p, self.pos[(target, p)], entries, now_ms))
+                pipe.fcall(fn("pb_relay_quarantine"),
+                           *_quarantine_call(target, p, self.pos[(target, p)], entries, now_ms))
                 work.append((target, p, name, len(entries)))
                 continue
             args: list = [p, self.pos[(target, p)], entries[-1][0], minid if target.startswith("outlet:") else "-",
