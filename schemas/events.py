@@ -6,7 +6,11 @@ the department's record id (``record_id``: ``ywlsh``/``LSH``/``sqbh``/``applicat
 ignore duplicates, and the ingress entry id (``source_id``) it came from.
 
 Names, incomes beyond what a rule needs, and other personal data the rules do not use are left
-behind at the normalizer (PIPL Art. 6, minimum scope).
+behind at the normalizer (PIPL Art. 6, minimum scope). No event carries the department's payload:
+the payload of a ``QZ``/``BG``/``ZX`` record, which the decider may find names a permit the person
+does not hold (``UNKNOWN_PERMIT``), waits in ``held{quarantine:psb:permit}`` instead
+(``services/runtime/topology.py``, ``held``). ``raw`` is only read: events of an older release
+carry the payload there, and the decider still quarantines it (README, "Rolling upgrades").
 
 On the partition streams the events travel as msgpack (``encode_event``/``decode_event``),
 tagged by ``kind``.
@@ -15,6 +19,7 @@ tagged by ``kind``.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 import msgspec
 
@@ -48,7 +53,7 @@ class PermitRenewed(_Event, tag="permit.renewed", kw_only=True):
     district: str | None = None
     sector: str | None = None
     at: dt.datetime
-    raw: bytes = b""  # the ingress payload, kept for quarantine (UNKNOWN_PERMIT)
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class PermitMoved(_Event, tag="permit.moved", kw_only=True):
@@ -57,7 +62,7 @@ class PermitMoved(_Event, tag="permit.moved", kw_only=True):
     permit_no: str
     district: str
     at: dt.datetime
-    raw: bytes = b""
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
@@ -65,7 +70,7 @@ class PermitCancelled(_Event, tag="permit.cancelled", kw_only=True):
 
     permit_no: str
     at: dt.datetime
-    raw: bytes = b""
+    raw: bytes = b""  # written by releases before held payloads only; read for a rolling upgrade
 
 
 class Settled(_Event, tag="person.settled", kw_only=True):
@@ -158,7 +163,8 @@ def decode_event(data: bytes) -> Event:
 # partition per normalizer batch instead of one per record: Redis does one XADD, the decider
 # parses one entry.
 _raw_list = msgspec.msgpack.Decoder(list[msgspec.Raw])
-ENVELOPE_MAX = 500  # events per envelope (writers split longer runs over several entries)
+ENVELOPE_MAX = 500  # events per envelope (writers split longer runs over several entries) ...
+ENVELOPE_MAX_BYTES = 1 << 20  # ... and past this many bytes (an event larger than that goes alone)
 
 
 def encode_envelope(events: list[bytes]) -> bytes:
@@ -171,6 +177,23 @@ def encode_envelope(events: list[bytes]) -> bytes:
     else:
         head = b"\xdd" + n.to_bytes(4, "big")
     return head + b"".join(events)
+
+
+def envelopes(events: list[bytes], max_events: int = ENVELOPE_MAX,
+              max_bytes: int = ENVELOPE_MAX_BYTES) -> Iterator[bytes]:
+    """Encoded events, in order -> envelopes of at most ``max_events`` events and, unless one
+    event alone is larger, ``max_bytes`` bytes: no stream entry nears Redis's limits (512 MB an
+    argument, 1 GB a client's query buffer) whatever the events, and the decider reads a
+    bounded amount per entry."""
+    head = 5  # the array's header, at most
+    start, size = 0, head
+    for i, event in enumerate(events):
+        if i > start and (i - start >= max_events or size + len(event) > max_bytes):
+            yield encode_envelope(events[start:i])
+            start, size = i, head
+        size += len(event)
+    if start < len(events):
+        yield encode_envelope(events[start:])
 
 
 def open_envelope(data: bytes) -> list[bytes]:

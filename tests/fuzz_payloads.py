@@ -62,3 +62,78 @@ def payloads(feed: str):
 
 
 any_feed_payload = st.sampled_from(FEEDS).flatmap(lambda f: st.tuples(st.just(f), payloads(f)))
+
+
+# -- the limits of CONTRACT.md, "What bad input gets": at and just past each bound ---------------
+MAX_BYTES = 65_536  # PERMITBUS_MAX_PAYLOAD_BYTES' default
+DATE_FIELDS = {  # field -> its spellings, as strftime formats
+    "psb:permit": {"qfrq": ("%Y-%m-%d", "%Y%m%d"), "yxqz": ("%Y-%m-%d", "%Y%m%d"), "czsj": ("%Y-%m-%d 09:00:00",)},
+    "hrss:contribution": {},
+    "edu:application": {"sqrq": ("%Y/%m/%d", "%Y年%-m月%-d日")},
+    "housing:application": {"appliedOn": ("%Y-%m-%d",)},
+}
+ID_FIELDS = {"psb:permit": ("sfzh",), "hrss:contribution": ("AAC002",), "edu:application": ("xssfzh", "jhrsfzh"),
+             "housing:application": ("applicantId",)}
+NUMBER_FIELDS = {"housing:application": ("monthlyIncome", "householdSize")}
+edge_days = st.sampled_from(["1899-12-31", "1900-01-01", "1900-01-02", "2099-12-30", "2099-12-31", "2100-01-01",
+                             "9999-12-31", "0001-01-01", "1970-01-01"])
+edge_months = st.sampled_from(["198912", "199001", "199002", "209911", "209912", "210001", "999912", "000001"])
+edge_births = st.sampled_from(["18991231", "19000101", "19000102", "20250101", "20261128", "20990101", "20991231"])
+edge_numbers = st.sampled_from([b"1e400", b"-1e400", b"1e308", b"1.7976931348623157e309", b"1e12", b"1e12.5",
+                                b"1000000000000", b"1000000000001", b"999999999999.99", b"1" + b"0" * 400,
+                                b"-0", b"0.0", b'"1e400"', b'"1000000000001"', b'"1000000000000"'])
+edge_depths = st.sampled_from([31, 32, 33, 34, 100, 1000, 30_000])
+edge_sizes = st.sampled_from([MAX_BYTES - 1, MAX_BYTES, MAX_BYTES + 1, MAX_BYTES + 1000])  # 10 MB: test_input_limits
+_PLACE = "\x00placeholder\x00"
+
+
+def _with_raw(rec: dict, name: str, token: bytes) -> bytes:
+    """``rec`` as JSON with the value of ``name`` replaced by a raw JSON token (``1e400``...)."""
+    return json.dumps({**rec, name: _PLACE}).encode().replace(json.dumps(_PLACE).encode(), token)
+
+
+def _nest(depth: int) -> bytes:
+    return b"[" * depth + b"0" + b"]" * depth
+
+
+@st.composite
+def extreme_record(draw, feed: str) -> bytes:
+    """A record of ``feed`` (valid, or mutated as ``mutated_record`` does) with one extreme value:
+    a date, month or birth date at or past its bound, a huge or non-finite number, deep nesting, a
+    duplicate field, a size at or past the limit."""
+    rec = dict(draw(st.sampled_from(BASES[feed])))
+    kinds = ["id", "number", "deep", "dup", "size"] + (["date"] if DATE_FIELDS[feed] else []) \
+        + (["month"] if feed == "hrss:contribution" else [])
+    kind = draw(st.sampled_from(kinds))
+    if kind == "date":
+        name, spellings = draw(st.sampled_from(sorted(DATE_FIELDS[feed].items())))
+        day = draw(edge_days)
+        y, m, d = int(day[:4]), int(day[5:7]), int(day[8:])
+        spelling = draw(st.sampled_from(spellings))
+        rec[name] = (spelling.replace("%Y", f"{y:04d}").replace("%m", f"{m:02d}").replace("%d", f"{d:02d}")
+                     .replace("%-m", str(m)).replace("%-d", str(d)))
+    elif kind == "month":
+        rec["AAE002"] = draw(edge_months)
+    elif kind == "id":
+        rec[draw(st.sampled_from(ID_FIELDS[feed]))] = make_id(draw(edge_births), seq=draw(st.integers(0, 999)))
+    elif kind == "number":
+        name = draw(st.sampled_from(NUMBER_FIELDS.get(feed, ()) + ("extra",)))
+        return _with_raw(rec, name, draw(edge_numbers))
+    elif kind == "deep":
+        return _with_raw(rec, draw(st.sampled_from(sorted(rec) + ["extra"])), _nest(draw(edge_depths) - 1))
+    elif kind == "dup":
+        name = draw(st.sampled_from(sorted(rec)))
+        again = json.dumps(rec[name] if draw(st.booleans()) else draw(field_value)).encode()
+        raw = json.dumps(rec).encode()
+        return raw[:-1] + b", " + json.dumps(name).encode() + b": " + again + b"}"
+    elif kind == "size":
+        raw = json.dumps({**rec, "pad": ""}).encode()
+        return raw[:-2] + b"x" * max(0, draw(edge_sizes) - len(raw)) + b'"}'
+    return json.dumps(rec, ensure_ascii=draw(st.booleans())).encode()
+
+
+def extreme_payloads(feed: str):
+    return st.one_of(extreme_record(feed), payloads(feed))
+
+
+any_feed_extreme = st.sampled_from(FEEDS).flatmap(lambda f: st.tuples(st.just(f), extreme_payloads(f)))

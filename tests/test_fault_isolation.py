@@ -20,6 +20,7 @@ import pytest
 
 from schemas.events import decode_event, encode_envelope, encode_event
 from services.decider import commit, worker
+from services.ingress.fields import Reject
 from services.ingress.service import understand
 from services.outlets import relay
 from services.picture.picture import Picture
@@ -307,8 +308,11 @@ async def test_a_permit_valid_until_9999_12_31_on_a_partition_stream_no_longer_s
     partition stream (the normalizer will reject such dates)."""
     victim, others = _people(6, settings3.partitions)
     events = [understand("psb:permit", f"1-{i}", {b"payload": json.dumps(rec).encode()})
-              for i, rec in enumerate([permit("QF", victim, district="320104", yxqz="9999-12-31")]
+              for i, rec in enumerate([permit("QF", victim, district="320104")]
                                       + [permit("QF", o, district="320102") for o in others])]
+    assert isinstance(understand("psb:permit", "1-9", {b"payload": json.dumps(
+        permit("QF", victim, district="320104", yxqz="9999-12-31")).encode()}), Reject)  # stopped at the door now
+    events[0] = msgspec.structs.replace(events[0], valid_until=dt.date(9999, 12, 31))  # past it, as before
     by_p: dict[int, list[bytes]] = {}
     for ev in events:
         by_p.setdefault(partition_of(ev.person_id, settings3.partitions), []).append(encode_event(ev))

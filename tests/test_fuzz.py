@@ -1,8 +1,13 @@
 """Fuzzing the feeds (hypothesis): every payload is either taken into effect or quarantined with a
-reason; none is lost, the feed never stops, no worker dies."""
+reason; none is lost, the feed never stops, no worker dies. The payloads include the extreme values
+of CONTRACT.md's limits (tests/fuzz_payloads.py ``extreme_record``): dates, months and birth dates
+at and past their bounds, huge and non-finite numbers, deep nesting, duplicate fields, payloads at
+and past the size limit."""
 
 import asyncio
 import collections
+import json
+import math
 import time
 
 import pytest
@@ -10,10 +15,11 @@ import redis
 from hypothesis import HealthCheck, given, settings
 
 from schemas.events import decode_event, encode_event
+from services.ingress import limits
 from services.ingress.fields import REASONS, Reject
 from services.ingress.service import understand
 from tests import chaos
-from tests.fuzz_payloads import FEEDS, any_feed_payload, payloads
+from tests.fuzz_payloads import MAX_BYTES, FEEDS, any_feed_extreme, extreme_payloads, payloads
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -23,9 +29,77 @@ def test_understand_never_raises(feed):
     """Pure: whatever the bytes, understand() returns an event that round-trips, or a Reject."""
 
     @FUZZ
-    @given(data=payloads(feed))
+    @given(data=extreme_payloads(feed))
     def check(data):
         _check(feed, data)
+
+    check()
+
+
+def _depth(raw: bytes) -> int:
+    """Nesting depth, one character at a time (the plain model of ``limits.parse``'s regex)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for c in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in b"]}":
+            depth -= 1
+    return deepest
+
+
+def _model(raw: bytes) -> str | None:
+    """What the limits say of a payload, by the standard library's json (a second parser)."""
+    if len(raw) > MAX_BYTES:
+        return "TOO_LARGE"
+    if _depth(raw) > limits.MAX_DEPTH:
+        return "INVALID_JSON"
+    seen = {"dup": False, "inf": False}
+
+    def pairs(items):
+        seen["dup"] |= len({k for k, _ in items}) != len(items)
+        return dict(items)
+
+    def number(text):
+        value = float(text)
+        seen["inf"] |= not math.isfinite(value)
+        return value
+
+    def constant(name):
+        raise ValueError(name)  # NaN, Infinity: not JSON
+
+    try:
+        value = json.loads(raw.decode("utf-8"), object_pairs_hook=pairs, parse_float=number, parse_constant=constant)
+    except (ValueError, RecursionError):
+        return "INVALID_JSON"
+    if seen["inf"]:
+        return "BAD_NUMBER"
+    if not isinstance(value, dict):
+        return "NOT_AN_OBJECT"
+    return "DUPLICATE_FIELD" if seen["dup"] else None
+
+
+@pytest.mark.parametrize("feed", FEEDS)
+def test_the_limits_agree_with_a_plain_model(feed):
+    """Differential: size, depth, duplicate fields and non-finite numbers as ``limits`` finds them
+    (regular expressions, byte counts, msgspec) and as the standard library's parser does."""
+
+    @settings(FUZZ, max_examples=500)
+    @given(data=extreme_payloads(feed))
+    def check(data):
+        got = limits.too_large(data, MAX_BYTES) or limits.parse(data)
+        got = got.reason if isinstance(got, Reject) else None
+        assert got == _model(data), data[:200]
 
     check()
 
@@ -38,7 +112,7 @@ def _check(feed, data):
         assert decode_event(encode_event(out)) == out
 
 
-BATCHES, BATCH = 400, 25  # 10,000 fuzzed records through the running services
+BATCHES, BATCH = 300, 25  # 7,500 fuzzed records through the running services (generating them is most of the time)
 
 
 def test_fuzzed_feeds_through_running_services(redis_url):
@@ -50,7 +124,7 @@ def test_fuzzed_feeds_through_running_services(redis_url):
 
     @settings(max_examples=BATCHES, deadline=None, database=None,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-    @given(batch=__import__("hypothesis").strategies.lists(any_feed_payload, min_size=BATCH, max_size=BATCH))
+    @given(batch=__import__("hypothesis").strategies.lists(any_feed_extreme, min_size=BATCH, max_size=BATCH))
     def publish_batch(batch):
         pipe = r.pipeline(transaction=False)
         for feed, payload in batch:
@@ -73,7 +147,7 @@ def test_fuzzed_feeds_through_running_services(redis_url):
     finally:
         codes = procs.stop()
     assert codes == [0], b"".join(procs.logs).decode()[-3000:]
-    assert len(sent) >= 10_000
+    assert len(sent) >= BATCHES * BATCH
     quarantined = {}
     for feed in FEEDS:
         for _, f in r.xrange(f"quarantine:{feed}"):

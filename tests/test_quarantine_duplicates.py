@@ -21,11 +21,15 @@ import pytest
 from services.figures.read import read_counters
 from services.ingress.fields import REASONS
 from services.ingress.service import Normalizer
-from tests.conftest import read_outlet
+from services.outlets.relay import _entry_args
+from services.runtime import topology as t
+from services.runtime.redis import fn
+from tests.conftest import read_outlet, wait_until
 from tests.harness import drain, services
 from tests.people import contribution, housing, make_id, months, permit, school
 
 GROUP = "permitbus-normalize"
+QUARANTINE = t.FEEDS["psb:permit"].quarantine
 FEEDS = ("psb:permit", "hrss:contribution", "edu:application", "housing:application")
 OUTLETS = ("outlet:psb", "outlet:edu", "outlet:health", "outlet:housing", "outlet:medins")
 NO_PAYLOAD = object()  # marker: an ingress entry without a ``payload`` field
@@ -107,7 +111,12 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
         ("NOT_AN_OBJECT", '"张三"'.encode()),
         ("NOT_AN_OBJECT", b"42"),
         ("NO_PAYLOAD", NO_PAYLOAD),
+        # issue 10's findings: each went to a dead-letter stream or further (tests/test_input_limits.py)
+        ("INVALID_JSON", b"[" * 30_000 + b"]" * 30_000),  # deep within 64 KiB (100,000 deep is TOO_LARGE)
+        ("TOO_LARGE", b'{"x": "' + b"x" * 10_000_000 + b'"}'),
+        ("DUPLICATE_FIELD", b'{"a": 1, "b": {"c": 2, "c": 3}}'),
     ]
+    born_2099 = make_id("20990101")
     if feed == "psb:permit":
         rec = permit("QF", person, district="320102")
         rec_no_sfzh = dict(rec)
@@ -123,6 +132,8 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("BAD_DATE", {**rec, "qfrq": "2025-02-30"}),
             ("BAD_DATE", {**rec, "czsj": "2025-01-01"}),
             ("DATE_ORDER", {**rec, "qfrq": "20260101", "yxqz": "2025-12-31"}),
+            ("BAD_DATE", {**permit("QZ", person), "yxqz": "9999-12-31"}),
+            ("BAD_ID", {**rec, "sfzh": born_2099}),
             ("UNKNOWN_DISTRICT", {**rec, "jzdqh": "320100"}),
         ]
     if feed == "hrss:contribution":
@@ -135,6 +146,9 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("UNKNOWN_CODE", {**rec, "AAE140": "999"}),
             ("UNKNOWN_CODE", {**rec, "AAE078": "2"}),
             ("BAD_DATE", {**rec, "AAE002": "202513"}),
+            ("BAD_DATE", {**rec, "AAE002": "999912"}),
+            ("BAD_ID", {**rec, "AAC002": born_2099}),
+            ("DUPLICATE_FIELD", json.dumps(rec).encode()[:-1] + b', "AAE002": "209912"}'),
             ("BAD_REGION", {**rec, "AAB301": "32010"}),
         ]
     if feed == "edu:application":
@@ -147,6 +161,7 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
             ("SAME_PERSON", {**rec, "xssfzh": other, "jhrsfzh": other}),
             ("UNKNOWN_CODE", {**rec, "xd": "GZ"}),
             ("BAD_DATE", {**rec, "sqrq": "2026-03-01"}),
+            ("BAD_ID", {**rec, "xssfzh": born_2099}),
             ("UNKNOWN_DISTRICT", {**rec, "sqqx": "320199"}),
         ]
     rec = housing(person)
@@ -161,6 +176,9 @@ def bad_records(feed: str, person: str, other: str) -> list[tuple[str, object]]:
         ("BAD_NUMBER", {**rec, "monthlyIncome": "abc"}),
         ("BAD_NUMBER", {**rec, "monthlyIncome": -1}),
         ("BAD_NUMBER", {**rec, "monthlyIncome": "NaN"}),
+        ("BAD_NUMBER", {**rec, "monthlyIncome": 10**13}),
+        ("BAD_NUMBER", json.dumps(rec).encode()[:-1] + b', "extra": 1e400}'),
+        ("BAD_ID", {**rec, "applicantId": born_2099}),
     ]
 
 
@@ -410,6 +428,88 @@ async def test_redelivered_unknown_permit_is_quarantined_once(r, settings):
         await drain(r, settings)
     got = await quarantined(r, "psb:permit")
     assert sorted((q[b"source_id"], q[b"payload"]) for q in got) == sorted(zip(sids, raws))
+    assert await r.hlen(t.held(QUARANTINE)) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Held payloads: events carry none (issue 10: a few large QZ/BG/ZX records made an envelope larger
+# than Redis accepts; issue 11: partition streams held names)
+# ---------------------------------------------------------------------------------------------
+
+async def test_held_payloads_wait_outside_the_events_and_leave_once_settled(r, settings):
+    holder, nobody = make_id(), make_id()
+    good_qz = permit("QZ", holder, jzzbh="NJ-A", qfrq="2026-01-01", yxqz="2030-12-31", ywlsh="GA-QZ")
+    records = [permit("QF", holder, jzzbh="NJ-A", district="320102", ywlsh="GA-QF"),
+               good_qz, good_qz,  # a department's retry: a duplicate
+               permit("BG", holder, jzzbh="NJ-OTHER", district="320104", ywlsh="GA-BG"),
+               permit("ZX", nobody, jzzbh="NJ-B", ywlsh="GA-ZX")]
+    raws = [styled(rec, i) + b" " * 60_000 for i, rec in enumerate(records)]  # large: 60 KB each
+    sids = [await add(r, "psb:permit", raw) for raw in raws]
+
+    async def normalized():
+        group = (await r.xinfo_groups("ingress:psb:permit"))[0]
+        return group["lag"] == 0 and group["pending"] == 0
+
+    async with services(settings, services=("normalize",)):
+        await wait_until(normalized)
+    assert await r.hgetall(t.held(QUARANTINE)) == dict(zip(sids[1:], raws[1:]))
+    stored = [f[b"b"] for p in range(settings.partitions) for _, f in await r.xrange(t.evt(p))]
+    assert sum(len(s) for s in stored) < 5_000  # five events, no payloads
+    assert not any("张三".encode() in s or b"\\u5f20" in s for s in stored)  # nor names
+
+    async with services(settings, services=("decider", "relay")):
+        await drain(r, settings)
+    assert await r.hlen(t.held(QUARANTINE)) == 0
+    got = await quarantined(r, "psb:permit")
+    assert sorted((q[b"source_id"], q[b"reason"], q[b"payload"]) for q in got) == \
+        [(sids[3], b"UNKNOWN_PERMIT", raws[3]), (sids[4], b"UNKNOWN_PERMIT", raws[4])]  # two partitions: any order
+    await assert_no_dead_letters(r)
+
+
+async def test_an_older_releases_event_with_its_payload_is_quarantined_with_it(r, settings):
+    """Rolling upgrade: a normalizer of the release before held payloads put the payload in the
+    event (``raw``); this decider and relay still quarantine those bytes."""
+    import datetime as dt
+
+    from schemas.events import PermitCancelled, encode_envelope, encode_event
+    from services.runtime.identity import partition_of
+
+    person = make_id()
+    raw = styled(permit("ZX", person, jzzbh="NJ-9"), 1)
+    ev = PermitCancelled(record_id="GA-OLD", source_id="7-0", person_id=person, permit_no="NJ-9",
+                         at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=8))), raw=raw)
+    await r.xadd(t.evt(partition_of(person, settings.partitions)), {"b": encode_envelope([encode_event(ev)])})
+    async with services(settings, services=("decider", "relay")):
+        await drain(r, settings)
+    (q,) = await quarantined(r, "psb:permit")
+    assert_quarantine_entry(q, b"7-0", "UNKNOWN_PERMIT", raw)
+    await assert_no_dead_letters(r)
+
+
+async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings):
+    """pb_relay on the permit quarantine twice from the same position (a relay killed before it saw the reply,
+    or a second relay): the second call changes nothing. An entry of an older release that
+    carries its payload is copied as it is."""
+    held = t.held(QUARANTINE)
+    await r.hset(held, mapping={"1-0": b"first payload", "2-0": b"second payload"})
+    entries = [(b"5-0", {b"action": b"quarantine", b"source_id": b"1-0", b"reason": b"UNKNOWN_PERMIT",
+                         b"detail": b"no such permit"}),
+               (b"5-1", {b"action": b"release", b"source_id": b"2-0"}),
+               (b"5-2", {b"payload": b"older release", b"source_id": b"3-0", b"reason": b"UNKNOWN_PERMIT",
+                         b"detail": b"d"})]
+    keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
+            t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE)]
+    call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000]
+    for _, fields in entries:
+        call += _entry_args(QUARANTINE, fields, None)
+    assert await r.fcall(fn("pb_relay"), *call) == [1, b"5-2"]
+    assert await r.fcall(fn("pb_relay"), *call) == [0, b"5-2"]
+    got = await quarantined(r, "psb:permit")
+    assert [(q[b"source_id"], q[b"payload"]) for q in got] == [(b"1-0", b"first payload"), (b"3-0", b"older release")]
+    assert await r.hlen(held) == 0
+    # a normalizer redelivering the record after it was quarantined holds nothing again
+    assert await r.fcall(fn("pb_hold"), 2, held, t.quarantine_marks(QUARANTINE), "1-0", b"first payload") == 0
+    assert await r.hlen(held) == 0
 
 
 async def test_redelivered_good_entries_take_effect_once(r, settings):

@@ -31,7 +31,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_encoder
-from schemas.events import DateTick, Event, decode_event, open_envelope
+from schemas.events import DateTick, Event, PermitCancelled, PermitMoved, PermitRenewed, decode_event, open_envelope
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
 from services.decider import commit
@@ -55,6 +55,7 @@ _person_decoder = msgspec.msgpack.Decoder(Person)
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
+HELD = (PermitRenewed, PermitMoved, PermitCancelled)  # their payloads wait in t.held(QUARANTINE)
 SHARE_REFRESH_S = 0.5
 
 
@@ -390,10 +391,14 @@ class Decider:
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
+                    if release := _release_entry(ev):
+                        outbox.append((key, release))
                     continue  # a duplicate: no effect
                 if isinstance(touched, Quarantine):
                     outbox.append((key, _quarantine_entry(ev, touched)))
                     continue
+                if release := _release_entry(ev):
+                    outbox.append((key, release))
                 dirty[key] = pic
                 last[key] = item
                 changes[key] = changes.get(key, 0) + 1
@@ -504,8 +509,18 @@ def _key(pseudonym: Pseudonymizer, ev: Event) -> bytes:
 
 
 def _quarantine_entry(ev: Event, q: Quarantine) -> list:
-    return [OUTBOX_INDEX[QUARANTINE], 4, b"payload", getattr(ev, "raw", b""), b"source_id", ev.source_id,
-            b"reason", q.reason, b"detail", q.detail]
+    """The relay copies the record's held payload (``t.held``; events carry none) to the quarantine;
+    an event of an older release still carries it in ``raw``."""
+    raw = getattr(ev, "raw", b"")
+    return [OUTBOX_INDEX[QUARANTINE], 4 + bool(raw), b"action", b"quarantine", b"source_id", ev.source_id,
+            b"reason", q.reason, b"detail", q.detail, *((b"payload", raw) if raw else ())]
+
+
+def _release_entry(ev: Event) -> list:
+    """A QZ/BG/ZX record that took effect or was a duplicate: the relay drops its held payload."""
+    if isinstance(ev, HELD):
+        return [OUTBOX_INDEX[QUARANTINE], 2, b"action", b"release", b"source_id", ev.source_id]
+    return []
 
 
 def _ranges(ps: list[int]) -> str:

@@ -8,6 +8,7 @@ import msgspec
 
 from schemas.events import ContributionRecorded
 from services.ingress import fields as f
+from services.ingress.limits import flat_quotes
 
 FEED = "hrss:contribution"
 EMPLOYEE_TYPES = frozenset({"110", "120", "210", "310", "410", "510"})
@@ -22,6 +23,8 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> ContributionRe
     f.text(rec, "AAC003")  # required; not carried further
     insurance_type = f.code(rec, "AAE140", INSURANCE_TYPES)
     month = f.month(rec, "AAE002")
+    if int(person[6:12]) > month:
+        raise f.Reject("BAD_ID", "field 'AAC002' is an ID number born after the contribution month 'AAE002'")
     region = f.text(rec, "AAB301")
     if len(region) != 6 or not region.isascii() or not region.isdigit():
         raise f.Reject("BAD_REGION", "field 'AAB301' is not a 6-digit region code")
@@ -47,7 +50,7 @@ class _Wire(msgspec.Struct):
     AAC002: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{17}[0-9Xx]\Z")]
     AAC003: Annotated[str, msgspec.Meta(min_length=1)]
     AAE140: Literal["110", "120", "210", "310", "410", "510", "170", "390"]
-    AAE002: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{4}(0[1-9]|1[0-2])\Z")]
+    AAE002: Annotated[str, msgspec.Meta(pattern=r"^(199[0-9]|20[0-9][0-9])(0[1-9]|1[0-2])\Z")]  # 199001-209912
     AAB301: Annotated[str, msgspec.Meta(pattern=r"^[0-9]{6}\Z")]
     AAE078: Literal["0", "1"]
 
@@ -55,13 +58,22 @@ class _Wire(msgspec.Struct):
 _wire = msgspec.json.Decoder(_Wire)
 
 
+_QUOTES = flat_quotes(len(_Wire.__struct_fields__))
+
+
 def fast(raw: bytes, source_id: str) -> ContributionRecorded | None:
-    """A well-formed record straight from its bytes, or None: take ``normalize``."""
+    """A well-formed record straight from its bytes, or None: take ``normalize``.
+
+    Only a flat object of exactly the seven fields (``limits.flat_quotes``): a duplicate field
+    (which the typed decode would resolve to its last value), an extra field or any nesting
+    takes ``normalize``, where ``limits.parse`` checks the payload's shape."""
+    if raw.count(b'"') != _QUOTES:
+        return None
     try:
         w = _wire.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
-    if f.id_problem(w.AAC002) is not None:
+    if w.AAC002[6:12] > w.AAE002 or f.id_problem(w.AAC002) is not None:  # born after the month: 6 digits each
         return None
     return ContributionRecorded(
         record_id=w.LSH,

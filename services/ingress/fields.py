@@ -4,19 +4,24 @@ Reason codes (also in the README):
 
 =================  ==================================================================
 NO_PAYLOAD         the stream entry has no ``payload`` field
-INVALID_JSON       ``payload`` is not UTF-8 JSON
+TOO_LARGE          ``payload`` is over ``PERMITBUS_MAX_PAYLOAD_BYTES`` (64 KiB)
+INVALID_JSON       ``payload`` is not UTF-8 JSON, or is nested deeper than 32 levels
 NOT_AN_OBJECT      the JSON is not an object
+DUPLICATE_FIELD    the same field twice in one object
 MISSING_FIELD      a required field is absent, null or empty
 WRONG_TYPE         a field has the wrong JSON type (e.g. a number where text is due)
-BAD_ID             an ID number is not 17 digits + check character, or its birth date is impossible
+BAD_ID             an ID number is not 17 digits + check character, or its birth date is impossible, before
+                   1900-01-01 or after the record's own date (``czsj``, ``AAE002``, ``sqrq``, ``appliedOn``)
 BAD_ID_CHECKSUM    an ID number's check digit is wrong (GB 11643-1999)
 SAME_PERSON        the guardian's ID is the child's
 UNKNOWN_CODE       a code outside its list (ywlx, AAE140, AAE078, xd)
-BAD_DATE           a date or time in none of the contract's spellings, or impossible
+BAD_DATE           a date or time in none of the contract's spellings, impossible, before 1900-01-01 or
+                   after 2099-12-31; a month ``AAE002`` outside 199001-209912
 DATE_ORDER         ``yxqz`` before ``qfrq``
 UNKNOWN_DISTRICT   a district code that is not one of Nanjing's 11
 BAD_REGION         ``AAB301`` is not a 6-digit region code
-BAD_NUMBER         a number out of range (householdSize < 1, negative or non-numeric income)
+BAD_NUMBER         a number out of range (householdSize < 1, negative or non-numeric income, above 10^12,
+                   not finite: ``1e400``, ``NaN``)
 UNKNOWN_PERMIT     QZ/BG/ZX naming a permit the person does not hold (found by the decider)
 =================  ==================================================================
 """
@@ -46,8 +51,10 @@ DISTRICTS: dict[str, str] = {
 
 REASONS: tuple[str, ...] = (
     "NO_PAYLOAD",
+    "TOO_LARGE",
     "INVALID_JSON",
     "NOT_AN_OBJECT",
+    "DUPLICATE_FIELD",
     "MISSING_FIELD",
     "WRONG_TYPE",
     "BAD_ID",
@@ -116,8 +123,10 @@ def id_problem(value: str) -> str | None:
     if _ID_CHECK[sum(map(operator.mul, map(int, value[:17]), _ID_WEIGHTS)) % 11] != value[17]:
         return "BAD_ID_CHECKSUM"
     try:
-        dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
+        born = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
+        return "BAD_ID"
+    if born < FIRST_DATE:
         return "BAD_ID"
     return None
 
@@ -126,9 +135,30 @@ def birth_date(id_no: str) -> dt.date:
     return dt.date(int(id_no[6:10]), int(id_no[10:12]), int(id_no[12:14]))
 
 
+def born_by(id_no: str, name: str, on: dt.date) -> str:
+    """``id_no`` (checked by ``id_number``) if its holder was born by ``on``, the record's own date:
+    nobody applies, pays or gets a permit before being born (an ID born in 2099 is a typo or a
+    forgery, and would otherwise be decided as a baby)."""
+    if id_no[6:14] > on.strftime("%Y%m%d"):
+        raise Reject("BAD_ID", f"field {name!r} is an ID number born after the record's own date")
+    return id_no
+
+
 def check_digit(first17: str) -> str:
     """The check character for 17 digits (used by the simulator and tests)."""
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
+
+
+# Dates a record may carry (CONTRACT.md): anything outside is a typo, and would overflow the
+# date arithmetic downstream (the day after 9999-12-31 does not exist).
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
+FIRST_MONTH, LAST_MONTH = 199001, 209912
+
+
+def in_range(day: dt.date, name: str) -> dt.date:
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise Reject("BAD_DATE", f"field {name!r} is outside {FIRST_DATE.isoformat()} to {LAST_DATE.isoformat()}")
+    return day
 
 
 _DATE_FORMATS: dict[str, re.Pattern[str]] = {
@@ -145,9 +175,10 @@ def date(rec: dict[str, Any], name: str, *spellings: str) -> dt.date:
         m = _DATE_FORMATS[spelling].fullmatch(value)
         if m:
             try:
-                return dt.date(int(m[1]), int(m[2]), int(m[3]))
+                day = dt.date(int(m[1]), int(m[2]), int(m[3]))
             except ValueError:
                 raise Reject("BAD_DATE", f"field {name!r} is an impossible date") from None
+            return in_range(day, name)
     raise Reject("BAD_DATE", f"field {name!r} is not a date spelled {' or '.join(spellings)}")
 
 
@@ -161,9 +192,11 @@ def beijing_time(rec: dict[str, Any], name: str) -> dt.datetime:
     if not m:
         raise Reject("BAD_DATE", f"field {name!r} is not a time spelled YYYY-MM-DD HH:MM:SS")
     try:
-        return dt.datetime(*(int(g) for g in m.groups()), tzinfo=BEIJING)
+        at = dt.datetime(*(int(g) for g in m.groups()), tzinfo=BEIJING)
     except ValueError:
         raise Reject("BAD_DATE", f"field {name!r} is an impossible time") from None
+    in_range(at.date(), name)
+    return at
 
 
 def district(rec: dict[str, Any], name: str, *, required: bool = True) -> str | None:
@@ -184,6 +217,8 @@ def month(rec: dict[str, Any], name: str) -> int:
     value = text(rec, name)
     if len(value) != 6 or not value.isascii() or not value.isdigit() or not 1 <= int(value[4:]) <= 12:
         raise Reject("BAD_DATE", f"field {name!r} is not a month spelled YYYYMM")
+    if not FIRST_MONTH <= int(value) <= LAST_MONTH:
+        raise Reject("BAD_DATE", f"field {name!r} is outside {FIRST_MONTH} to {LAST_MONTH}")
     return int(value)
 
 
@@ -207,11 +242,12 @@ def positive_int(rec: dict[str, Any], name: str, maximum: int) -> int:
     return value
 
 
+MAX_NUMBER = 10**12  # CONTRACT.md: no figure a department sends is larger
 _DECIMAL = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*", re.ASCII)
 
 
 def amount(rec: dict[str, Any], name: str) -> float:
-    """A number or a numeric string, finite and ≥ 0."""
+    """A number or a numeric string, finite, ≥ 0 and at most 10^12."""
     value = rec.get(name)
     if value is None or value == "":
         raise Reject("MISSING_FIELD", f"required field {name!r} is missing")
@@ -223,6 +259,8 @@ def amount(rec: dict[str, Any], name: str) -> float:
         value = float(value)
     if not isinstance(value, (int, float)):
         raise Reject("WRONG_TYPE", f"field {name!r} must be a number")
+    if value > MAX_NUMBER:  # before float(): an int of 400 digits overflows it
+        raise Reject("BAD_NUMBER", f"field {name!r} is above 10^12")
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise Reject("BAD_NUMBER", f"field {name!r} must be a finite number ≥ 0")

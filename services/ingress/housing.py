@@ -24,7 +24,7 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied
     return HousingApplied(
         record_id=application_id,
         source_id=source_id,
-        person_id=f.id_number(rec, "applicantId"),
+        person_id=f.born_by(f.id_number(rec, "applicantId"), "applicantId", applied_on),
         application_id=application_id,
         household_size=f.positive_int(rec, "householdSize", MAX_HOUSEHOLD),
         monthly_income=f.amount(rec, "monthlyIncome"),

@@ -17,14 +17,15 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:
     person = f.id_number(rec, "sfzh")
     f.text(rec, "xm")  # required by the contract; not carried further (minimum scope)
     at = f.beijing_time(rec, "czsj")
+    f.born_by(person, "sfzh", at.date())
     common = {"record_id": record_id, "source_id": source_id, "person_id": person, "at": at}
     if op == "LH":
         return Settled(district=f.district(rec, "jzdqh"), on=at.date(), **common)
     permit_no = f.text(rec, "jzzbh")
     if op == "ZX":
-        return PermitCancelled(permit_no=permit_no, raw=raw, **common)
+        return PermitCancelled(permit_no=permit_no, **common)
     if op == "BG":
-        return PermitMoved(permit_no=permit_no, district=f.district(rec, "jzdqh"), raw=raw, **common)
+        return PermitMoved(permit_no=permit_no, district=f.district(rec, "jzdqh"), **common)
     valid_from = f.date(rec, "qfrq", "YYYY-MM-DD", "YYYYMMDD")
     valid_until = f.date(rec, "yxqz", "YYYY-MM-DD", "YYYYMMDD")
     if valid_until < valid_from:
@@ -45,6 +46,5 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:
         valid_until=valid_until,
         district=f.district(rec, "jzdqh", required=False),
         sector=sector,
-        raw=raw,
         **common,
     )

@@ -18,13 +18,18 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> SchoolApplied:
     guardian = f.id_number(rec, "jhrsfzh")
     if guardian == child:
         raise f.Reject("SAME_PERSON", "the guardian's ID number 'jhrsfzh' is the child's own")
+    stage = f.code(rec, "xd", STAGES)
+    district = f.district(rec, "sqqx")
+    applied_on = f.date(rec, "sqrq", "YYYY/MM/DD", "YYYY年M月D日")
+    f.born_by(child, "xssfzh", applied_on)
+    f.born_by(guardian, "jhrsfzh", applied_on)
     return SchoolApplied(
         record_id=application_id,
         source_id=source_id,
         person_id=guardian,
         application_id=application_id,
         child_id=child,
-        stage=f.code(rec, "xd", STAGES),
-        district=f.district(rec, "sqqx"),
-        applied_on=f.date(rec, "sqrq", "YYYY/MM/DD", "YYYY年M月D日"),
+        stage=stage,
+        district=district,
+        applied_on=applied_on,
     )

@@ -1,11 +1,14 @@
 """The normalizer service: one FastStream batch subscriber per ingress feed.
 
-A batch of ingress entries becomes, in one pipeline, canonical events on the partition streams
-``evt:{pN}`` (partition = the person's ID hashed; one entry per partition holding the batch's
-events for it in order, ``schemas.events.encode_envelope``) and quarantine copies; only then are the
-entries acknowledged. A crash in between leads to redelivery: the events are appended again
-and ignored by the decider as duplicates (same record id); quarantine copies are made once
-(``pb_quarantine`` remembers the ingress ids it has copied).
+A batch of ingress entries becomes, in one pipeline (or several of bounded size, in order),
+canonical events on the partition streams ``evt:{pN}`` (partition = the person's ID hashed; one
+entry per partition holding the batch's events for it in order, ``schemas.events.envelopes``),
+quarantine copies, and the payloads of ``QZ``/``BG``/``ZX`` records held for the decider's verdict
+(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in
+between leads to redelivery: the events are appended again and ignored by the decider as
+duplicates (same record id); quarantine copies are made once (``pb_quarantine`` remembers the
+ingress ids it has copied). What is read at a time is bounded by bytes as well as by count
+(``services/ingress/budget.py``), so the service's memory stays flat through large records.
 
 One worker at a time reads a feed (a lease, so that a person's records keep their order); a
 worker that takes the feed over first claims what the earlier holder left pending (XAUTOCLAIM)
@@ -28,8 +31,9 @@ from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ResponseError
 
-from schemas.events import ENVELOPE_MAX, Event, encode_envelope, encode_event
-from services.ingress import contribution, housing, permit, school
+from schemas.events import Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
+from services.ingress import contribution, housing, limits, permit, school
+from services.ingress.budget import ReadBudget, entry_bytes
 from services.ingress.fields import Reject
 from services.runtime import topology as t
 from services.runtime.identity import partition_of
@@ -50,12 +54,20 @@ NORMALIZERS: dict[str, Callable[[dict[str, Any], str, bytes], Event]] = {
 # field-by-field checks that name the exact problem).
 FAST: dict[str, Callable[[bytes, str], Event | None]] = {contribution.FEED: contribution.fast}
 QUARANTINE_MARKS_MS = 7 * 86_400_000
-_json = msgspec.json.Decoder()
+# Events the decider may quarantine (UNKNOWN_PERMIT): their payloads wait in t.held(quarantine)
+# (pb_hold), not in the events; the relay copies or drops them (pb_relay_quarantine).
+HELD = (PermitRenewed, PermitMoved, PermitCancelled)
+ACK_IDS = 5000  # the largest batch_size: one call a batch, an argument of at most ~100 KB
 
 
-def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | Reject:
-    """One ingress entry -> a canonical event, or the reason it cannot be understood."""
+def understand(feed: str, entry_id: str, fields: dict[bytes, bytes],
+               max_bytes: int = limits.MAX_PAYLOAD_BYTES) -> Event | Reject:
+    """One ingress entry -> a canonical event, or the reason it cannot be understood.
+
+    The payload's size and shape (``limits``) are checked before any field is read."""
     raw = fields.get(b"payload")
+    if raw is not None and len(raw) > max_bytes:
+        return limits.too_large(raw, max_bytes)
     quick = FAST.get(feed)
     if quick is not None and raw is not None:
         event = quick(raw, entry_id)
@@ -64,12 +76,9 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes]) -> Event | 
     if raw is None:
         names = ", ".join(sorted(k.decode("utf-8", "replace")[:40] for k in fields)[:10])
         return Reject("NO_PAYLOAD", f"the stream entry has no 'payload' field (fields: {names or 'none'})")
-    try:
-        rec = _json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # msgspec raises the latter for bad UTF-8 in strings
-        return Reject("INVALID_JSON", f"payload is not UTF-8 JSON ({str(exc)[:80]})")
-    if not isinstance(rec, dict):
-        return Reject("NOT_AN_OBJECT", f"payload is a JSON {type(rec).__name__}, not an object")
+    rec = limits.parse(raw)
+    if isinstance(rec, Reject):
+        return rec
     try:
         return NORMALIZERS[feed](rec, entry_id, raw)
     except Reject as rej:
@@ -95,12 +104,14 @@ class Normalizer:
         # The subscriber hands each batch over (``submit``) and reads the next one while this one
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
+        self.budget = ReadBudget(settings.batch_size, settings.normalizer_read_bytes)
 
     def stop(self) -> None:
         self.stopping.set()
 
     async def submit(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """The subscriber's handler: queue the batch for ``apply_inbox`` and return."""
+        self.budget.saw(len(entries), sum(entry_bytes(fields) for _, fields in entries))
         await self.inbox.put(entries)
 
     async def apply_inbox(self) -> None:
@@ -128,37 +139,45 @@ class Normalizer:
             self.inbox.task_done()
 
     async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared=None) -> None:
-        """Write the effect of a batch: events and quarantine copies, in one round trip."""
-        pipe, n_events = prepared or self.prepare(entries)
-        await pipe.execute()
+        """Write the effect of a batch: events and quarantine copies, in one round trip (one per
+        ``PIPELINE_BYTES`` of arguments, in order)."""
+        pipes, n_events = prepared or self.prepare(entries)
+        for pipe in pipes.done():
+            await pipe.execute()
         self.events += n_events
         self.quarantined += len(entries) - n_events
 
-    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Any, int]:
-        """The pipeline that writes a batch's effect (no I/O), and the number of its events."""
-        pipe = self.r.pipeline(transaction=False)
+    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Pipelines, int]:
+        """The pipelines that write a batch's effect (no I/O), and the number of its events."""
+        pipes = Pipelines(self.r, PIPELINE_BYTES)
         now_ms = int(time.time() * 1000)
         parts = self.settings.partitions
         n_events = 0
         by_partition: dict[int, list[bytes]] = {}
         for eid, fields in entries:
             sid = eid.decode()
-            out = understand(self.feed.name, sid, fields)
+            out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
             if not isinstance(out, Reject):
                 try:
                     data = encode_event(out)
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
-                pipe.fcall(fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
-                           sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
+                payload = fields.get(b"payload", b"")
+                pipes.take(len(payload)).fcall(
+                    fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
+                    sid, payload, out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
+                if isinstance(out, HELD):  # before its event: the decider may quarantine it
+                    payload = fields[b"payload"]
+                    pipes.take(len(payload)).fcall(fn("pb_hold"), 2, t.held(self.feed.quarantine),
+                                                   t.quarantine_marks(self.feed.quarantine), sid, payload)
                 by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
                 n_events += 1
         for p, events in by_partition.items():  # one entry per partition, not one per record
-            for i in range(0, len(events), ENVELOPE_MAX):
-                pipe.xadd(t.evt(p), {"b": encode_envelope(events[i:i + ENVELOPE_MAX])})
-        return pipe, n_events
+            for envelope in envelopes(events):
+                pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})
+        return pipes, n_events
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
                      prepared=None) -> None:
@@ -187,8 +206,7 @@ class Normalizer:
                     for entry in entries:
                         await self._one_by_one(entry, (deliveries or {}).get(entry[0], 1))
                 try:
-                    await self.r.fcall(fn("pb_ack"), 1, self.feed.ingress, t.NORMALIZER_GROUP,
-                                       msgpack_strings([eid for eid, _ in entries]))
+                    await self.ack(entries)
                 except ResponseError as exc:
                     if not await recover(self.r, exc):
                         raise
@@ -200,6 +218,12 @@ class Normalizer:
                 if self.stopping.is_set():
                     raise  # left pending: the next holder of the lease finishes it
                 await asyncio.sleep(self.outage.backoff())
+
+    async def ack(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        """Acknowledge, at most ``ACK_IDS`` entry ids an FCALL (a bounded argument)."""
+        for i in range(0, len(entries), ACK_IDS):
+            await self.r.fcall(fn("pb_ack"), 1, self.feed.ingress, t.NORMALIZER_GROUP,
+                               msgpack_strings([eid for eid, _ in entries[i:i + ACK_IDS]]))
 
     async def _one_by_one(self, entry: tuple[bytes, dict[bytes, bytes]], delivered: int) -> None:
         eid, fields = entry
@@ -296,7 +320,7 @@ class Normalizer:
             try:
                 _, claimed, _deleted = await self.r.xautoclaim(
                     self.feed.ingress, t.NORMALIZER_GROUP, self.consumer, 0, start_id="0-0",
-                    count=min(self.settings.batch_size, 1000))
+                    count=min(self.budget.count(), 1000))
                 if not claimed:
                     return n
                 rows = await self.r.xpending_range(
@@ -304,6 +328,7 @@ class Normalizer:
                     count=len(claimed) * 2, consumername=self.consumer)
                 deliveries = {row["message_id"]: row["times_delivered"] for row in rows}
                 log.info("%s: taking over %d pending entries", self.feed.ingress, len(claimed))
+                self.budget.saw(len(claimed), sum(entry_bytes(fields) for _, fields in claimed))
                 await self.handle(claimed, deliveries)
                 n += len(claimed)
                 self.outage.ok()
@@ -326,6 +351,31 @@ class LeaseLost(RuntimeError):
     pass
 
 
+PIPELINE_BYTES = 4 << 20
+
+
+class Pipelines:
+    """A batch's writes as pipelines of at most ``limit`` bytes of arguments each (one command
+    larger than that goes alone), executed in the order queued: a batch of large records is not
+    one buffer of hundreds of MB in this process and in Redis's query buffer (1 GB at most)."""
+
+    def __init__(self, r: aioredis.Redis, limit: int) -> None:
+        self.r, self.limit = r, limit
+        self.pipes = [r.pipeline(transaction=False)]
+        self.size = 0
+
+    def take(self, size: int):
+        """The pipeline to queue a command of about ``size`` bytes on."""
+        if self.size and self.size + size > self.limit:
+            self.pipes.append(self.r.pipeline(transaction=False))
+            self.size = 0
+        self.size += size
+        return self.pipes[-1]
+
+    def done(self) -> list[Any]:
+        return [p for p in self.pipes if len(p)]
+
+
 
 def subscribe(broker: RedisBroker, normalizer: Normalizer):
     """The fast path: a FastStream batch subscriber reading new entries (``>``) of the group.
@@ -341,13 +391,13 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
     async def no_body(msg: Any) -> None:
         return None
 
-    subscriber = broker.subscriber(
+    subscriber = broker.subscriber(  # max_records: the first read's count; then ``bounded_read``
         stream=StreamSub(
             feed.ingress,
             group=t.NORMALIZER_GROUP,
             consumer=normalizer.consumer,
             batch=True,
-            max_records=normalizer.settings.batch_size,
+            max_records=normalizer.budget.count(),
             polling_interval=100,
             # `permitbus setup` makes the stream and the group (at 0). FastStream 0.7 still sends
             # XGROUP CREATE at every start (BUSYGROUP then); declare=False keeps it from making a stream.
@@ -359,6 +409,19 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
         title=f"normalize {feed.name}",
         description=f"{feed.department}: {feed.ingress} -> evt:{{pN}} | {feed.quarantine}",
     )
+
+    read = subscriber._xreadgroup
+
+    async def bounded_read(*, count: int | None, block: int | None, noack: bool = False):
+        """FastStream asks for ``max_records`` entries on every read (``StreamSub`` is copied
+        when the subscriber starts); this asks for what the byte budget allows
+        (``services/ingress/budget.py``). Wraps the one method that issues XREADGROUP."""
+        response = await read(count=normalizer.budget.count(), block=block, noack=noack)
+        if not response:
+            normalizer.budget.idle()
+        return response
+
+    subscriber._xreadgroup = bounded_read
 
     @subscriber
     async def on_batch(body: Any, message: Any = Context("message")) -> None:

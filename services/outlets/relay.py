@@ -191,6 +191,8 @@ class Relay:
     def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
         """pb_relay's keys and leading arguments (after the positions) for ``target``."""
         keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
+        if target.startswith("quarantine:"):
+            keys.append(t.held(target))  # payloads of records the decider may quarantine (pb_hold)
         keys += [t.relay_dlq(target), t.relay_attempts(target)]
         return keys, [minid if target.startswith("outlet:") else "-",
                       now_ms if target.startswith("quarantine:") else "-"]

@@ -38,12 +38,14 @@ READ_ONLY = frozenset(READS - {"xreadgroup", "xack", "xautoclaim", "xclaim", "xg
 # last position repeats for variadic keys (pb_commit's outboxes, pb_relay's rosters).
 FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_quarantine": (("xadd",), ("zscore", "zadd", "zremrangebyscore")),
+    "pb_hold": (("hset",), ("zscore",)),
     "pb_commit": (("hget", "hset"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
                   ("xadd",)),
     "pb_ack": (("xack",),),
     "pb_attempt": (("hincrby",),),
     "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
                  ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",)),
+    # (a quarantine target's 4th key is its held payloads: HGET, HDEL, both declared above)
     "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
                        ("rpush", "pexpire")),
@@ -130,6 +132,9 @@ def normalize(feed: t.Feed) -> Service:
         *calls("pb_ack", feed.ingress),
         uses(t.evt("*"), "xadd"),
         *calls("pb_quarantine", feed.quarantine, t.quarantine_marks(feed.quarantine)),
+        # QZ/BG/ZX payloads wait for the decider's verdict beside the quarantine they may go to
+        *(calls("pb_hold", t.held(feed.quarantine), t.quarantine_marks(feed.quarantine))
+          if feed.quarantine in t.RELAY_TARGETS else ()),
         uses(t.dlq(feed.ingress), "xadd"),
         *calls("pb_lease", t.lease("normalize", feed.name)),
         WORKER,
@@ -167,7 +172,8 @@ def _rosters(target: str) -> tuple[tuple[str, ...], ...]:
 def relay() -> Service:
     moves = []
     for target in t.RELAY_TARGETS:
-        rosters = _rosters(target) or ((), (), ())  # positions kept: the relay's dead letters come last
+        # positions kept: the relay's dead letters come last; a quarantine target has held payloads
+        rosters = _rosters(target) or ((t.held(target),) if target.startswith("quarantine:") else (), (), ())
         moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
                        t.relay_dlq(target), t.relay_attempts(target))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
@@ -361,6 +367,8 @@ KINDS = {
     "redriventime{ingress:<feed>}": "sorted set: the same marks by time (kept 90 days)",
     "redriven:evt:{pN}": "the same, for dead letters re-driven onto a partition stream",
     "redriventime:evt:{pN}": "the same, by time",
+    "held{quarantine:<feed>}": "hash: ingress entry id -> payload of a `QZ`/`BG`/`ZX` record the decider may still "
+                               "quarantine (`UNKNOWN_PERMIT`); partition streams carry no payloads",
     "redriven:out:{pN}:<target>": "the same, for relay dead letters re-driven onto their outbox",
     "redriventime:out:{pN}:<target>": "the same, by time",
     "dlq:relay{<target>}": "stream: outbox entries the relay could not move (the entry, `error`, `deliveries`), "

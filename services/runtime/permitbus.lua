@@ -14,6 +14,15 @@ local function pb_quarantine(keys, args)
   return 1
 end
 
+-- Hold the payload of a record the decider may quarantine (QZ/BG/ZX: UNKNOWN_PERMIT), unless
+-- the record was quarantined already (a redelivery): events carry no payloads.
+-- KEYS: held hash, quarantine marks (the quarantine stream's slot)   ARGV: source_id, payload
+local function pb_hold(keys, args)
+  if redis.call('ZSCORE', keys[2], args[1]) then return 0 end
+  redis.call('HSET', keys[1], args[1], args[2])
+  return 1
+end
+
 -- HSET many fields already unpacked (field, value, field, value, ...): one HSET per 256 fields
 -- (a call from Lua costs more than a field).
 local function hset_many(key, fv)
@@ -169,7 +178,8 @@ end
 
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
--- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index], relay dlq, relay attempts
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index | held], relay dlq,
+--       relay attempts (held: the permit quarantine's held payloads, see pb_hold)
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
 --       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
@@ -211,24 +221,34 @@ local function pb_relay(keys, args)
   local bad = relay_args_error(keys, args)
   if bad then return redis.error_reply('PBARG pb_relay: ' .. bad) end
   local dlq, attempts = keys[#keys - 1], keys[#keys]
+  local held = #keys == 6 and keys[4] or nil
   local dedupe = args[6] ~= '-'
   local i = 7
   for _ = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
-    local payload, source = nil, nil
+    local f = {}
     for k = 0, nf * 2 - 1 do
       entry[#entry + 1] = args[i + 1 + k]
-      if k % 2 == 0 then
-        if args[i + 1 + k] == 'payload' then payload = args[i + 2 + k] end
-        if args[i + 1 + k] == 'source_id' then source = args[i + 2 + k] end
-      end
+      if k % 2 == 0 then f[args[i + 1 + k]] = args[i + 2 + k] end
     end
+    local payload, source = f['payload'], f['source_id']
     i = i + 1 + nf * 2
     if args[i] == 'park' then
       entry[2] = dlq
       redis.call('HDEL', attempts, args[i + 1])
       redis.call(unpack(entry))
+    elseif held and source then
+      -- a QZ/BG/ZX record settled by the decider: its payload waited in held (events carry
+      -- none); copied to the quarantine once per source id (action 'quarantine'), or dropped
+      -- ('release': it took effect, or was a duplicate). An entry of an older release carries
+      -- its own payload.
+      if f['action'] ~= 'release' and not redis.call('ZSCORE', keys[3], source) then
+        redis.call('ZADD', keys[3], args[6], source)
+        redis.call('XADD', keys[1], '*', 'payload', payload or redis.call('HGET', held, source) or '',
+                   'source_id', source, 'reason', f['reason'] or '', 'detail', f['detail'] or '')
+      end
+      redis.call('HDEL', held, source)
     else
       local copy = true
       if dedupe and source then
@@ -421,3 +441,4 @@ redis.register_function{function_name = 'pb_subject', callback = pb_subject, fla
 redis.register_function('pb_roster_page', pb_roster_page)
 redis.register_function{function_name = 'pb_roster_next', callback = pb_roster_next, flags = {'no-writes'}}
 redis.register_function('pb_index_subjects', pb_index_subjects)
+redis.register_function('pb_hold', pb_hold)

@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
     consumer: str | None = Field(None, description="consumer name; default host-pid")
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
+    max_payload_bytes: int = Field(
+        65_536, ge=1024, le=16 * 1024 * 1024,
+        description="an ingress payload over this many bytes is quarantined TOO_LARGE (CONTRACT.md)",
+    )
+    normalizer_read_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
+        description="bytes of ingress entries a normalizer reads at a time (with batch_size as the most "
+                    "entries): what it holds stays bounded whatever the records' size",
+    )
     max_attempts: int = Field(5, ge=1, description="deliveries of a failing record before the dead-letter stream")
     lua_call_bytes: int = Field(
         4 << 20, ge=1024,

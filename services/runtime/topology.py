@@ -152,6 +152,14 @@ def quarantine_marks(stream: str) -> str:
     return f"qmarks{{{stream}}}"
 
 
+def held(stream: str) -> str:
+    """Hash: ingress entry id -> the payload of a record the decider may still quarantine to
+    ``stream`` (``QZ``/``BG``/``ZX``: an ``UNKNOWN_PERMIT`` is found there), same slot as the stream.
+    Written by the normalizer, emptied by the relay (into ``stream``, or dropped once the record
+    took effect): the partition streams carry no payloads."""
+    return f"held{{{stream}}}"
+
+
 SCHEDULER_STATE = "sched:state"
 
 

@@ -17,7 +17,7 @@ import logging
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from schemas.events import ENVELOPE_MAX, DateTick, encode_envelope, encode_event
+from schemas.events import DateTick, encode_event, envelopes
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage
@@ -77,14 +77,13 @@ class Scheduler:
         n = 0
         pipe = self.r.pipeline(transaction=False)
         for p, members in enumerate(due):
-            for i in range(0, len(members), ENVELOPE_MAX):
-                ticks = [encode_event(DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="",
-                                               on=day, pseudonym=member))
-                         for member in members[i:i + ENVELOPE_MAX]]
-                pipe.xadd(t.evt(p), {"b": encode_envelope(ticks)})
-                n += len(ticks)
+            ticks = [encode_event(DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="",
+                                           on=day, pseudonym=member)) for member in members]
+            for envelope in envelopes(ticks):
+                pipe.xadd(t.evt(p), {"b": envelope})
                 if len(pipe) >= 100:
                     await pipe.execute()
+            n += len(ticks)
         await pipe.execute()
         self.ticked += n
         return n
