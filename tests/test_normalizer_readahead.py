@@ -131,3 +131,40 @@ async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, setting
     assert (await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP))["pending"] == 0
     sources = [sid for _, sid in await events_on_partitions(r, settings.partitions)]
     assert len(sources) == 6 and len(set(sources)) == 3  # applied twice, acknowledged once
+
+
+async def test_a_read_whose_reply_was_lost_is_read_again_before_anything_new(r, settings, monkeypatch):
+    """Redis recorded a delivery (the entries are pending for this consumer) but the reply never
+    arrived (the connection broke: an outage). FastStream reads only new entries (``>``), so
+    without more those entries would stay pending until another worker took the feed over; the
+    normalizer re-reads its own pending list first. Found by the Redis-restart chaos test."""
+    settings = settings.model_copy(update={"batch_size": 50, "consumer": "lost-reply"})
+    people = [make_id(seq=i) for i in range(4)]
+    real = aioredis.Redis.xreadgroup
+    lost = []
+
+    async def xreadgroup(self, groupname, consumername, streams, *args, **kwargs):
+        reply = await real(self, groupname, consumername, streams, *args, **kwargs)
+        if not lost and reply and reply[0][1] and list(streams.values()) == [">"]:
+            lost.append(len(reply[0][1]))  # delivered, recorded as pending, and never seen
+            raise aioredis.ConnectionError("connection lost after the reply was sent")
+        return reply
+
+    monkeypatch.setattr(aioredis.Redis, "xreadgroup", xreadgroup)
+    async with services(settings, services=("normalize",)):
+        await asyncio.sleep(0.3)  # the feeds' leases taken and the subscribers reading
+        ids = []
+        for m in months("202301", 3):
+            ids += await publish(r, FEED, *[contribution(p, m) for p in people])
+
+        async def settled():
+            pending = await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP)
+            return lost and pending["pending"] == 0 and len(await events_on_partitions(r, settings.partitions)) >= len(ids)
+
+        deadline = asyncio.get_running_loop().time() + 20  # FastStream waits 5 s after a failed read
+        while not await settled():
+            assert asyncio.get_running_loop().time() < deadline, "entries left pending after a lost reply"
+            await asyncio.sleep(0.1)
+    assert lost and lost[0] > 0
+    seen = {source for _, source in await events_on_partitions(r, settings.partitions)}
+    assert seen == {eid.decode() for eid in ids}  # every record normalized, the lost ones included

@@ -105,6 +105,11 @@ class Normalizer:
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
         self.budget = ReadBudget(settings.batch_size, settings.normalizer_read_bytes)
+        # Set when this consumer's own pending entries may hold a batch it never handled: a read
+        # whose reply was lost to an outage (Redis recorded the delivery, the reply never came) or
+        # a batch given up on. The subscriber then re-reads its own pending list before reading
+        # anything new (``subscribe``): otherwise those entries would wait for a lease takeover.
+        self.reread_pending = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -133,8 +138,9 @@ class Normalizer:
     async def _handle_submitted(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared) -> None:
         try:
             await self.handle(entries, prepared=prepared)
-        except Exception as exc:  # noqa: BLE001 - left pending: the next holder of the lease takes it over
+        except Exception as exc:  # noqa: BLE001 - left pending: read again from this consumer's pending list
             log.error("%s: batch of %d left pending: %r", self.feed.ingress, len(entries), exc)
+            self.reread_pending = True
         finally:
             self.inbox.task_done()
 
@@ -411,12 +417,32 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
     )
 
     read = subscriber._xreadgroup
+    after: list[bytes] = [b"0-0"]  # where the re-read of this consumer's pending list has got to
 
     async def bounded_read(*, count: int | None, block: int | None, noack: bool = False):
         """FastStream asks for ``max_records`` entries on every read (``StreamSub`` is copied
         when the subscriber starts); this asks for what the byte budget allows
-        (``services/ingress/budget.py``). Wraps the one method that issues XREADGROUP."""
-        response = await read(count=normalizer.budget.count(), block=block, noack=noack)
+        (``services/ingress/budget.py``). Wraps the one method that issues XREADGROUP.
+
+        After a read that failed (Redis may have recorded the delivery of a reply that never
+        arrived) or a batch given up on, it first reads this consumer's own pending entries (id
+        ``0``, in order) and only then new ones, so nothing stays pending unseen and a person's
+        records keep their order. Entries read twice are applied twice, which changes nothing."""
+        if normalizer.reread_pending:
+            mine = await subscriber._client.xreadgroup(
+                groupname=t.NORMALIZER_GROUP, consumername=normalizer.consumer,
+                streams={feed.ingress: after[0]}, count=normalizer.budget.count())
+            if mine and mine[0][1]:
+                after[0] = mine[0][1][-1][0]
+                log.warning("%s: reading again %d entries this worker had read before an outage",
+                            feed.ingress, len(mine[0][1]))
+                return mine
+            normalizer.reread_pending, after[0] = False, b"0-0"
+        try:
+            response = await read(count=normalizer.budget.count(), block=block, noack=noack)
+        except REDIS_OUTAGE:
+            normalizer.reread_pending = True
+            raise
         if not response:
             normalizer.budget.idle()
         return response
