@@ -193,3 +193,49 @@ async def test_api_serves_the_document_without_a_token(settings):
         got = await c.get("/asyncapi.json")
     assert got.status_code == 200 and got.headers["content-type"].startswith("application/json")
     assert got.text == DOC.read_text(encoding="utf-8")
+
+
+async def test_dead_letters_written_on_redis_validate(r, settings, doc, monkeypatch):
+    """A normalizer's, a decider's and a relay's dead letter (faults injected for one record
+    each) have the fields the document gives their streams."""
+    import msgspec
+
+    from services.ingress import service as ingress_service
+    from services.outlets import relay
+    from services.rules import health
+
+    bad_norm, bad_decide, bad_relay = make_id(), make_id(), make_id()
+    real_norm, real_health, real_decoder = ingress_service.NORMALIZERS["psb:permit"], health.decide, \
+        relay.decision_decoder
+
+    def norm(rec, source_id, raw):
+        if rec.get("sfzh") == bad_norm:
+            raise KeyError("injected fault")
+        return real_norm(rec, source_id, raw)
+
+    def decide(pic, day):
+        if pic.id == bad_decide:
+            raise RuntimeError("injected fault")
+        return real_health(pic, day)
+
+    class Decoder:
+        def decode(self, data):
+            if bad_relay.encode() in data:
+                raise msgspec.ValidationError("injected fault")
+            return real_decoder.decode(data)
+
+    monkeypatch.setitem(ingress_service.NORMALIZERS, "psb:permit", norm)
+    monkeypatch.setattr(health, "decide", decide)
+    monkeypatch.setattr(relay, "decision_decoder", Decoder())
+    await publish(r, "psb:permit", *(permit("QF", p, district="320111") for p in (bad_norm, bad_decide, bad_relay)))
+    async with services(settings.model_copy(update={"max_attempts": 2})):
+        await drain(r, settings)
+    streams = {"dlq:ingress:psb:permit": 1, t.DECIDER_DLQ: 1, t.relay_dlq("outlet:health"): 1}
+    for stream, n in streams.items():
+        entries = await r.xrange(stream)
+        assert len(entries) == n, stream
+        v = validator(doc, stream)
+        for _, fields in entries:
+            as_text = {k.decode(): x.decode("utf-8", "replace") for k, x in fields.items()}
+            assert list(v.iter_errors(as_text)) == [], (stream, sorted(as_text))
+            assert not v.is_valid({k: x for k, x in as_text.items() if k != "error"})

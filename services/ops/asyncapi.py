@@ -90,8 +90,9 @@ def quarantine_schema(feed: t.Feed) -> dict[str, Any]:
                 "detail": {"type": "string", "description": "A sentence for a person."}}}
 
 
-def _dead(title: str, what: dict[str, Any], stream: dict[str, Any], **more: Any) -> dict[str, Any]:
-    props = {**what, "source_id": {**ENTRY_ID, "description": "The entry's id in the stream it was read from."},
+def _dead(title: str, what: dict[str, Any], stream: dict[str, Any], source: dict[str, Any] | None = None,
+          **more: Any) -> dict[str, Any]:
+    props = {**what, "source_id": source or {**ENTRY_ID, "description": "The entry's id in the stream it was read from."},
              "stream": stream, **more,
              "error": {"type": "string", "description": "The error it raised (our own fault, not bad input)."},
              "deliveries": {"type": "string", "pattern": "^[0-9]+$", "description": "Attempts made "
@@ -108,8 +109,11 @@ def ingress_dlq_schema(feed: t.Feed) -> dict[str, Any]:
 def decider_dlq_schema() -> dict[str, Any]:
     return _dead("DeciderDeadLetter",
                  {"event": {"type": "string", "contentEncoding": "binary",
-                            "description": "The canonical event (msgpack), pseudonymous."}},
-                 {"type": "string", "pattern": r"^evt:\{p[0-9]+\}$", "description": "Its partition stream."})
+                            "description": "The canonical event (msgpack), as its partition stream held it."}},
+                 {"type": "string", "pattern": r"^evt:\{p[0-9]+\}$", "description": "Its partition stream."},
+                 {"type": "string", "pattern": "^[0-9]+-[0-9]+(/[0-9]+)?$",
+                  "description": "The event's id: its partition stream entry id, then `/<n>`, its place in that "
+                                 "entry's envelope (none for a re-driven event, alone in its entry)."})
 
 
 def relay_dlq_schema(target: str) -> dict[str, Any]:
@@ -117,8 +121,7 @@ def relay_dlq_schema(target: str) -> dict[str, Any]:
                  {"fields": {"type": "string", "contentEncoding": "binary",
                              "description": "The outbox entry's fields (a msgpack map), as they were."},
                   "payload": {"type": "string", "description": "The outbox entry's `payload`, when it had one."}},
-                 {"type": "string", "pattern": r"^out:\{p[0-9]+\}:" + t.relay_dlq(target)[len("dlq:relay"):]
-                  .strip("{}").replace("{", r"\{").replace("}", r"\}") + "$",
+                 {"type": "string", "pattern": r"^out:\{p[0-9]+\}:" + target + "$",
                   "description": "The outbox it was read from."},
                  target={"const": target, "description": "Where it was going."})
 
@@ -166,7 +169,8 @@ def _channels() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
         ents = [o for o in t.OUTLETS.values() if o.stream == stream]
         what = (f"entitlements {', '.join(f'`{o.entitlement}`' for o in ents)}" if ents
                 else "no entitlement yet in this release")
-        out.append((stream, f"Decisions for the {ents[0].department if ents else dept} ({what}): once each, in order "
+        who = f"the {ents[0].department}" if ents else f"department `{dept}`"
+        out.append((stream, f"Decisions for {who} ({what}): once each, in order "
                     "per subject, with the clause and the reasons. Read it with XREAD/XREADGROUP as `dept-"
                     f"{dept}`; the read API's rosters give the position to follow it from.", decision_schema(stream),
                     PAYLOAD_ENTRY))
@@ -188,6 +192,9 @@ def build() -> dict[str, Any]:
         entries[stream] = entry
     doc = AsyncAPI(broker, title=TITLE, version=_version(), schema_version="3.0.0",
                    description=DESCRIPTION).to_specification().to_jsonable()
+    # FastStream calls its one server "development": this is every deployment's
+    doc = json.loads(json.dumps(doc).replace('"#/servers/development"', '"#/servers/deployment"'))
+    doc["servers"] = {"deployment": doc["servers"].pop("development")}
     order = [*(f.ingress for f in t.FEEDS.values()), *(c[0] for c in _channels())]
     for part in ("channels", "operations"):  # FastStream's order varies from run to run: the graph's
         doc[part] = {k: doc[part][k] for k in sorted(doc[part], key=order.index)}
