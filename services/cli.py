@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     fig.add_argument("--json", action="store_true")
     topo = sub.add_parser("topology", help="which service reads and writes which stream")
     topo.add_argument("--markdown", action="store_true", help="the README's table of keys")
+    sub.add_parser("asyncapi", help="print the AsyncAPI 3.0 document of every stream (JSON)")
     sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
     acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
     acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -110,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         for row in describe():
             print(f"{row['service']:<28} (user {row['user']})\n    reads  {row['reads']}\n    group  {row['group']}\n"
                   f"    writes {row['writes']}")
+        return 0
+    if args.cmd == "asyncapi":
+        from services.ops.asyncapi import render
+
+        sys.stdout.write(render())
         return 0
     if args.cmd == "acl":
         from services.runtime.acl import PasswordError, acl_file, load_passwords

@@ -10,6 +10,7 @@ department that owns an entitlement may read it: each department has its own bea
         -> {position, count, entries: [decision, …] (one page), next: cursor | null}
     GET /v1/subjects/{subject_id}   -> the caller's current eligible decisions for that person
     GET /health
+    GET /asyncapi.json              -> the AsyncAPI 3.0 document of every stream (no token: no data in it)
 
 Invariants:
 * Paged rosters: the first page takes the roster and its outlet position in one Lua call
@@ -34,7 +35,7 @@ import secrets
 import time
 
 import msgspec
-from fastapi import Depends, FastAPI, Header, HTTPException, Query
+from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from services.ingress.fields import DISTRICTS, id_problem
@@ -153,6 +154,16 @@ def create_app(settings: Settings) -> FastAPI:
     async def health() -> dict:
         await r.ping()
         return {"status": "ok"}
+
+    asyncapi: list[bytes] = []  # built on the first request, then kept: it depends on the code only
+
+    @app.get("/asyncapi.json")
+    async def asyncapi_document() -> Response:
+        if not asyncapi:
+            from services.ops.asyncapi import render
+
+            asyncapi.append(render().encode())
+        return Response(asyncapi[0], media_type="application/json")
 
     @app.get("/v1/rosters/{entitlement}/{district}", response_model=Roster)
     async def roster(entitlement: str, district: str, dept: str = Depends(department),
