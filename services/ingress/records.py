@@ -14,14 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 from services.ingress import contribution, housing, permit, school
-from services.ingress.fields import DISTRICTS
+from services.ingress.fields import DISTRICTS, MAX_NUMBER  # the normalizer's own limits, stated
+from services.ingress.limits import MAX_DEPTH as MAX_JSON_DEPTH
+from services.ingress.limits import MAX_PAYLOAD_BYTES  # PERMITBUS_MAX_PAYLOAD_BYTES may change it
 from services.rules import params
 from services.rules.housing import INCOME_CEILING
 
 # CONTRACT.md "What bad input gets": limits that make a record bad input (quarantined, never a crash).
-MAX_PAYLOAD_BYTES = 64 * 1024  # TOO_LARGE; PERMITBUS_MAX_PAYLOAD_BYTES may change it
-MAX_JSON_DEPTH = 32  # INVALID_JSON past it
-MAX_NUMBER = 10**12  # BAD_NUMBER above it
 
 _YEAR = "(19[0-9]{2}|20[0-9]{2})"  # 1900-2099: a date outside is BAD_DATE
 _MM, _DD = "(0[1-9]|1[0-2])", "(0[1-9]|[12][0-9]|3[01])"
