@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
+os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a deployment: built-in keys
 from services.ops.backlog import backlog
 from services.runtime import topology as t
 from services.runtime.localredis import free_port, spawn_redis

@@ -20,13 +20,17 @@ FEED = "hrss:contribution"
 
 
 async def events_on_partitions(r, partitions: int) -> list[tuple[str, str]]:
-    """(person, source id) of every event on the partition streams, partition by partition."""
+    """(person, source id) of every event on the partition streams, partition by partition (the
+    person's ID opened from the event's sealed ID)."""
+    from services.runtime.settings import Settings
+
+    keys = Settings().data_keyring()
     out = []
     for p in range(partitions):
         for _, fields in await r.xrange(t.evt(p)):
             for item in open_envelope(fields[b"b"]):
                 ev = decode_event(item)
-                out.append((ev.person_id, ev.source_id))
+                out.append((keys.open(ev.sealed_id), ev.source_id))
     return out
 
 

@@ -86,7 +86,7 @@ def application_step(
     if prev and (prev.status, prev.district, prev.priority) == (status, verdict.district, verdict.priority):
         return None
     app.last = Outcome(status, verdict.district, verdict.priority, prev.version + 1 if prev else 1)
-    return _decision(app.entitlement, app.subject_id, app.id, app.last, verdict, day, now, caused_by)
+    return _decision(app.entitlement, pic.subject_of(app), app.id, app.last, verdict, day, now, caused_by)
 
 
 def evaluate(

@@ -27,12 +27,14 @@ from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
 from services.decider.emit import evaluate, figure_keys
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
-from services.picture.picture import Picture
+from services.ingress.atrest import Protector
+from services.picture.picture import Picture, seal_at_rest
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
+from services.runtime.sealing import SealError
 from services.runtime.redis import fn, msgpack_strings
 from services.runtime.settings import Settings
 
@@ -80,7 +82,9 @@ class Decider:
         self.partitions = list(partitions) if partitions is not None else list(range(settings.partitions))
         self.share = None if partitions is not None else PartitionShare(r, "decider", owner, self.partitions)
         self.active: list[int] = [] if self.share else list(self.partitions)
-        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.pseudonym = Pseudonymizer(settings.pseudonym_secret())
+        self.keys = settings.data_keyring()
+        self.protector = Protector(self.pseudonym, self.keys)  # events of releases that wrote IDs in clear
         self.pos: dict[int, bytes] = {}
         self.cache = PictureCache(settings.decider_cache, settings.partitions)
         # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
@@ -123,9 +127,8 @@ class Decider:
         return n
 
     async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
-        decoded = {b.p: [(eid, _decode(data)) for eid, data in b.events] for b in batches}
-        owners = {b.p: [_key(self.pseudonym, ev) if ev is not None else b"" for _, ev in decoded[b.p]]
-                  for b in batches}
+        decoded = {b.p: [(eid, _decode(data, self.protector)) for eid, data in b.events] for b in batches}
+        owners = {b.p: [ev.pseudonym if ev is not None else b"" for _, ev in decoded[b.p]] for b in batches}
         keys = {b.p: [k for k in dict.fromkeys(owners[b.p]) if k] for b in batches}
         held = {b.p: self.cache.lookup(b.p, keys[b.p]) for b in batches}  # (kept pictures, keys to read)
         # The position and the pictures need not be read atomically: pb_commit applies the batch
@@ -186,7 +189,7 @@ class Decider:
         """
         dead = self.dead.setdefault(b.p, {})
         while True:
-            pics = {k: Picture(person) for k, person in persons.items()}
+            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
             failed = await self._decide_once(b, events, owners, pics, day, now, dead)
             if failed is None:
                 return True
@@ -220,7 +223,7 @@ class Decider:
                 if pic is None:
                     if isinstance(ev, DateTick):
                         continue  # nobody to re-decide
-                    pic = pics[key] = Picture(Person(v=PICTURE_SCHEMA_VERSION, id=ev.person_id))
+                    pic = pics[key] = Picture(Person(v=PICTURE_SCHEMA_VERSION, sid=ev.sealed_id), self.keys)
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
@@ -234,6 +237,8 @@ class Decider:
                 for d in decisions:
                     outbox += [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 1, b"payload", decision_encoder.encode(d)]
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
+            except SealError:
+                raise  # a wrong or missing data key: stop, loudly, rather than dead-letter every event
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
                 attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(b.p), eid)
                 who = mask(getattr(ev, "person_id", None) or None)
@@ -276,6 +281,7 @@ class Decider:
                 dues += [key, due or "-"]
                 person.due = due
             pic.freeze()
+            seal_at_rest(person, self.keys)  # a picture of an earlier schema, or sealed under an older key
             split, archive = pic.storage_split()
             full = person.contrib
             person.v = PICTURE_SCHEMA_VERSION
@@ -331,7 +337,7 @@ def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes |
             person = out[k] = _person_decoder.decode(blob)
             if person.v > PICTURE_SCHEMA_VERSION:
                 raise NewerPicture(
-                    f"the picture of {mask(person.id)} was written by a newer release (picture schema "
+                    f"the picture {k.hex()} was written by a newer release (picture schema "
                     f"v{person.v}; this one knows v{PICTURE_SCHEMA_VERSION}): stop this decider, run the newer one")
             if person.archived and archive:
                 person.contrib = archive + person.contrib
@@ -351,15 +357,15 @@ def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, byte
     return [(eid, fields.get(b"e", b""))]
 
 
-def _decode(data: bytes) -> Event | None:
+def _decode(data: bytes, protector: Protector) -> Event | None:
+    """An encoded event, its IDs protected (an event of an earlier release carries them in clear)."""
     try:
-        return decode_event(data)
+        ev = decode_event(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-def _key(pseudonym: Pseudonymizer, ev: Event) -> bytes:
-    return ev.pseudonym if isinstance(ev, DateTick) else pseudonym(ev.person_id)
+    if ev.person_id or getattr(ev, "child_id", ""):
+        protector.protect(ev)
+    return ev
 
 
 def _quarantine_entry(ev: Event, q: Quarantine) -> list:

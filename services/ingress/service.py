@@ -30,9 +30,10 @@ from redis.exceptions import ResponseError
 
 from schemas.events import ENVELOPE_MAX, Event, encode_envelope, encode_event
 from services.ingress import contribution, housing, permit, school
+from services.ingress.atrest import Protector
 from services.ingress.fields import Reject
 from services.runtime import topology as t
-from services.runtime.identity import partition_of
+from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
@@ -87,6 +88,7 @@ class Normalizer:
         self.feed = t.FEEDS[feed]
         self.consumer = consumer
         self.lease = Lease(r, f"lease:normalize:{feed}", consumer, settings.lease_ttl_ms)
+        self.protector = Protector(Pseudonymizer(settings.pseudonym_secret()), settings.data_keyring())
         self.stopping = asyncio.Event()
         self.outage = Outage(log, f"normalize {feed}")
         self.events = 0
@@ -146,14 +148,15 @@ class Normalizer:
             out = understand(self.feed.name, sid, fields)
             if not isinstance(out, Reject):
                 try:
-                    data = encode_event(out)
+                    p = partition_of(out.person_id, parts)
+                    data = encode_event(self.protector.protect(out))
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
                 pipe.fcall(fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                            sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
             else:
-                by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
+                by_partition.setdefault(p, []).append(data)
                 n_events += 1
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for i in range(0, len(events), ENVELOPE_MAX):

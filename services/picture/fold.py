@@ -93,10 +93,12 @@ def _application(event: SchoolApplied | HousingApplied) -> Application:
         return Application(
             entitlement="education.compulsory_enrollment",
             id=event.application_id,
-            subject_id=event.child_id,
+            subject_id=event.child_id,  # empty once protected (atrest): sealed in ``subject``
             district=event.district,
             applied_on=event.applied_on.toordinal(),
             stage=event.stage,
+            subject=event.child_sealed,
+            born=event.child_born.toordinal() if event.child_born else 0,
         )
     return Application(
         entitlement="housing.security",
@@ -108,4 +110,5 @@ def _application(event: SchoolApplied | HousingApplied) -> Application:
         monthly_income=event.monthly_income,
         owns_home=event.owns_home,
         occupation=event.occupation,
+        subject=event.sealed_id,
     )

@@ -69,7 +69,8 @@ async def demo(settings: Settings, people: int, seed: int, out=sys.stdout) -> in
                 print(f"No Redis at {settings.redis_url}: started a private redis-server at {url}", file=out)
             else:
                 print(f"Using the Redis at {url}", file=out)
-            settings = settings.model_copy(update={"redis_url": url})
+            # a demo, not a deployment: the built-in keys when none are given (PERMITBUS_INSECURE_DEV_KEYS)
+            settings = settings.model_copy(update={"redis_url": url, "insecure_dev_keys": True})
             return await _demo(settings, people, seed, out)
     except NoRedis as exc:
         print(exc, file=sys.stderr)
