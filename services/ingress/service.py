@@ -37,6 +37,7 @@ from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
+from services.runtime.retention import expire
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -252,6 +253,8 @@ class Normalizer:
                     if not await self.lease.take():
                         raise LeaseLost(f"{self.feed.ingress}: lease taken over by another worker")
                     await self.trim()
+                    await expire(self.r, [self.feed.quarantine, t.dlq(self.feed.ingress)],
+                                 self.settings.quarantine_retention_days)
                     self.outage.ok()
                 except REDIS_OUTAGE as exc:
                     self.outage.failed(exc)

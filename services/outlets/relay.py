@@ -21,6 +21,7 @@ from services.runtime import topology as t
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
 from services.runtime.redis import fn
+from services.runtime.retention import EVERY_S, expire
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -53,6 +54,9 @@ class Relay:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
+        # the targets that keep original records (quarantine, dead letters): trimmed to the retention
+        self.retained = [x for x in self.targets if x.startswith(("quarantine:", "dlq:"))]
+        self.expired_at = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -72,6 +76,9 @@ class Relay:
     async def step(self, block_ms: int | None = None) -> int:
         if not self.pos:
             await self._load_positions()
+        if self.retained and time.monotonic() - self.expired_at >= EVERY_S:
+            await expire(self.r, self.retained, self.settings.quarantine_retention_days)
+            self.expired_at = time.monotonic()
         streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.active}
         resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
         if not resp:

@@ -144,6 +144,22 @@ local function pb_roster(keys, args)
   return {last, redis.call('HGETALL', keys[2])}
 end
 
+-- Replace pictures as rewritten by ``permitbus rekey`` (sealed under the current data key), each
+-- only if it is still the one the pass read: a picture the decider committed meanwhile is left
+-- alone (the decider seals what it writes under the current key itself).
+-- KEYS: ppl   ARGV: (field, picture as read, picture re-sealed)*
+-- Returns the number of pictures replaced.
+local function pb_reseal(keys, args)
+  local n = 0
+  for i = 1, #args, 3 do
+    if redis.call('HGET', keys[1], args[i]) == args[i + 1] then
+      redis.call('HSET', keys[1], args[i], args[i + 2])
+      n = n + 1
+    end
+  end
+  return n
+end
+
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
 -- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
 -- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
@@ -167,3 +183,4 @@ redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)
+redis.register_function('pb_reseal', pb_reseal)
