@@ -7,9 +7,9 @@ ignore duplicates, and the ingress entry id (``source_id``) it came from.
 
 A normalizer reads the person's ID number into ``person_id`` (and a child's into ``child_id``);
 before the event is written anywhere, ``services.ingress.atrest`` replaces it with the person's
-keyed pseudonym (``pseudonym``, the key of the picture) and the ID sealed under the data key
-(``sealed_id``; a child's: ``child_sealed``, with the birth date the rules need in ``child_born``),
-so that no full ID number rests on a partition stream (CONTRACT.md, "Personal data at rest").
+keyed pseudonym (``pseudonym``, the key of the picture) and, on every event but a contribution,
+the ID sealed under the data key (``sealed_id``; a child's: ``child_sealed``, with the birth date
+the rules need in ``child_born``), so that no full ID number rests on a partition stream (CONTRACT.md, "Personal data at rest").
 Events written by an earlier release carry ``person_id`` in clear; the decider protects them the
 same way when it reads them.
 
@@ -35,7 +35,7 @@ class _Event(msgspec.Struct, tag_field="kind", kw_only=True):
     source_id: str
     person_id: str = ""  # in clear only between the department's record and ``atrest.protect``
     pseudonym: bytes = b""  # keyed pseudonym of the person (the key of the picture)
-    sealed_id: bytes = b""  # the person's ID, sealed (services.runtime.sealing)
+    sealed_id: bytes = b""  # the person's ID, sealed (services.runtime.sealing); not on contributions
 
 
 class PermitIssued(_Event, tag="permit.issued", kw_only=True):

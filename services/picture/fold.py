@@ -40,6 +40,8 @@ class Quarantine:
 
 def fold(pic: Picture, event: Event) -> str | Quarantine | None:
     person = pic.person
+    if event.sealed_id and not person.sid and not person.id:
+        person.sid = event.sealed_id  # a picture begun by contributions (which carry no ID) learns it
     if isinstance(event, ContributionRecorded):
         done = pic.contributions.record(
             fingerprint(event.record_id), event.month, event.insurance_type, event.region, event.paid

@@ -25,7 +25,12 @@ class Picture:
     def id(self) -> str:
         """The person's ID number: opened only when a decision names the person."""
         p = self.person
-        return self.keys.open(p.sid) if p.sid else p.id
+        if p.sid:
+            return self.keys.open(p.sid)
+        if p.id:
+            return p.id
+        raise LookupError("a decision about a person known from contributions only (no sealed ID): "
+                          "every roster rule needs a permit or a settlement first")
 
     def subject_of(self, app: Application) -> str:
         """The ID number of an application's subject (the child, the applicant)."""
