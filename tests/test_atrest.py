@@ -297,3 +297,31 @@ async def test_quarantine_and_dead_letters_are_kept_only_for_their_retention(r, 
         await wait_until(expired, timeout=15)
     for s in streams:
         assert [f[b"payload"] for _, f in await r.xrange(s)] == [b"recent"]
+
+
+async def test_events_of_an_earlier_release_are_protected_when_the_decider_reads_them(r, settings):
+    """An earlier release's normalizer wrote ID numbers in clear on the partition streams; the
+    decider seals them as it reads them, so the pictures hold none, and decides as before."""
+    import datetime as dt
+
+    from schemas.events import PermitIssued, SchoolApplied, encode_envelope
+    from services.decider.worker import Decider
+    from services.runtime.clock import Clock
+
+    s = keyed(settings, KEY1, 1)
+    guardian, child = make_id(), make_id(birth="20190501")
+    at = dt.datetime(2025, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    then = [PermitIssued(record_id="GA1", source_id="1-0", person_id=guardian, permit_no="J1", district="320111",
+                         valid_from=dt.date(2025, 1, 1), valid_until=dt.date(2027, 12, 31), at=at),
+            SchoolApplied(record_id="JY1", source_id="2-0", person_id=guardian, application_id="JY1", child_id=child,
+                          stage="XX", district="320111", applied_on=dt.date(2026, 3, 1))]
+    p = partition_of(guardian, settings.partitions)
+    await r.xadd(t.evt(p), {"b": encode_envelope([encode_event(ev) for ev in then])})
+    d = Decider(r, s, Clock(settings.today), range(settings.partitions))
+    while await d.step():
+        pass
+    stored = b"".join(x for kv in (await r.hgetall(t.people(p))).items() for x in kv)
+    assert guardian.encode() not in stored and child.encode() not in stored
+    decided = {json.loads(f[b"payload"])["subject_id"]
+               for target in ("outlet:health", "outlet:edu") for _, f in await r.xrange(t.outbox(p, target))}
+    assert decided == {guardian, child}
