@@ -41,10 +41,11 @@ class Protector:
     def protect(self, ev: Event) -> Event:
         """Replace the clear ID numbers of ``ev`` (in place); an event already protected (or a
         ``DateTick``, which names a pseudonym only) is left as it is."""
-        if ev.person_id:
-            ev.pseudonym = self.pseudonym(ev.person_id)
-            if not isinstance(ev, ContributionRecorded):
-                ev.sealed_id = self.keys.seal(ev.person_id)
+        pid = ev.person_id
+        if pid:
+            ev.pseudonym = self._known.get(pid) or self.pseudonym(pid)  # (inlined: once per record)
+            if type(ev) is not ContributionRecorded:
+                ev.sealed_id = self.keys.seal(pid)
             ev.person_id = ""
         if isinstance(ev, SchoolApplied) and ev.child_id:
             ev.child_born = birth_date(ev.child_id)
