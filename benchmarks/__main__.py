@@ -75,7 +75,7 @@ class Services:
         self.deciders = deciders
         self.env = {**os.environ, "PERMITBUS_REDIS_URL": url, "PERMITBUS_TODAY": TODAY.isoformat(),
                     "PERMITBUS_PARTITIONS": str(partitions), "PERMITBUS_BATCH_SIZE": str(batch),
-                    "PERMITBUS_LOG_LEVEL": "WARNING"}
+                    "PERMITBUS_LOG_LEVEL": "WARNING", "PERMITBUS_INSECURE_DEV_KEYS": "1"}
         self.procs: dict[str, subprocess.Popen] = {}
         self.samples: dict[str, list[int]] = {}
 
