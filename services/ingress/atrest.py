@@ -24,6 +24,9 @@ CACHE = 200_000  # ID numbers whose pseudonym is kept (~150 bytes each)
 
 
 class Protector:
+    """Turns events with clear ID numbers into events fit to rest (used by the normalizers, and by
+    the decider for events an earlier release wrote). Keeps clear IDs in memory only."""
+
     def __init__(self, pseudonym: Pseudonymizer, keys: DataKeys, cache: int = CACHE) -> None:
         self.pseudonymize = pseudonym
         self.keys = keys
