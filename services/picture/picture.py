@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.picture import Application, Permit, Person
+from services.ingress.fields import birth_date
 from services.picture.contributions import Contributions, month_index, split_for_storage
 from services.runtime.sealing import DataKeys
 
@@ -125,8 +126,8 @@ def seal_at_rest(person: Person, keys: DataKeys) -> bool:
     sealed under the current data key. Seals the clear IDs of a picture of schema 1 or 2 and
     re-seals what an older data key sealed; True if anything changed. Cheap when nothing has to:
     one byte compared per sealed value."""
-    from services.ingress.fields import birth_date
-
+    if not person.id and not person.apps and person.sid and person.sid[0] == keys.current_id:
+        return False  # the common case, first: a v3 picture without applications, sealed under the current key
     changed = False
     if person.id:
         person.sid, person.id, changed = keys.seal(person.id), "", True
