@@ -25,6 +25,7 @@ from pathlib import Path
 import msgspec
 import redis.asyncio as aioredis
 
+os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a deployment: built-in keys
 from services.ops.backlog import backlog
 from services.runtime import topology as t
 from services.runtime.localredis import free_port, spawn_redis
@@ -74,7 +75,7 @@ class Services:
         self.deciders = deciders
         self.env = {**os.environ, "PERMITBUS_REDIS_URL": url, "PERMITBUS_TODAY": TODAY.isoformat(),
                     "PERMITBUS_PARTITIONS": str(partitions), "PERMITBUS_BATCH_SIZE": str(batch),
-                    "PERMITBUS_LOG_LEVEL": "WARNING"}
+                    "PERMITBUS_LOG_LEVEL": "WARNING", "PERMITBUS_INSECURE_DEV_KEYS": "1"}
         self.procs: dict[str, subprocess.Popen] = {}
         self.samples: dict[str, list[int]] = {}
 

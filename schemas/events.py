@@ -1,9 +1,17 @@
 """Canonical events: what the normalizers make of the departments' records.
 
 One type per kind of department fact. Every event names the person whose picture it changes
-(``person_id``: the permit holder, the contributor, the child's guardian, the housing applicant),
-the department's record id (``record_id``: ``ywlsh``/``LSH``/``sqbh``/``applicationNo``) used to
+(the permit holder, the contributor, the child's guardian, the housing applicant), the
+department's record id (``record_id``: ``ywlsh``/``LSH``/``sqbh``/``applicationNo``) used to
 ignore duplicates, and the ingress entry id (``source_id``) it came from.
+
+A normalizer reads the person's ID number into ``person_id`` (and a child's into ``child_id``);
+before the event is written anywhere, ``services.ingress.atrest`` replaces it with the person's
+keyed pseudonym (``pseudonym``, the key of the picture) and, on every event but a contribution,
+the ID sealed under the data key (``sealed_id``; a child's: ``child_sealed``, with the birth date
+the rules need in ``child_born``), so that no full ID number rests on a partition stream (CONTRACT.md, "Personal data at rest").
+Events written by an earlier release carry ``person_id`` in clear; the decider protects them the
+same way when it reads them.
 
 Names, incomes beyond what a rule needs, and other personal data the rules do not use are left
 behind at the normalizer (PIPL Art. 6, minimum scope). No event carries the department's payload:
@@ -30,7 +38,9 @@ class _Event(msgspec.Struct, tag_field="kind", kw_only=True):
     v: int = EVENT_SCHEMA_VERSION
     record_id: str
     source_id: str
-    person_id: str
+    person_id: str = ""  # in clear only between the department's record and ``atrest.protect``
+    pseudonym: bytes = b""  # keyed pseudonym of the person (the key of the picture)
+    sealed_id: bytes = b""  # the person's ID, sealed (services.runtime.sealing); not on contributions
 
 
 class PermitIssued(_Event, tag="permit.issued", kw_only=True):
@@ -94,7 +104,9 @@ class SchoolApplied(_Event, tag="school.applied", kw_only=True):
     """A compulsory-education place requested for a child (随迁子女); person_id is the guardian."""
 
     application_id: str
-    child_id: str
+    child_id: str = ""  # in clear only until ``atrest.protect``
+    child_sealed: bytes = b""
+    child_born: dt.date | None = None  # from the child's ID: the age the rule checks
     stage: str  # "XX" primary, "CZ" junior secondary
     district: str
     applied_on: dt.date
@@ -115,10 +127,9 @@ class HousingApplied(_Event, tag="housing.applied", kw_only=True):
 class DateTick(_Event, tag="date.tick", kw_only=True):
     """Internal (scheduler): the date reached a point where this person's outcomes may change.
 
-    Names the person by pseudonym (the key of the picture), so ``person_id`` is empty."""
+    Names the person by pseudonym (the key of the picture) only."""
 
     on: dt.date
-    pseudonym: bytes
 
 
 Event = (

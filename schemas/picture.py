@@ -13,7 +13,10 @@ import msgspec
 
 # 2: older months of contributions stored apart (``archived``, ``arc:{pN}``). A decider refuses a
 # picture of a newer version than it knows: writing it back would drop what it cannot read.
-PICTURE_SCHEMA_VERSION = 2
+# 3: no ID number in clear: the person's ID sealed in ``sid``, an application's subject in
+# ``subject`` (and a child's birth date in ``born``); ``id`` and ``subject_id`` are read from
+# pictures of versions 1 and 2 and emptied when the decider next writes the picture.
+PICTURE_SCHEMA_VERSION = 3
 
 
 class Permit(msgspec.Struct, array_like=True):
@@ -41,7 +44,7 @@ class Application(msgspec.Struct, array_like=True):
 
     entitlement: str
     id: str
-    subject_id: str  # the child (education) or the applicant (housing)
+    subject_id: str  # the child (education) or the applicant (housing), in clear: pictures before v3 only
     district: str
     applied_on: int  # ordinal
     stage: str | None = None  # education: XX | CZ
@@ -53,11 +56,13 @@ class Application(msgspec.Struct, array_like=True):
     # Past its closing day (31 December of its year) and off the roster: decided no more. Last
     # field, with a default: pictures written before it read as open, and close at the next tick.
     closed: bool = False
+    subject: bytes = b""  # the subject's ID, sealed (services.runtime.sealing); v3
+    born: int = 0  # education: ordinal of the child's birth date (from the ID; the age rules); v3
 
 
 class Person(msgspec.Struct, array_like=True):
     v: int
-    id: str  # 18 characters, check digit upper-case
+    id: str = ""  # the ID number in clear: pictures before v3 only (see ``sid``)
     permit: Permit | None = None
     settled_district: str | None = None
     settled_on: int | None = None  # ordinal of the LH date
@@ -73,3 +78,4 @@ class Person(msgspec.Struct, array_like=True):
     # hash ``arc:{pN}``, and rewritten only when they change; in memory ``contrib`` holds all
     # slots. 0: nothing stored apart.
     archived: int = 0
+    sid: bytes = b""  # the person's ID, sealed (services.runtime.sealing); v3

@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
     acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
     acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
+    rk = sub.add_parser("rekey", help="re-seal every picture under the current data key (after a key rotation)")
+    rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
+    rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -134,6 +137,32 @@ def main(argv: list[str] | None = None) -> int:
         from services.runtime.setup import run_setup
 
         return asyncio.run(run_setup(settings))
+    if args.cmd == "rekey":
+        from services.ops.rekey import rekey, remaining
+        from services.runtime.redis import connect, load_functions
+
+        async def run_rekey() -> int:
+            keys = settings.data_keyring()  # refuses without the deployment's keys
+            parts = _partitions(args.partitions, settings.partitions) or list(range(settings.partitions))
+            r = connect(settings.redis_url)
+            try:
+                if not args.check:
+                    await load_functions(r)
+                    done = await rekey(r, keys, parts, progress=lambda p, o: print(
+                        f"partition {p}: {o.pictures:,} pictures read, {o.resealed:,} re-sealed", flush=True))
+                    print(f"{done.pictures:,} pictures in {done.seconds:.1f} s: {done.resealed:,} re-sealed under key "
+                          f"{keys.current_id}, {done.raced:,} written by a decider meanwhile")
+                left = await remaining(r, keys, parts)
+            finally:
+                await r.aclose()
+            old = {k: n for k, n in sorted(left.items()) if k != keys.current_id}
+            print("sealed values by key id: " + (", ".join(f"{k}: {n:,}" for k, n in sorted(left.items())) or "none")
+                  + ("" if 0 not in left else " (0: ID numbers still in clear, pictures of an earlier release)"))
+            print(f"nothing left under another key than {keys.current_id}: the older keys can go" if not old
+                  else f"still needed: key ids {sorted(old)}")
+            return 0 if not old else 1
+
+        return asyncio.run(run_rekey())
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

@@ -40,7 +40,8 @@ def city(people: int, seed: int) -> dict[str, list[bytes]]:
 def env_for(redis_url: str, **extra: str) -> dict[str, str]:
     return {**os.environ, "PERMITBUS_REDIS_URL": redis_url, "PERMITBUS_TODAY": TODAY,
             "PERMITBUS_PARTITIONS": str(PARTITIONS), "PERMITBUS_LEASE_TTL_MS": "1000",
-            "PERMITBUS_BATCH_SIZE": "500", "PERMITBUS_LOG_LEVEL": "WARNING", **extra}
+            "PERMITBUS_BATCH_SIZE": "500", "PERMITBUS_LOG_LEVEL": "WARNING", "PERMITBUS_INSECURE_DEV_KEYS": "1",
+            **extra}
 
 
 @dataclass

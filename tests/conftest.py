@@ -15,6 +15,9 @@ from services.runtime.redis import ensure_groups, load_functions
 from services.runtime.settings import Settings
 
 BASE = os.environ.get("PERMITBUS_TEST_REDIS", "redis://127.0.0.1:6379")
+# Tests run with the built-in keys (their processes inherit this); tests/test_atrest.py checks
+# that a deployment without its own keys refuses to start.
+os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")
 TEST_DBS = range(1, 16)
 
 

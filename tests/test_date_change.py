@@ -178,7 +178,7 @@ async def test_an_application_closed_before_this_release_leaves_its_roster_with_
         await publish(r, "edu:application", school(guardian, child, sqqx="320113", sqrq="2026/12/21", sqbh="JY-OLD"))
         await drain(r, settings)
         # as an earlier release left it: nobody due on the closing day
-        await r.zrem(t.due(partition_of(guardian, settings.partitions)), Pseudonymizer(settings.pseudonym_key)(guardian))
+        await r.zrem(t.due(partition_of(guardian, settings.partitions)), Pseudonymizer(settings.pseudonym_secret())(guardian))
         clock.set(dt.date(2027, 1, 5))
         await drain(r, settings)
         assert await _roster(r, "outlet:edu", "education.compulsory_enrollment", "320113") == [f"{child}|JY-OLD"]

@@ -51,10 +51,16 @@ async def drain(d: Decider) -> None:
 
 
 async def pictures(r, settings) -> dict[bytes, bytes]:
-    """Everything stored of people: the pictures and the months stored apart."""
+    """Everything stored of people: the pictures (each sealed ID opened: sealing draws a random
+    nonce) and the months stored apart."""
+    import msgspec
+
+    keys = settings.data_keyring()
     out = {}
     for p in range(settings.partitions):
-        out.update(await r.hgetall(t.people(p)))
+        for k, blob in (await r.hgetall(t.people(p))).items():
+            person = _person_decoder.decode(blob)
+            out[k] = msgspec.msgpack.encode(msgspec.structs.replace(person, sid=keys.open(person.sid).encode()))
         out.update({b"arc:" + k: v for k, v in (await r.hgetall(t.archive(p))).items()})
     return out
 

@@ -28,6 +28,7 @@ from services.rules import health
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.redis import ensure_groups, load_functions
+from services.runtime.settings import Settings
 from tests.conftest import publish
 from tests.harness import drain, services
 from tests.people import make_id, permit, school
@@ -91,15 +92,16 @@ async def _no_leftover_attempts(r, settings) -> None:
 
 
 def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_key: str) -> None:
-    if point == "pseudonym":
-        real_key = worker._key
+    if point == "pseudonym":  # the decider reads the event and protects an older release's IDs
+        real_decode = worker._decode
 
-        def key(pseudonym, ev):
+        def decode(data, protector):
+            ev = real_decode(data, protector)
             if getattr(ev, "record_id", None) == rid:
                 raise RuntimeError(INJECTED)
-            return real_key(pseudonym, ev)
+            return ev
 
-        monkeypatch.setattr(worker, "_key", key)
+        monkeypatch.setattr(worker, "_decode", decode)
     elif point == "fold":
         real_fold = worker.fold
 
@@ -147,10 +149,11 @@ def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_ke
         monkeypatch.setattr(commit, "figure_keys", figure_keys)
     elif point == "encoder":
         real_encoder = commit._person_encoder
+        keys = Settings().data_keyring()  # the tests' keys: the picture holds the ID sealed
 
         class Encoder:
             def encode(self, person):
-                if person.id == victim:
+                if person.sid and keys.open(person.sid) == victim:
                     raise msgspec.EncodeError(INJECTED)
                 return real_encoder.encode(person)
 
@@ -202,7 +205,7 @@ async def test_a_fault_while_deciding_or_committing_parks_the_record_and_the_res
     expected = await _undisturbed(r, settings3, records)
     assert any(k[2] == victim for k in expected) and any(k[2] in others for k in expected)
 
-    _decider_faults(monkeypatch, point, victim, rid, settings3.pseudonym_key)
+    _decider_faults(monkeypatch, point, victim, rid, settings3.pseudonym_secret())
     got = await _run(r, settings3, records)  # the services context asserts that no worker exited
 
     dead = await r.xrange(t.DECIDER_DLQ)
@@ -219,7 +222,7 @@ async def test_a_fault_while_deciding_or_committing_parks_the_record_and_the_res
     assert victim.encode() not in fields[b"error"]
     assert got == collections.Counter({k: n for k, n in expected.items() if k[2] != victim})
     # nothing of the parked record was applied (a refused pb_commit writes nothing)
-    key = Pseudonymizer(settings3.pseudonym_key)(victim)
+    key = Pseudonymizer(settings3.pseudonym_secret())(victim)
     assert not await r.hexists(t.people(partition_of(victim, settings3.partitions)), key)
     await _no_leftover_attempts(r, settings3)
 

@@ -12,21 +12,25 @@ from schemas.events import decode_event, open_envelope
 from services.ingress.service import Normalizer
 from services.runtime import topology as t
 from services.runtime.redis import LIBRARY, fn
+from services.runtime.identity import Pseudonymizer
+from services.runtime.settings import Settings
 from tests.conftest import publish
 from tests.harness import services
 from tests.people import contribution, make_id, months
 
 FEED = "hrss:contribution"
+pseudonym = Pseudonymizer(Settings().pseudonym_secret())
 
 
 async def events_on_partitions(r, partitions: int) -> list[tuple[str, str]]:
-    """(person, source id) of every event on the partition streams, partition by partition."""
+    """(person, source id) of every event on the partition streams, partition by partition (the
+    person as the event names them: by pseudonym)."""
     out = []
     for p in range(partitions):
         for _, fields in await r.xrange(t.evt(p)):
             for item in open_envelope(fields[b"b"]):
                 ev = decode_event(item)
-                out.append((ev.person_id, ev.source_id))
+                out.append((ev.pseudonym, ev.source_id))
     return out
 
 
@@ -61,7 +65,7 @@ async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, sett
     events = await events_on_partitions(r, settings.partitions)
     assert sorted(source[sid] for _, sid in events) == list(range(group["entries-read"]))
     for person in people:
-        mine = [source[sid] for who, sid in events if who == person]
+        mine = [source[sid] for who, sid in events if who == pseudonym(person)]
         assert mine == sorted(mine) and mine
 
 

@@ -18,7 +18,7 @@ import msgspec
 
 from schemas.picture import PICTURE_SCHEMA_VERSION
 from services.decider.emit import figure_keys, next_change
-from services.picture.picture import Picture
+from services.picture.picture import Picture, seal_at_rest
 from services.runtime import topology as t
 from services.runtime.redis import msgpack_strings
 
@@ -59,6 +59,8 @@ def pack(key: bytes, pic: Picture, flags: int, day) -> Share:
         dues = [key, due or "-"]
         person.due = due
     pic.freeze()
+    if pic.keys is not None:
+        seal_at_rest(person, pic.keys)  # a picture of an earlier schema, or sealed under an older key
     split, archive = pic.storage_split()
     full = person.contrib
     person.v = PICTURE_SCHEMA_VERSION

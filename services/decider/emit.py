@@ -102,14 +102,14 @@ def application_step(
     if day > closing:
         app.closed = True
         if prev is not None:  # closes now: off the roster if it is there, nothing emitted
-            return RosterDrop(app.entitlement, app.subject_id, app.id) if prev.status == "eligible" else None
+            return RosterDrop(app.entitlement, pic.subject_of(app), app.id) if prev.status == "eligible" else None
         day = closing  # first read after its closing day: decided once, as of that day
     verdict = rule.decide(app, pic, day)
     status = "eligible" if verdict.eligible else "ineligible"
     if prev and (prev.status, prev.district, prev.priority) == (status, verdict.district, verdict.priority):
         return None
     app.last = Outcome(status, verdict.district, verdict.priority, prev.version + 1 if prev else 1)
-    return _decision(app.entitlement, app.subject_id, app.id, app.last, verdict, day, now, caused_by)
+    return _decision(app.entitlement, pic.subject_of(app), app.id, app.last, verdict, day, now, caused_by)
 
 
 def evaluate(

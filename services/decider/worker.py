@@ -38,15 +38,17 @@ from services.decider import commit
 from services.decider.commit import RECHECK_DUE, RECHECK_FIGURES
 from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
+from services.ingress.atrest import Protector
 from services.outlets.relay import roster_field
-from services.picture.picture import Picture
+from services.picture.picture import Picture, seal_at_rest
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.faults import brief, is_data_fault, refused_for_data
-from services.runtime.identity import Pseudonymizer, mask
+from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
 from services.runtime.redis import fn
+from services.runtime.sealing import SealError
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
@@ -111,7 +113,9 @@ class Decider:
         self.partitions = list(partitions) if partitions is not None else list(range(settings.partitions))
         self.share = None if partitions is not None else PartitionShare(r, "decider", owner, self.partitions)
         self.active: list[int] = [] if self.share else list(self.partitions)
-        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.pseudonym = Pseudonymizer(settings.pseudonym_secret())
+        self.keys = settings.data_keyring()
+        self.protector = Protector(self.pseudonym, self.keys)  # events of releases that wrote IDs in clear
         self.pos: dict[int, bytes] = {}
         self.cache = PictureCache(settings.decider_cache, settings.partitions)
         # per partition: events given up on (dead-lettered) in the batch not yet committed, so that
@@ -155,7 +159,7 @@ class Decider:
             b = PartitionBatch(index[name], self.pos[index[name]], entries,
                                [ev for eid, fields in entries for ev in _events_of(eid, fields)])
             b.new_pos = entries[-1][0]
-            b.items = [_item(self.pseudonym, eid, data) for eid, data in b.events]
+            b.items = [_item(self.protector, eid, data) for eid, data in b.events]
             b.keys = [k for k in dict.fromkeys(item[3] for item in b.items) if k]
             batches.append(b)
         n = sum(len(b.events) for b in batches)
@@ -251,7 +255,7 @@ class Decider:
         """
         dead = self.dead.setdefault(b.p, {})
         while True:
-            pics = {k: Picture(person) for k, person in persons.items()}
+            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
             failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
                 try:
@@ -349,7 +353,7 @@ class Decider:
         """Count a failed attempt at event ``eid``. False: retry the batch later; or the event's
         dead letter (event id, outbox entry) once it has failed ``max_attempts`` times."""
         attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
-        who = mask(getattr(ev, "person_id", None) or None)
+        who = _who(ev)
         if attempts < self.settings.max_attempts:
             self.retried.setdefault(p, set()).add(eid)
             log.error("partition %d event %s (%s) failed, attempt %d: %s", p, eid.decode(), who, attempts, brief(exc))
@@ -387,7 +391,7 @@ class Decider:
                 if pic is None:
                     if isinstance(ev, DateTick):
                         continue  # nobody to re-decide
-                    pic = pics[key] = Picture(Person(v=PICTURE_SCHEMA_VERSION, id=ev.person_id))
+                    pic = pics[key] = Picture(Person(v=PICTURE_SCHEMA_VERSION, sid=ev.sealed_id), self.keys)
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
@@ -407,16 +411,20 @@ class Decider:
                 for d in decisions:
                     outbox.append((key, _outbox_entry(pic, d)))
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
+            except SealError:
+                raise  # a wrong or missing data key: stop, loudly, rather than dead-letter every event
             except Exception as exc:  # noqa: BLE001 - any bug in a rule must not stop the partition
                 return await self._fault(b.p, eid, ev, raw, exc)
         shares = {}
         for key, pic in dirty.items():
             try:
                 shares[key] = commit.pack(key, pic, recheck.get(key, 0), day)
+            except SealError:
+                raise  # a wrong or missing data key: stop, as above
             except Exception as exc:  # noqa: BLE001 - e.g. a date out of range: the record's fault
                 if changes[key] > 1:  # which of its events? one at a time will tell
-                    log.error("partition %d: packing %s, changed by %d events, failed: %s", b.p,
-                              mask(pic.id), changes[key], brief(exc))
+                    log.error("partition %d: packing person %s, changed by %d events, failed: %s", b.p,
+                              key.hex()[:12], changes[key], brief(exc))
                     return _Isolate(exc)
                 eid, ev, raw, _ = last[key]
                 return await self._fault(b.p, eid, ev, raw, exc)
@@ -426,16 +434,25 @@ class Decider:
         return None
 
 
-def _item(pseudonym: Pseudonymizer, eid: bytes, data: bytes) -> tuple:
-    """(event id, event, encoded event, picture key); an event that cannot be decoded, or filed
-    under a person, is kept as ``_Broken``, to fail (and be dead-lettered) in its turn."""
+def _item(protector: Protector, eid: bytes, data: bytes) -> tuple:
+    """(event id, event, encoded event, picture key: the person's pseudonym, which the event
+    carries); an event that cannot be decoded, or filed under a person, is kept as ``_Broken``, to
+    fail (and be dead-lettered) in its turn."""
     try:
-        ev = _decode(data)
+        ev = _decode(data, protector)
         if ev is None:
             return eid, _Broken(ValueError("undecodable event")), data, b""
-        return eid, ev, data, _key(pseudonym, ev)
+        return eid, ev, data, ev.pseudonym
+    except SealError:
+        raise  # a wrong or missing data key is no record's fault
     except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
         return eid, _Broken(exc), data, b""
+
+
+def _who(ev) -> str:
+    """Who an event is about, for a log line: a prefix of the pseudonym (never the ID)."""
+    pseudonym = getattr(ev, "pseudonym", b"")
+    return f"person {pseudonym.hex()[:12]}" if pseudonym else "-"
 
 
 def _outbox_entry(pic: Picture, d) -> list:
@@ -477,7 +494,7 @@ def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes |
             person = out[k] = _person_decoder.decode(blob)
             if person.v > PICTURE_SCHEMA_VERSION:
                 raise NewerPicture(
-                    f"the picture of {mask(person.id)} was written by a newer release (picture schema "
+                    f"the picture {k.hex()} was written by a newer release (picture schema "
                     f"v{person.v}; this one knows v{PICTURE_SCHEMA_VERSION}): stop this decider, run the newer one")
             if person.archived and archive:
                 person.contrib = archive + person.contrib
@@ -497,15 +514,15 @@ def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, byte
     return [(eid, fields.get(b"e", b""))]
 
 
-def _decode(data: bytes) -> Event | None:
+def _decode(data: bytes, protector: Protector) -> Event | None:
+    """An encoded event, its IDs protected (an event of an earlier release carries them in clear)."""
     try:
-        return decode_event(data)
+        ev = decode_event(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
-def _key(pseudonym: Pseudonymizer, ev: Event) -> bytes:
-    return ev.pseudonym if isinstance(ev, DateTick) else pseudonym(ev.person_id)
+    if ev.person_id:  # (an earlier release wrote a child's ID in clear only next to the guardian's)
+        protector.protect(ev)
+    return ev
 
 
 def _quarantine_entry(ev: Event, q: Quarantine) -> list:

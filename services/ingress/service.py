@@ -34,12 +34,14 @@ from redis.exceptions import ResponseError
 from schemas.events import Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
 from services.ingress import contribution, housing, limits, permit, school
 from services.ingress.budget import ReadBudget, entry_bytes
+from services.ingress.atrest import Protector
 from services.ingress.fields import Reject
 from services.runtime import topology as t
-from services.runtime.identity import partition_of
+from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
+from services.runtime.retention import expire
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.ingress")
@@ -96,6 +98,7 @@ class Normalizer:
         self.feed = t.FEEDS[feed]
         self.consumer = consumer
         self.lease = Lease(r, t.lease("normalize", feed), consumer, settings.lease_ttl_ms)
+        self.protector = Protector(Pseudonymizer(settings.pseudonym_secret()), settings.data_keyring())
         self.stopping = asyncio.Event()
         self.outage = Outage(log, f"normalize {feed}")
         self.events = 0
@@ -165,7 +168,8 @@ class Normalizer:
             out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
             if not isinstance(out, Reject):
                 try:
-                    data = encode_event(out)
+                    p = partition_of(out.person_id, parts)
+                    data = encode_event(self.protector.protect(out))
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
@@ -178,7 +182,7 @@ class Normalizer:
                     payload = fields[b"payload"]
                     pipes.take(len(payload)).fcall(fn("pb_hold"), 2, t.held(self.feed.quarantine),
                                                    t.quarantine_marks(self.feed.quarantine), sid, payload)
-                by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
+                by_partition.setdefault(p, []).append(data)
                 n_events += 1
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
@@ -282,6 +286,8 @@ class Normalizer:
                     if not await self.lease.take():
                         raise LeaseLost(f"{self.feed.ingress}: lease taken over by another worker")
                     await self.trim()
+                    await expire(self.r, [self.feed.quarantine, t.dlq(self.feed.ingress)],
+                                 self.settings.quarantine_retention_days)
                     self.outage.ok()
                 except REDIS_OUTAGE as exc:
                     self.outage.failed(exc)

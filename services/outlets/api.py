@@ -127,7 +127,7 @@ def create_app(settings: Settings) -> FastAPI:
     r = app.state.redis = connect(settings.redis_url)
     tokens = {dept: tok.encode() for dept, tok in settings.api_tokens.items()}
     rate = RateLimit(settings.api_rate_per_s, settings.api_burst)
-    pseudonym = Pseudonymizer(settings.pseudonym_key)
+    pseudonym = Pseudonymizer(settings.pseudonym_secret())
     ttl_ms = settings.api_snapshot_ttl_s * 1000
     snapshots = SnapshotBudget(settings.api_snapshots_max, settings.api_snapshot_ttl_s)
 

@@ -33,6 +33,7 @@ from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
 from services.runtime.redis import fn, stream_id
+from services.runtime.retention import EVERY_S, expire
 from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.relay")
@@ -110,10 +111,15 @@ class Relay:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
-        self.pseudonym = Pseudonymizer(settings.pseudonym_key)
+        self.pseudonym = Pseudonymizer(settings.pseudonym_secret())
         self.indexed = False  # rosters listed before the subject index: indexed at start
         # per (target, partition): outbox entries whose attempts were counted and not yet cleared
         self.retried: dict[tuple[str, int], set[bytes]] = {}
+        # what keeps original records (the quarantine and dead letters it writes, and its own dead
+        # letters): trimmed to the retention
+        self.retained = [x for x in self.targets if x.startswith(("quarantine:", "dlq:"))]
+        self.retained += [t.relay_dlq(x) for x in self.targets]
+        self.expired_at = 0.0
 
     def stop(self) -> None:
         self.stopping.set()
@@ -136,6 +142,9 @@ class Relay:
     async def step(self, block_ms: int | None = None) -> int:
         if not self.pos:
             await self._load_positions()
+        if self.retained and time.monotonic() - self.expired_at >= EVERY_S:
+            await expire(self.r, self.retained, self.settings.quarantine_retention_days)
+            self.expired_at = time.monotonic()
         streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.active}
         resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
         if not resp:

@@ -40,6 +40,8 @@ class Quarantine:
 
 def fold(pic: Picture, event: Event) -> str | Quarantine | None:
     person = pic.person
+    if event.sealed_id and not person.sid and not person.id:
+        person.sid = event.sealed_id  # a picture begun by contributions (which carry no ID) learns it
     if isinstance(event, ContributionRecorded):
         done = pic.contributions.record(
             fingerprint(event.record_id), event.month, event.insurance_type, event.region, event.paid
@@ -93,10 +95,12 @@ def _application(event: SchoolApplied | HousingApplied) -> Application:
         return Application(
             entitlement="education.compulsory_enrollment",
             id=event.application_id,
-            subject_id=event.child_id,
+            subject_id=event.child_id,  # empty once protected (atrest): sealed in ``subject``
             district=event.district,
             applied_on=event.applied_on.toordinal(),
             stage=event.stage,
+            subject=event.child_sealed,
+            born=event.child_born.toordinal() if event.child_born else 0,
         )
     return Application(
         entitlement="housing.security",
@@ -108,4 +112,5 @@ def _application(event: SchoolApplied | HousingApplied) -> Application:
         monthly_income=event.monthly_income,
         owns_home=event.owns_home,
         occupation=event.occupation,
+        subject=event.sealed_id,
     )

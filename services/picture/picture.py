@@ -8,22 +8,36 @@ from __future__ import annotations
 
 import datetime as dt
 
-from schemas.picture import Permit, Person
+from schemas.picture import Application, Permit, Person
+from services.ingress.fields import birth_date
 from services.picture.contributions import Contributions, month_index, split_for_storage
+from services.runtime.sealing import DataKeys
 
 _LAST_DAY = dt.date.max.toordinal()
 
 
 class Picture:
-    __slots__ = ("person", "_contrib")
+    __slots__ = ("person", "_contrib", "keys")
 
-    def __init__(self, person: Person) -> None:
+    def __init__(self, person: Person, keys: DataKeys | None = None) -> None:
         self.person = person
         self._contrib: Contributions | None = None
+        self.keys = keys  # opens the sealed IDs, when a decision names its subject
 
     @property
     def id(self) -> str:
-        return self.person.id
+        """The person's ID number: opened only when a decision names the person."""
+        p = self.person
+        if p.sid:
+            return self.keys.open(p.sid)
+        if p.id:
+            return p.id
+        raise LookupError("a decision about a person known from contributions only (no sealed ID): "
+                          "every roster rule needs a permit or a settlement first")
+
+    def subject_of(self, app: Application) -> str:
+        """The ID number of an application's subject (the child, the applicant)."""
+        return self.keys.open(app.subject) if app.subject else app.subject_id
 
     @property
     def contributions(self) -> Contributions:
@@ -111,3 +125,25 @@ class Picture:
         if write and not split and not before:
             write = False  # nothing to store apart, and nothing was
         return split, person.contrib[:split] if write else None
+
+
+def seal_at_rest(person: Person, keys: DataKeys) -> bool:
+    """Make a picture fit to be stored (CONTRACT.md, "Personal data at rest"): every ID number
+    sealed under the current data key. Seals the clear IDs of a picture of schema 1 or 2 and
+    re-seals what an older data key sealed; True if anything changed. Cheap when nothing has to:
+    one byte compared per sealed value."""
+    if not person.id and not person.apps and person.sid and person.sid[0] == keys.current_id:
+        return False  # the common case, first: a v3 picture without applications, sealed under the current key
+    changed = False
+    if person.id:
+        person.sid, person.id, changed = keys.seal(person.id), "", True
+    elif person.sid and not keys.is_current(person.sid):
+        person.sid, changed = keys.reseal(person.sid), True
+    for app in person.apps.values():
+        if app.subject_id:
+            if app.entitlement.startswith("education."):
+                app.born = birth_date(app.subject_id).toordinal()
+            app.subject, app.subject_id, changed = keys.seal(app.subject_id), "", True
+        elif app.subject and not keys.is_current(app.subject):
+            app.subject, changed = keys.reseal(app.subject), True
+    return changed

@@ -32,7 +32,7 @@ def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
         reasons.append("GUARDIAN_NO_VALID_PERMIT")
     elif app.district not in districts:  # 2. that permit's district, or the settlement district, is sqqx
         reasons.append("DISTRICT_MISMATCH")
-    born = birth_date(app.subject_id)
+    born = dt.date.fromordinal(app.born) if app.born else birth_date(app.subject_id)
     if app.stage == "XX" and age_on(born, dt.date(applied_on.year, 8, 31)) < PRIMARY_MIN_AGE:
         reasons.append("UNDER_AGE")  # 3.
     if age_on(born, applied_on) >= MAX_AGE:

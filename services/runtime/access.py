@@ -39,6 +39,7 @@ READ_ONLY = frozenset(READS - {"xreadgroup", "xack", "xautoclaim", "xclaim", "xg
 FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_quarantine": (("xadd",), ("zscore", "zadd", "zremrangebyscore")),
     "pb_hold": (("hset",), ("zscore",)),
+    "pb_reseal": (("hget", "hset"),),
     "pb_commit": (("hget", "hset"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
                   ("xadd",)),
     "pb_ack": (("xack",),),
@@ -136,6 +137,8 @@ def normalize(feed: t.Feed) -> Service:
         *(calls("pb_hold", t.held(feed.quarantine), t.quarantine_marks(feed.quarantine))
           if feed.quarantine in t.RELAY_TARGETS else ()),
         uses(t.dlq(feed.ingress), "xadd"),
+        # the original records are kept PERMITBUS_QUARANTINE_RETENTION_DAYS (services/runtime/retention.py)
+        uses((feed.quarantine, t.dlq(feed.ingress)), "xtrim"),
         *calls("pb_lease", t.lease("normalize", feed.name)),
         WORKER,
     ), group=t.NORMALIZER_GROUP)
@@ -182,8 +185,12 @@ def relay() -> Service:
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
         moves += [uses(index, "hscan"), uses(subjects, "hexists"), *calls("pb_index_subjects", index, subjects)]
+    # what keeps original records is trimmed to the retention: the quarantine and dead letters it writes
+    retained = (*(x for x in t.RELAY_TARGETS if x.startswith(("quarantine:", "dlq:"))),
+                *(t.relay_dlq(x) for x in t.RELAY_TARGETS))
     return Service("relay", "pb-relay", (
         uses(_outboxes(), "xread", "xtrim", "xrange"),
+        uses(retained, "xtrim"),
         uses(tuple(t.relay_pos(target) for target in t.RELAY_TARGETS), "hgetall"),
         *moves,
         *_share("relay"),
@@ -229,6 +236,9 @@ def ops() -> Service:
         # re-driving puts a record back where it entered (its ingress stream, or its partition),
         # once: marks in the target's slot (services/ops/redrive.py)
         *redrives,
+        # `permitbus rekey`: every picture re-sealed under the current data key
+        uses(t.people("*"), "hscan"),
+        *calls("pb_reseal", t.people("*")),
         uses((), "ping", "function|list"),
     ))
 
@@ -335,7 +345,8 @@ def _who(s: Service) -> str:
 KINDS = {
     "ingress:<feed>": "stream, field `payload`; group `permitbus-normalize` (created at `0`)",
     "evt:{pN}": "stream; field `b` = an envelope (msgpack array) of canonical events in order, one entry per "
-                "normalizer batch and partition; or field `e` = one event (re-driven dead letters)",
+                "normalizer batch and partition; or field `e` = one event (re-driven dead letters). Events name "
+                "people by pseudonym, IDs sealed, no names",
     "quarantine:<feed>": "stream: `payload` `source_id` `reason` `detail`",
     "qmarks{quarantine:<feed>}": "sorted set: ingress ids already quarantined (in the stream's slot)",
     "qmarks{<target>}": "sorted set: source ids already copied to a relay target",
@@ -345,7 +356,8 @@ KINDS = {
     "lease:<role>:{pN}": "string: the decider or relay owning partition N, with a TTL",
     "members:<role>": "sorted set: live deciders or relays -> when their membership lapses",
     "dec:{pN}": "hash: `pos` = last applied `evt:{pN}` id",
-    "ppl:{pN}": "hash: pseudonym -> picture (msgpack) with the last 6-11 months of contributions",
+    "ppl:{pN}": "hash: pseudonym -> picture (msgpack) with the last 6-11 months of contributions; its ID numbers "
+                "sealed (AES-256-GCM, `PERMITBUS_DATA_KEY`)",
     "arc:{pN}": "hash: pseudonym -> the older months of contributions (packed slots)",
     "due:{pN}": "sorted set: pseudonym -> date its outcomes may change by themselves",
     "fig:{pN}": "hash: figure counters",

@@ -413,6 +413,22 @@ local function pb_roster_next(keys, args)
   return {last, redis.call('LLEN', keys[2]) - 1, #fields > 0 and hmget_all(keys[1], fields, 1, #fields) or {}}
 end
 
+-- Replace pictures as rewritten by ``permitbus rekey`` (sealed under the current data key), each
+-- only if it is still the one the pass read: a picture the decider committed meanwhile is left
+-- alone (the decider seals what it writes under the current key itself).
+-- KEYS: ppl   ARGV: (field, picture as read, picture re-sealed)*
+-- Returns the number of pictures replaced.
+local function pb_reseal(keys, args)
+  local n = 0
+  for i = 1, #args, 3 do
+    if redis.call('HGET', keys[1], args[i]) == args[i + 1] then
+      redis.call('HSET', keys[1], args[i], args[i + 2])
+      n = n + 1
+    end
+  end
+  return n
+end
+
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
 -- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
 -- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
@@ -442,3 +458,4 @@ redis.register_function('pb_roster_page', pb_roster_page)
 redis.register_function{function_name = 'pb_roster_next', callback = pb_roster_next, flags = {'no-writes'}}
 redis.register_function('pb_index_subjects', pb_index_subjects)
 redis.register_function('pb_hold', pb_hold)
+redis.register_function('pb_reseal', pb_reseal)

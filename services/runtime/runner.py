@@ -116,6 +116,7 @@ async def serve(
     unknown = services - set(SERVICES)
     if unknown:
         raise ValueError(f"unknown services: {', '.join(sorted(unknown))}")
+    settings.require_keys()  # a deployment without its own keys does not start (SystemExit, one line)
     running = running or Running()
     clock = clock or Clock(settings.today)
     tune_gc()

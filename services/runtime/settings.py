@@ -6,7 +6,7 @@ import datetime as dt
 import functools
 import re
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -32,9 +32,22 @@ class Settings(BaseSettings):
         description="pictures a decider keeps in memory between batches (about 1 KB each; 0: none), shared "
                     "evenly over the partitions; a person met again is then neither read from Redis nor decoded",
     )
-    pseudonym_key: str = Field(
-        "permitbus-dev-only-change-me", repr=False,
-        description="HMAC key for person pseudonyms in Redis keys; set a secret in production",
+    pseudonym_key: SecretStr | None = Field(
+        None, description="key of the person pseudonyms (keys of pictures, due dates); at least 32 characters"
+    )
+    data_key: SecretStr | None = Field(
+        None, description="key sealing the ID numbers kept at rest (AES-256-GCM); at least 32 characters"
+    )
+    data_key_id: int = Field(1, ge=1, le=255, description="the id of PERMITBUS_DATA_KEY, stored with what it seals")
+    data_keys: dict[int, SecretStr] = Field(
+        default_factory=dict,
+        description='older data keys that still open what they sealed, by id, JSON: {"1": "<old key>"}',
+    )
+    insecure_dev_keys: bool = Field(
+        False, description="demos and tests only: run with built-in keys when the keys above are not set"
+    )
+    quarantine_retention_days: int = Field(
+        90, ge=1, description="quarantine and dead-letter streams keep the original records this long"
     )
     outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
     consumer: str | None = Field(None, description="consumer name; default host-pid")
@@ -84,6 +97,35 @@ class Settings(BaseSettings):
         except ValueError:
             raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}: no such day") from None
 
+    def require_keys(self) -> None:
+        """Refuse to start without the deployment's own keys (CONTRACT.md, "Personal data at rest").
+
+        Raises ``SystemExit`` with one line naming the variables, never a key's value."""
+        missing = [name for name, v in (("PERMITBUS_PSEUDONYM_KEY", self.pseudonym_key),
+                                        ("PERMITBUS_DATA_KEY", self.data_key)) if v is None]
+        if missing and not self.insecure_dev_keys:
+            raise SystemExit(f"permitbus: {' and '.join(missing)} not set: give each a secret string of at least "
+                             f"{MIN_KEY_CHARS} characters (for a demo or a test only: PERMITBUS_INSECURE_DEV_KEYS=1)")
+        short = [name for name, v in (("PERMITBUS_PSEUDONYM_KEY", self.pseudonym_key),
+                                      ("PERMITBUS_DATA_KEY", self.data_key),
+                                      *((f"PERMITBUS_DATA_KEYS[{i}]", k) for i, k in self.data_keys.items()))
+                 if v is not None and len(v.get_secret_value()) < MIN_KEY_CHARS]
+        if short:
+            raise SystemExit(f"permitbus: {', '.join(short)} shorter than {MIN_KEY_CHARS} characters")
+
+    def pseudonym_secret(self) -> str:
+        self.require_keys()
+        return self.pseudonym_key.get_secret_value() if self.pseudonym_key else DEV_PSEUDONYM_KEY
+
+    def data_keyring(self):
+        """The ``DataKeys`` of this deployment (the current key seals; older ones open by id)."""
+        from services.runtime.sealing import DataKeys
+
+        self.require_keys()
+        current = self.data_key.get_secret_value() if self.data_key else DEV_DATA_KEY
+        old = {i: k.get_secret_value() for i, k in self.data_keys.items() if i != self.data_key_id}
+        return DataKeys(current, self.data_key_id, old)
+
 
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -95,6 +137,12 @@ def refusal(exc: ValidationError) -> str:
         name = "PERMITBUS_" + "_".join(str(x) for x in err["loc"][:1]).upper()
         parts.append(f"{name}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
+
+
+MIN_KEY_CHARS = 32
+# Used only with PERMITBUS_INSECURE_DEV_KEYS=1 (demo, tests, benchmarks): public, so worthless.
+DEV_PSEUDONYM_KEY = "permitbus-dev-only-change-me"
+DEV_DATA_KEY = "permitbus-insecure-dev-data-key-not-a-secret"
 
 
 @functools.lru_cache(maxsize=1)

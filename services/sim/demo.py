@@ -105,6 +105,8 @@ async def demo(settings: Settings, people: int, seed: int, redis: str | None = N
 
 
 async def _on(settings: Settings, people: int, seed: int, out, *, private: bool) -> int:
+    # a demo, not a deployment: the built-in keys when none are given (PERMITBUS_INSECURE_DEV_KEYS)
+    settings = settings.model_copy(update={"insecure_dev_keys": True})
     shown = redact_url(settings.redis_url)
     r = connect(settings.redis_url)
     try:
