@@ -92,6 +92,7 @@ class Normalizer:
         self.events = 0
         self.quarantined = 0
         self.dead_lettered = 0
+        self.rejected: list[bytes] = []  # ids of the batch in hand quarantined or dead-lettered (pb_ack counts the rest)
         # The subscriber hands each batch over (``submit``) and reads the next one while this one
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
@@ -129,17 +130,21 @@ class Normalizer:
 
     async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared=None) -> None:
         """Write the effect of a batch: events and quarantine copies, in one round trip."""
-        pipe, n_events = prepared or self.prepare(entries)
+        pipe, n_events, rejected = prepared or self.prepare(entries)
         await pipe.execute()
         self.events += n_events
         self.quarantined += len(entries) - n_events
+        self.rejected += rejected
 
-    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Any, int]:
-        """The pipeline that writes a batch's effect (no I/O), and the number of its events."""
+    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Any, int, list[bytes]]:
+        """The pipeline that writes a batch's effect (no I/O), the number of its events and the ids
+        it quarantines."""
         pipe = self.r.pipeline(transaction=False)
         now_ms = int(time.time() * 1000)
         parts = self.settings.partitions
         n_events = 0
+        rejected: list[bytes] = []
+        counters = t.counters(self.feed.quarantine)
         by_partition: dict[int, list[bytes]] = {}
         for eid, fields in entries:
             sid = eid.decode()
@@ -150,15 +155,17 @@ class Normalizer:
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
             if isinstance(out, Reject):
-                pipe.fcall(fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
-                           sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
+                pipe.fcall(fn("pb_quarantine"), 3, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
+                           counters, sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms,
+                           QUARANTINE_MARKS_MS)
+                rejected.append(eid)
             else:
                 by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
                 n_events += 1
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for i in range(0, len(events), ENVELOPE_MAX):
                 pipe.xadd(t.evt(p), {"b": encode_envelope(events[i:i + ENVELOPE_MAX])})
-        return pipe, n_events
+        return pipe, n_events, rejected
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
                      prepared=None) -> None:
@@ -169,6 +176,7 @@ class Normalizer:
         to ``dlq:ingress:<feed>`` with the error, so the feed keeps moving.
         """
         while True:
+            self.rejected = []
             try:
                 try:
                     first, prepared = prepared, None  # a pipeline runs once: another attempt prepares again
@@ -187,8 +195,9 @@ class Normalizer:
                     for entry in entries:
                         await self._one_by_one(entry, (deliveries or {}).get(entry[0], 1))
                 try:
-                    await self.r.fcall(fn("pb_ack"), 1, self.feed.ingress, t.NORMALIZER_GROUP,
-                                       msgpack_strings([eid for eid, _ in entries]))
+                    await self.r.fcall(fn("pb_ack"), 2, self.feed.ingress, t.counters(self.feed.ingress),
+                                       t.NORMALIZER_GROUP, msgpack_strings([eid for eid, _ in entries]),
+                                       msgpack_strings(self.rejected) if self.rejected else "")
                 except ResponseError as exc:
                     if not await recover(self.r, exc):
                         raise
@@ -214,11 +223,16 @@ class Normalizer:
                 error = exc
                 log.error("%s entry %s failed (delivery %d of %d): %r", self.feed.ingress, eid.decode(), attempt,
                           self.settings.max_attempts, exc)
-        await self.r.xadd(t.dlq(self.feed.ingress), {
+        parked = t.dlq(self.feed.ingress)
+        pipe = self.r.pipeline(transaction=True)  # the dead letter and its count together
+        pipe.xadd(parked, {
             "payload": fields.get(b"payload", b""), "source_id": eid, "stream": self.feed.ingress,
             "error": repr(error)[:500], "deliveries": max(delivered, self.settings.max_attempts),
         })
+        pipe.hincrby(t.counters(parked), "dead_lettered", 1)
+        await pipe.execute()
         self.dead_lettered += 1
+        self.rejected.append(eid)
 
     # -- one active consumer per feed --------------------------------------------------------
     async def supervise(self, subscriber) -> None:

@@ -70,6 +70,7 @@ def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple
     d = decision_decoder.decode(payload)
     action = stated or (b"set" if d.status == "eligible" else b"del")
     out = {k: v for k, v in fields.items() if k != b"roster"}
+    out[b"_s"] = d.status.encode()  # counted by pb_relay (decisions per status), not appended
     who = pseudonym(d.subject_id) if d.application_id is not None else b""
     return out, [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0"),
                  who, d.application_id or ""]
@@ -191,7 +192,7 @@ class Relay:
     def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
         """pb_relay's keys and leading arguments (after the positions) for ``target``."""
         keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
-        keys += [t.relay_dlq(target), t.relay_attempts(target)]
+        keys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target)]
         return keys, [minid if target.startswith("outlet:") else "-",
                       now_ms if target.startswith("quarantine:") else "-"]
 
