@@ -183,7 +183,9 @@ class Relay:
                     log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
                     break
                 moved += len(chunk)
-            trim.xtrim(run.name, minid=self.pos[(run.target, run.p)], approximate=False)
+            # exact, and past the position itself: the outbox holds exactly what waits (its length
+            # is the stage's backlog, services/ops/status.py)
+            trim.xtrim(run.name, minid=_after(self.pos[(run.target, run.p)]), approximate=False)
             self._clear_attempts(trim, run)
         self.moved += moved
         await trim.execute()
@@ -297,6 +299,12 @@ def _entry_args(target: str, fields: dict[bytes, bytes], pseudonym: Pseudonymize
     for k, v in fields.items():
         args += [k, v]
     return args + roster
+
+
+def _after(entry_id: bytes | str) -> str:
+    """The smallest stream id after ``entry_id``: trimming MINID there removes the entry too."""
+    ms, seq = stream_id(entry_id)
+    return f"{ms}-{seq + 1}"
 
 
 def _chunks(prepared: list, limit: int) -> list[list]:
