@@ -236,6 +236,7 @@ CONTRACT_FAMILIES = {
     "permitbus_stage_rate_per_second": {"stage"},
     "permitbus_stage_verdict": {"stage", "verdict"},
     "permitbus_outlet_deliveries": {"outlet"},
+    "permitbus_lease_changes": {"role"},
     "permitbus_redis_used_memory_bytes": set(),
     "permitbus_redis_maxmemory_bytes": set(),
     "permitbus_redis_aof_last_rewrite_ok": set(),
@@ -289,6 +290,10 @@ async def test_metrics_of_two_workers_and_a_kill_add_up(redis_url):
     assert decisions == outlet_entries > 0  # each decision counted once, whoever relayed it
     lat = {s.name: s for s in fams["permitbus_decision_latency_seconds"].samples if s.labels.get("le") in (None, "+Inf")}
     assert lat["permitbus_decision_latency_seconds_count"].value == outlet_entries
+    changes = {s.labels["role"]: s.value for s in fams["permitbus_lease_changes"].samples
+               if s.name == "permitbus_lease_changes_total"}
+    # each feed's lease taken at start, and again by the survivor or the restarted worker
+    assert changes["normalize"] >= len(chaos.FEED_ORDER) + 1 and changes["decider"] >= chaos.PARTITIONS
     workers = {s.labels["stage"]: s.value for s in fams["permitbus_stage_workers"].samples}
     assert workers["decide"] == 2 and workers["relay:outlet:health"] == 2 and workers["schedule"] >= 1
     await r.aclose()

@@ -88,6 +88,12 @@ def families(doc: dict) -> list:
         deliveries.add_metric([outlet], n)
     out.append(deliveries)
 
+    leases = CounterMetricFamily("permitbus_lease_changes", "Leases acquired (a worker started or took over a "
+                                 "dead one's share), since the deployment began", labels=["role"])
+    for role, n in doc.get("lease_changes", {}).items():
+        leases.add_metric([role], n)
+    out.append(leases)
+
     redis = doc["redis"]
     out += [
         GaugeMetricFamily("permitbus_redis_used_memory_bytes", "Redis used_memory", value=redis["used_memory_bytes"]),

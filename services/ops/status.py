@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from redis.exceptions import ResponseError
@@ -63,7 +63,6 @@ class Stage:
     workers: int = 0
     rate_per_s: float = 0.0
     verdict: str = "OK"
-    notes: dict = field(default_factory=dict)
 
     def row(self, now: float) -> dict:
         age = max(0.0, now - self.oldest_ms / 1000) if self.oldest_ms is not None else 0.0
@@ -96,7 +95,8 @@ def _value(reply, default=None):
 
 async def collect(r, settings, now: float | None = None) -> dict:
     """The ``permitbus status --json`` document (CONTRACT.md, "Operations"), with extra keys for
-    ``/metrics``: ``records``, ``decisions``, ``deliveries``, ``latency``, ``redis``, ``history_s``.
+    ``/metrics``: ``records``, ``decisions``, ``deliveries``, ``latency``, ``lease_changes``, ``redis``,
+    ``history_s``.
     Appends a trend sample (see the module's docstring)."""
     now = time.time() if now is None else now
     parts = settings.partitions
@@ -124,6 +124,10 @@ async def collect(r, settings, now: float | None = None) -> dict:
         pipe.zcount(t.members(role), int(now * 1000), "+inf")
     pipe.hget(t.scheduler_state(), "date")
     pipe.hget(t.scheduler_state(), "ticked_total")
+    leases = [("normalize", t.lease("normalize", f.name)) for f in feeds]
+    leases += [(role, t.partition_lease(role, p)) for role in ("decider", "relay") for p in range(parts)]
+    for _, key in leases:
+        pipe.hget(t.lease_changes(key), "changes")
     for s in t.dead_letter_streams():
         pipe.xlen(s)
     pipe.xrevrange(t.ops_history(), count=SAMPLES_READ)
@@ -178,6 +182,9 @@ async def collect(r, settings, now: float | None = None) -> dict:
             latency["count"] += _num(counters, "lat_count")
     live = {role: int(_value(next(res)) or 0) for role in ("decider", "relay", "schedule")}
     ticked_for, ticked_total = _value(next(res)), _value(next(res))
+    lease_changes = {"normalize": 0, "decider": 0, "relay": 0}
+    for role, _ in leases:
+        lease_changes[role] += int(_value(next(res)) or 0)
     dead_letters = {s: int(_value(next(res)) or 0) for s in t.dead_letter_streams()}
     history = _value(next(res)) or []
     memory, persistence = _value(next(res)) or {}, _value(next(res)) or {}
@@ -215,6 +222,7 @@ async def collect(r, settings, now: float | None = None) -> dict:
         "decisions": decisions,
         "deliveries": deliveries,
         "latency": latency,
+        "lease_changes": lease_changes,
         "redis": {"used_memory_bytes": int(memory.get("used_memory", 0)),
                   "maxmemory_bytes": int(memory.get("maxmemory", 0)),
                   "aof_last_rewrite_ok": 1 if persistence.get("aof_last_bgrewrite_status", "ok") == "ok" else 0,

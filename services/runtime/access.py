@@ -54,7 +54,7 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
                    ("hincrby",)),
     "pb_unpark": (("xrange", "xdel"), ("hincrby",)),
     "pb_stream_head": (("xrange", "xlen"),),
-    "pb_lease": (("get", "set", "del"),),
+    "pb_lease": (("get", "set", "del"), ("hincrby",)),
 }
 # flags = {'no-writes'}: called with FCALL_RO
 READ_ONLY_FUNCTIONS = frozenset({"pb_roster", "pb_roster_next", "pb_subject", "pb_stream_head"})
@@ -137,7 +137,7 @@ def normalize(feed: t.Feed) -> Service:
         uses(t.dlq(feed.ingress), "xadd"),
         uses(t.counters(t.dlq(feed.ingress)), "hincrby"),
         uses((), "multi", "exec"),
-        *calls("pb_lease", t.lease("normalize", feed.name)),
+        *calls("pb_lease", t.lease("normalize", feed.name), t.lease_changes(t.lease("normalize", feed.name))),
         WORKER,
     ), group=t.NORMALIZER_GROUP)
 
@@ -156,7 +156,7 @@ def decide() -> Service:
 
 
 def _share(role: str) -> tuple[Use, ...]:
-    return (*calls("pb_lease", t.partition_lease(role, "*")),
+    return (*calls("pb_lease", t.partition_lease(role, "*"), t.lease_changes(t.partition_lease(role, "*"))),
             uses(t.members(role), "zadd", "zremrangebyscore", "zrange", "zrem"))
 
 
@@ -228,6 +228,8 @@ def status_reads() -> tuple[Use, ...]:
         uses(tuple(t.lease("normalize", f.name) for f in feeds), "exists"),
         uses(tuple(t.members(role) for role in ("decider", "relay", "schedule")), "zcount"),
         uses(t.scheduler_state(), "hget"),
+        uses((*(t.lease_changes(t.lease("normalize", f.name)) for f in feeds),
+              *(t.lease_changes(t.partition_lease(role, "*")) for role in ("decider", "relay"))), "hget"),
         uses((*t.quarantine_streams(), *t.dead_letter_streams()), "xlen"),
         uses(t.ops_history(), "xadd", "xrange", "xtrim"),
         uses((), "info"),
@@ -332,7 +334,7 @@ def generalize(key: str, feeds: bool = True) -> str:
         for f in t.FEEDS:
             out = re.sub(rf"(?<=:){re.escape(f)}$", "<feed>", out)
     out = re.sub(r"\{ingress:[a-z]+:[a-z]+\}", "{ingress:<feed>}", out) if feeds else out
-    out = re.sub(r"\{dlq:ingress:[a-z]+:[a-z]+\}", "{dlq:ingress:<feed>}", out) if feeds else out
+    out = re.sub(r"\{(dlq:ingress|lease:normalize):[a-z]+:[a-z]+\}", r"{\1:<feed>}", out) if feeds else out
     for role in ("decider", "relay", "schedule"):
         out = out.replace(f"lease:{role}:", "lease:<role>:").replace(f"members:{role}", "members:<role>")
     return out
@@ -407,6 +409,8 @@ KINDS = {
     "count{dlq:ingress:<feed>}": "hash: `dead_lettered` since the deployment began",
     "count{<target>}": "hash: `moved`, `delivered`, `status:<status>`, `parked`, the decision latency's buckets "
                        "`lat:<ms>`, `lat_sum_ms`, `lat_count` (counted by `pb_relay`)",
+    "count{lease:normalize:<feed>}": "hash: `changes` = times the feed's lease was acquired (`pb_lease`)",
+    "lease:<role>:{pN}:changes": "hash: the same, for a partition's lease",
     "ops:history": "stream: samples of each stage's counters, one every few seconds at most, kept 5 minutes "
                    "(`permitbus status` judges the trend of the last minute from it)",
 }

@@ -485,8 +485,10 @@ local function pb_stream_head(keys, args)
 end
 
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
--- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
--- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
+-- KEYS: lease, [its changes counter (same slot)]   ARGV: owner, ttl_ms, 'take' | 'release'
+-- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it. A take that
+-- acquires (the lease was free or lapsed: a worker started, or took over from a dead one) counts
+-- one change in KEYS[2] (`changes`), for /metrics.
 local function pb_lease(keys, args)
   local holder = redis.call('GET', keys[1])
   if args[3] == 'release' then
@@ -494,6 +496,7 @@ local function pb_lease(keys, args)
     return 0
   end
   if holder and holder ~= args[1] then return 0 end
+  if keys[2] and holder ~= args[1] then redis.call('HINCRBY', keys[2], 'changes', 1) end
   redis.call('SET', keys[1], args[1], 'PX', args[2])
   return 1
 end

@@ -202,6 +202,12 @@ def partition_lease(role: str, p: int | str) -> str:
     return lease(role, f"{{p{p}}}")
 
 
+def lease_changes(lease_key: str) -> str:
+    """Hash: ``changes`` = how many times the lease was acquired (a worker started or took over),
+    in the lease's slot; ``pb_lease`` counts them."""
+    return f"{lease_key}:changes" if "{" in lease_key else f"count{{{lease_key}}}"
+
+
 def members(role: str) -> str:
     """Sorted set: the live workers of a role (decider, relay) -> when their membership lapses."""
     return f"members:{role}"
