@@ -197,7 +197,7 @@ def schedule() -> Service:
         uses(t.due("*"), "zrangebyscore"),
         uses(t.evt("*"), "xadd"),
         # its heartbeat, as the partition workers announce themselves (`permitbus status`)
-        uses(t.members("schedule"), "zadd", "zremrangebyscore"),
+        uses(t.members("schedule"), "zadd", "zremrangebyscore", "zrem"),
         WORKER,
     ))
 

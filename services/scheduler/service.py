@@ -60,6 +60,10 @@ class Scheduler:
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
+        try:
+            await self.r.zrem(t.members("schedule"), self.owner)  # stopped: no longer live
+        except (*REDIS_OUTAGE, ResponseError):
+            pass
 
     async def heartbeat(self) -> None:
         """Announce this scheduler as live until three intervals from now (``members:schedule``,
