@@ -352,7 +352,13 @@ async def run(settings, as_json: bool, watch: float | None, out=print) -> int:
             pass  # a user that may not load them: collect() says so if they are missing
         while True:
             try:
-                doc = await collect(r, settings)
+                try:
+                    doc = await collect(r, settings)
+                except ResponseError as exc:
+                    if "Function not found" not in str(exc):
+                        raise
+                    await load_functions(r)  # an emptied Redis: load them again, read again
+                    doc = await collect(r, settings)
             except RedisError as exc:
                 print(f"permitbus status: Redis cannot be read: {type(exc).__name__}: {str(exc)[:200]}",
                       file=sys.stderr)
