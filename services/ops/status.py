@@ -316,11 +316,11 @@ def render(doc: dict) -> str:
     if not doc.get("history_s"):
         lines.append("(no trend yet: rates and LAGGING/STALLED need an earlier reading; run again in a few seconds)")
     q = {f: r for f, r in doc["quarantine"].items() if r}
-    lines.append("quarantine: " + ("none" if not q else ""))
+    lines.append("quarantine:" + (" none" if not q else ""))
     for feed, reasons in q.items():
         lines.append(f"  {feed:32} " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     d = {s: n for s, n in doc["dead_letters"].items() if n}
-    lines.append("dead letters: " + ("none" if not d else ""))
+    lines.append("dead letters:" + (" none" if not d else ""))
     for stream, n in d.items():
         lines.append(f"  {stream:32} {n}")
     return "\n".join(lines)
