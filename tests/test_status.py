@@ -88,6 +88,16 @@ async def test_a_redrive_takes_one_off_its_reason(r, settings):
     assert doc["quarantine"]["psb:permit"] == {"NOT_AN_OBJECT": 1}
     assert doc["records"]["psb:permit"]["quarantined"] == 2  # since the deployment began
     assert doc["records"]["psb:permit"]["accepted"] == 1  # the re-driven copy
+    # the two steps of a Redis Cluster (copy, then pb_unpark), the second run only deleting: once
+    from services.ops.redrive import apply, plan
+
+    q = t.FEEDS["psb:permit"].quarantine
+    (qid, fields), = await r.xrange(q)
+    copy = plan(q, qid, fields, json.dumps(permit("QF", make_id(seq=8))).encode(), settings.partitions)
+    await apply(r, copy, atomic=False)
+    await apply(r, copy, atomic=False)
+    assert await r.xlen(q) == 0
+    assert (await st.collect(r, settings))["quarantine"]["psb:permit"] == {}
 
 
 async def test_the_cost_in_redis_calls_does_not_grow_with_records(redis_url, settings, monkeypatch):
