@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
+    status = sub.add_parser("status", help="every stage: backlog, pending, oldest, rate, workers, verdict "
+                                           "(exit 0 all OK, 1 otherwise, 2 Redis unreachable)")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                        help="refresh in place (every 2 s by default)")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -100,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.run(show())
         return 0
+    if args.cmd == "status":
+        from services.ops.status import run as status
+
+        try:
+            return asyncio.run(status(settings, args.json, args.watch))
+        except KeyboardInterrupt:
+            return 0
     if args.cmd == "api":
         from services.outlets.api import serve_api
 

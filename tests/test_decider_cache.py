@@ -51,8 +51,8 @@ async def drain(d: Decider) -> None:
 
 
 async def pictures(r, settings) -> dict[bytes, bytes]:
-    """Everything stored of people: the pictures (each sealed ID opened: sealing draws a random
-    nonce) and the months stored apart."""
+    """Everything stored of people: the pictures (each sealed ID opened, the person's and its
+    applications' subjects: sealing draws a random nonce) and the months stored apart."""
     import msgspec
 
     keys = settings.data_keyring()
@@ -60,7 +60,10 @@ async def pictures(r, settings) -> dict[bytes, bytes]:
     for p in range(settings.partitions):
         for k, blob in (await r.hgetall(t.people(p))).items():
             person = _person_decoder.decode(blob)
-            out[k] = msgspec.msgpack.encode(msgspec.structs.replace(person, sid=keys.open(person.sid).encode()))
+            apps = {a: msgspec.structs.replace(app, subject=keys.open(app.subject).encode() if app.subject else b"")
+                    for a, app in person.apps.items()}
+            out[k] = msgspec.msgpack.encode(msgspec.structs.replace(person, sid=keys.open(person.sid).encode(),
+                                                                    apps=apps))
         out.update({b"arc:" + k: v for k, v in (await r.hgetall(t.archive(p))).items()})
     return out
 

@@ -178,7 +178,7 @@ async def test_a_refused_pb_commit_or_pb_relay_has_written_nothing(r, settings):
 
     target = "outlet:health"
     rkeys = [target, t.relay_pos(target), t.quarantine_marks(target)] + relay_mod.roster_keys(target)
-    rkeys += [t.relay_dlq(target), t.relay_attempts(target)]
+    rkeys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target)]
     entry_ok = [1, b"payload", b"{}", "set", "a", "1", "", ""]
     entry_bad = [1, b"payload", b"{}", "set", "b", "12", "", ""]  # 11 districts
     with pytest.raises(Exception, match="PBARG pb_relay"):

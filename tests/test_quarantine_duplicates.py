@@ -498,7 +498,7 @@ async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings)
                (b"5-2", {b"payload": b"older release", b"source_id": b"3-0", b"reason": b"UNKNOWN_PERMIT",
                          b"detail": b"d"})]
     keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
-            t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE)]
+            t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE)]
     call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000]
     for _, fields in entries:
         call += _entry_args(QUARANTINE, fields, None)

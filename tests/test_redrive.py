@@ -68,17 +68,22 @@ async def test_a_redrive_killed_between_copy_and_delete_is_finished_by_running_i
     class Killed(Exception):
         pass
 
-    real_xdel = r.xdel
+    real_xdel, real_fcall = r.xdel, r.fcall
 
     async def killed(*a, **k):
         raise Killed
 
-    r.xdel = killed
+    async def killed_at_unpark(name, *a, **k):  # the delete of a quarantine entry (with its count)
+        if name == fn("pb_unpark"):
+            raise Killed
+        return await real_fcall(name, *a, **k)
+
+    r.xdel, r.fcall = killed, killed_at_unpark
     try:
         await apply(r, copy2, atomic=False)
     except Killed:
         pass
-    r.xdel = real_xdel
+    r.xdel, r.fcall = real_xdel, real_fcall
     assert await r.xlen(INGRESS) == 2 and await r.xlen(Q) == 1
     assert (await apply(r, copy2, atomic=False))[0] is False
     assert await r.xlen(INGRESS) == 2 and await r.xlen(Q) == 0

@@ -408,8 +408,9 @@ class Decider:
                 changes[key] = changes.get(key, 0) + 1
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
+                born = _born(ev.source_id)
                 for d in decisions:
-                    outbox.append((key, _outbox_entry(pic, d)))
+                    outbox.append((key, _outbox_entry(pic, d, born)))
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except SealError:
                 raise  # a wrong or missing data key: stop, loudly, rather than dead-letter every event
@@ -455,14 +456,26 @@ def _who(ev) -> str:
     return f"person {pseudonym.hex()[:12]}" if pseudonym else "-"
 
 
-def _outbox_entry(pic: Picture, d) -> list:
+def _born(source_id: str) -> bytes | None:
+    """The ms of the ingress entry an event comes from (its id's time), for the decision latency;
+    None for the scheduler's ticks (no ingress entry)."""
+    ms = source_id.partition("-")[0]
+    return ms.encode() if ms.isdigit() else None
+
+
+def _outbox_entry(pic: Picture, d, born: bytes | None = None) -> list:
     """A decision for its outlet with the roster action the relay applies (field ``roster``, not
-    appended to the outlet); a roster drop has only the action and the roster field (``field``)."""
+    appended to the outlet) and, in ``_t``, the ms of the ingress entry it comes from (the relay
+    counts the latency and appends neither); a roster drop has only the action and the roster
+    field (``field``)."""
     if isinstance(d, RosterDrop):
         return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 2, b"roster", DEL,
                 b"field", roster_field(d.subject_id, d.application_id)]
-    return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 2, b"payload", decision_encoder.encode(d),
-            b"roster", roster_action(pic, d)]
+    if born is None:
+        return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 2, b"payload", decision_encoder.encode(d),
+                b"roster", roster_action(pic, d)]
+    return [OUTBOX_INDEX[OUTLET_OF[d.entitlement]], 3, b"payload", decision_encoder.encode(d),
+            b"roster", roster_action(pic, d), b"_t", born]
 
 
 def _recheck(pic: Picture, touched: str, decisions: list) -> int:

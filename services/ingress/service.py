@@ -104,6 +104,7 @@ class Normalizer:
         self.events = 0
         self.quarantined = 0
         self.dead_lettered = 0
+        self.rejected: list[bytes] = []  # ids of the batch in hand quarantined or dead-lettered (pb_ack counts the rest)
         # The subscriber hands each batch over (``submit``) and reads the next one while this one
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
@@ -150,18 +151,22 @@ class Normalizer:
     async def apply(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared=None) -> None:
         """Write the effect of a batch: events and quarantine copies, in one round trip (one per
         ``PIPELINE_BYTES`` of arguments, in order)."""
-        pipes, n_events = prepared or self.prepare(entries)
+        pipes, n_events, rejected = prepared or self.prepare(entries)
         for pipe in pipes.done():
             await pipe.execute()
         self.events += n_events
         self.quarantined += len(entries) - n_events
+        self.rejected += rejected
 
-    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Pipelines, int]:
-        """The pipelines that write a batch's effect (no I/O), and the number of its events."""
+    def prepare(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> tuple[Pipelines, int, list[bytes]]:
+        """The pipelines that write a batch's effect (no I/O), the number of its events and the ids
+        it quarantines."""
         pipes = Pipelines(self.r, PIPELINE_BYTES)
         now_ms = int(time.time() * 1000)
         parts = self.settings.partitions
         n_events = 0
+        rejected: list[bytes] = []
+        counters = t.counters(self.feed.quarantine)
         by_partition: dict[int, list[bytes]] = {}
         for eid, fields in entries:
             sid = eid.decode()
@@ -175,8 +180,9 @@ class Normalizer:
             if isinstance(out, Reject):
                 payload = fields.get(b"payload", b"")
                 pipes.take(len(payload)).fcall(
-                    fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
-                    sid, payload, out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
+                    fn("pb_quarantine"), 3, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
+                    counters, sid, payload, out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
+                rejected.append(eid)
             else:
                 if isinstance(out, HELD):  # before its event: the decider may quarantine it
                     payload = fields[b"payload"]
@@ -187,7 +193,7 @@ class Normalizer:
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
                 pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})
-        return pipes, n_events
+        return pipes, n_events, rejected
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
                      prepared=None) -> None:
@@ -198,6 +204,7 @@ class Normalizer:
         to ``dlq:ingress:<feed>`` with the error, so the feed keeps moving.
         """
         while True:
+            self.rejected = []
             try:
                 try:
                     first, prepared = prepared, None  # a pipeline runs once: another attempt prepares again
@@ -230,10 +237,14 @@ class Normalizer:
                 await asyncio.sleep(self.outage.backoff())
 
     async def ack(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Acknowledge, at most ``ACK_IDS`` entry ids an FCALL (a bounded argument)."""
+        """Acknowledge, at most ``ACK_IDS`` entry ids an FCALL (a bounded argument); ``pb_ack``
+        counts the records first acknowledged, those quarantined or dead-lettered apart."""
+        rejected = set(self.rejected)
         for i in range(0, len(entries), ACK_IDS):
-            await self.r.fcall(fn("pb_ack"), 1, self.feed.ingress, t.NORMALIZER_GROUP,
-                               msgpack_strings([eid for eid, _ in entries[i:i + ACK_IDS]]))
+            ids = [eid for eid, _ in entries[i:i + ACK_IDS]]
+            parked = [eid for eid in ids if eid in rejected]
+            await self.r.fcall(fn("pb_ack"), 2, self.feed.ingress, t.counters(self.feed.ingress), t.NORMALIZER_GROUP,
+                               msgpack_strings(ids), msgpack_strings(parked) if parked else "")
 
     async def _one_by_one(self, entry: tuple[bytes, dict[bytes, bytes]], delivered: int) -> None:
         eid, fields = entry
@@ -248,11 +259,16 @@ class Normalizer:
                 error = exc
                 log.error("%s entry %s failed (delivery %d of %d): %r", self.feed.ingress, eid.decode(), attempt,
                           self.settings.max_attempts, exc)
-        await self.r.xadd(t.dlq(self.feed.ingress), {
+        parked = t.dlq(self.feed.ingress)
+        pipe = self.r.pipeline(transaction=True)  # the dead letter and its count together
+        pipe.xadd(parked, {
             "payload": fields.get(b"payload", b""), "source_id": eid, "stream": self.feed.ingress,
             "error": repr(error)[:500], "deliveries": max(delivered, self.settings.max_attempts),
         })
+        pipe.hincrby(t.counters(parked), "dead_lettered", 1)
+        await pipe.execute()
         self.dead_lettered += 1
+        self.rejected.append(eid)
 
     # -- one active consumer per feed --------------------------------------------------------
     async def supervise(self, subscriber) -> None:

@@ -142,16 +142,21 @@ async def apply(r, copy: Copy, *, atomic: bool) -> tuple[bool, bytes]:
     """Append the copy once and delete the parked entry. Returns (new copy?, copy id).
 
     ``atomic`` (one Redis): both in one call. Otherwise (a cluster): the copy and its mark in the
-    target's slot, then the delete; killed in between, running it again only deletes."""
+    target's slot, then the delete; killed in between, running it again only deletes. A quarantine
+    keeps its entries' count per reason (``t.counters``): the delete takes one off, once."""
     keys = [copy.target, t.redrive_marks(copy.target), t.redrive_times(copy.target)]
+    counted = [t.counters(copy.parked)] if copy.parked in QUARANTINES else []
     if atomic:
-        keys.append(copy.parked)
+        keys += [copy.parked, *counted]
     args = [copy.mark, copy.entry_id, int(time.time() * 1000), MARKS_RETENTION_MS]
     for k, v in copy.fields.items():
         args += [k, v]
     fresh, copy_id = await r.fcall(fn("pb_redrive"), len(keys), *keys, *args)
     if not atomic:
-        await r.xdel(copy.parked, copy.entry_id)
+        if counted:
+            await r.fcall(fn("pb_unpark"), 2, copy.parked, *counted, copy.entry_id)
+        else:
+            await r.xdel(copy.parked, copy.entry_id)
     return bool(fresh), copy_id
 
 

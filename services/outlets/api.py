@@ -150,6 +150,10 @@ def create_app(settings: Settings) -> FastAPI:
             raise HTTPException(403, f"{entitlement} belongs to outlet:{owner(entitlement)}")
         return t.OUTLETS[entitlement].stream
 
+    from services.ops.metrics import mount as mount_metrics
+
+    mount_metrics(app, r, settings)  # GET /metrics, no token (services/ops/metrics.py)
+
     @app.get("/health")
     async def health() -> dict:
         await r.ping()

@@ -71,6 +71,7 @@ def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple
     d = decision_decoder.decode(payload)
     action = stated or (b"set" if d.status == "eligible" else b"del")
     out = {k: v for k, v in fields.items() if k != b"roster"}
+    out[b"_s"] = d.status.encode()  # counted by pb_relay (decisions per status), not appended
     who = pseudonym(d.subject_id) if d.application_id is not None else b""
     return out, [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0"),
                  who, d.application_id or ""]
@@ -191,7 +192,9 @@ class Relay:
                     log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
                     break
                 moved += len(chunk)
-            trim.xtrim(run.name, minid=self.pos[(run.target, run.p)], approximate=False)
+            # exact, and past the position itself: the outbox holds exactly what waits (its length
+            # is the stage's backlog, services/ops/status.py)
+            trim.xtrim(run.name, minid=_after(self.pos[(run.target, run.p)]), approximate=False)
             self._clear_attempts(trim, run)
         self.moved += moved
         await trim.execute()
@@ -202,7 +205,7 @@ class Relay:
         keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
         if target.startswith("quarantine:"):
             keys.append(t.held(target))  # payloads of records the decider may quarantine (pb_hold)
-        keys += [t.relay_dlq(target), t.relay_attempts(target)]
+        keys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target)]
         return keys, [minid if target.startswith("outlet:") else "-",
                       now_ms if target.startswith("quarantine:") else "-"]
 
@@ -307,6 +310,12 @@ def _entry_args(target: str, fields: dict[bytes, bytes], pseudonym: Pseudonymize
     for k, v in fields.items():
         args += [k, v]
     return args + roster
+
+
+def _after(entry_id: bytes | str) -> str:
+    """The smallest stream id after ``entry_id``: trimming MINID there removes the entry too."""
+    ms, seq = stream_id(entry_id)
+    return f"{ms}-{seq + 1}"
 
 
 def _chunks(prepared: list, limit: int) -> list[list]:

@@ -28,7 +28,7 @@ from services.runtime import topology as t
 READS = frozenset({"xread", "xreadgroup", "xrange", "xrevrange", "xlen", "xinfo|groups", "xinfo|stream",
                    "xpending", "xautoclaim", "xclaim", "xack", "xgroup", "xgroup|create", "hget", "hmget", "hgetall",
                    "hscan", "hkeys", "hexists", "zrange", "zrangebyscore", "zscore", "get", "exists", "lindex",
-                   "lrange", "llen"})
+                   "lrange", "llen", "zcount"})
 # Commands whose Redis key specification asks only for write access (XADD: "RW INSERT"), so a
 # user may append to a stream it cannot read (``%W~``). Commands in neither set need both.
 APPENDS = frozenset({"xadd"})
@@ -37,15 +37,15 @@ READ_ONLY = frozenset(READS - {"xreadgroup", "xack", "xautoclaim", "xclaim", "xg
 # What each function of permitbus.lua runs, per position in its KEYS (its header comment); the
 # last position repeats for variadic keys (pb_commit's outboxes, pb_relay's rosters).
 FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "pb_quarantine": (("xadd",), ("zscore", "zadd", "zremrangebyscore")),
+    "pb_quarantine": (("xadd",), ("zscore", "zadd", "zremrangebyscore"), ("hincrby",)),
     "pb_hold": (("hset",), ("zscore",)),
     "pb_reseal": (("hget", "hset"),),
-    "pb_commit": (("hget", "hset"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
+    "pb_commit": (("hget", "hset", "hincrby"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
                   ("xadd",)),
-    "pb_ack": (("xack",),),
+    "pb_ack": (("xack",), ("hincrby",)),
     "pb_attempt": (("hincrby",),),
     "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
-                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",)),
+                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hincrby",)),
     # (a quarantine target's 4th key is its held payloads: HGET, HDEL, both declared above)
     "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
@@ -53,11 +53,14 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_roster_next": (("hmget",), ("lindex", "lrange", "llen")),
     "pb_subject": (("hget",), ("hget",), ("hget",)),
     "pb_index_subjects": (("hexists",), ("hget", "hset", "hdel")),
-    "pb_redrive": (("xadd",), ("hget", "hset", "hdel"), ("zadd", "zrangebyscore", "zrem"), ("xdel",)),
-    "pb_lease": (("get", "set", "del"),),
+    "pb_redrive": (("xadd",), ("hget", "hset", "hdel"), ("zadd", "zrangebyscore", "zrem"), ("xrange", "xdel"),
+                   ("hincrby",)),
+    "pb_unpark": (("xrange", "xdel"), ("hincrby",)),
+    "pb_stream_head": (("xrange", "xlen"),),
+    "pb_lease": (("get", "set", "del"), ("hincrby",)),
 }
 # flags = {'no-writes'}: called with FCALL_RO
-READ_ONLY_FUNCTIONS = frozenset({"pb_roster", "pb_roster_next", "pb_subject"})
+READ_ONLY_FUNCTIONS = frozenset({"pb_roster", "pb_roster_next", "pb_subject", "pb_stream_head"})
 
 
 @dataclass(frozen=True)
@@ -130,16 +133,19 @@ def normalize(feed: t.Feed) -> Service:
         # FastStream's StreamSub runs XGROUP CREATE at every start (declare=False only drops
         # MKSTREAM); `permitbus setup` created the group at 0, so it answers BUSYGROUP.
         uses(feed.ingress, "xreadgroup", "xautoclaim", "xpending", "xinfo|groups", "xtrim", "xgroup|create"),
-        *calls("pb_ack", feed.ingress),
+        *calls("pb_ack", feed.ingress, t.counters(feed.ingress)),
         uses(t.evt("*"), "xadd"),
-        *calls("pb_quarantine", feed.quarantine, t.quarantine_marks(feed.quarantine)),
+        *calls("pb_quarantine", feed.quarantine, t.quarantine_marks(feed.quarantine), t.counters(feed.quarantine)),
         # QZ/BG/ZX payloads wait for the decider's verdict beside the quarantine they may go to
         *(calls("pb_hold", t.held(feed.quarantine), t.quarantine_marks(feed.quarantine))
           if feed.quarantine in t.RELAY_TARGETS else ()),
+        # a dead letter and its count in one transaction
         uses(t.dlq(feed.ingress), "xadd"),
+        uses(t.counters(t.dlq(feed.ingress)), "hincrby"),
+        uses((), "multi", "exec"),
         # the original records are kept PERMITBUS_QUARANTINE_RETENTION_DAYS (services/runtime/retention.py)
         uses((feed.quarantine, t.dlq(feed.ingress)), "xtrim"),
-        *calls("pb_lease", t.lease("normalize", feed.name)),
+        *calls("pb_lease", t.lease("normalize", feed.name), t.lease_changes(t.lease("normalize", feed.name))),
         WORKER,
     ), group=t.NORMALIZER_GROUP)
 
@@ -158,7 +164,7 @@ def decide() -> Service:
 
 
 def _share(role: str) -> tuple[Use, ...]:
-    return (*calls("pb_lease", t.partition_lease(role, "*")),
+    return (*calls("pb_lease", t.partition_lease(role, "*"), t.lease_changes(t.partition_lease(role, "*"))),
             uses(t.members(role), "zadd", "zremrangebyscore", "zrange", "zrem"))
 
 
@@ -178,7 +184,7 @@ def relay() -> Service:
         # positions kept: the relay's dead letters come last; a quarantine target has held payloads
         rosters = _rosters(target) or ((t.held(target),) if target.startswith("quarantine:") else (), (), ())
         moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
-                       t.relay_dlq(target), t.relay_attempts(target))
+                       t.relay_dlq(target), t.relay_attempts(target), t.counters(target))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
@@ -200,9 +206,11 @@ def relay() -> Service:
 
 def schedule() -> Service:
     return Service("schedule", "pb-schedule", (
-        uses(t.scheduler_state(), "hget", "hset"),
+        uses(t.scheduler_state(), "hget", "hset", "hincrby"),
         uses(t.due("*"), "zrangebyscore"),
         uses(t.evt("*"), "xadd"),
+        # its heartbeat, as the partition workers announce themselves (`permitbus status`)
+        uses(t.members("schedule"), "zadd", "zremrangebyscore", "zrem"),
         WORKER,
     ))
 
@@ -215,7 +223,30 @@ def api() -> Service:
         reads += calls("pb_roster_page", o.stream, districts, snapshot[0], snapshot[1])
         reads += calls("pb_roster_next", snapshot[0], snapshot[1])
         reads += calls("pb_subject", index, districts, subjects)
-    return Service("api", "pb-api", (*reads, uses((), "ping")))
+    return Service("api", "pb-api", (*reads, *status_reads(), uses((), "ping")))
+
+
+def status_reads() -> tuple[Use, ...]:
+    """What ``services/ops/status.py`` reads (``permitbus status``, ``GET /metrics``, the ops page)
+    and the trend samples it keeps: a fixed number of calls per stage and partition."""
+    feeds = t.FEEDS.values()
+    return (
+        uses(tuple(f.ingress for f in feeds), "xinfo|groups", "xpending", "xrange"),
+        uses(tuple(t.counters(s) for f in feeds for s in (f.ingress, f.quarantine, t.dlq(f.ingress))), "hgetall"),
+        uses(tuple(t.counters(target) for target in t.RELAY_TARGETS if not target.startswith("quarantine:")),
+             "hgetall"),
+        *calls("pb_stream_head", (t.evt("*"), *_outboxes())),
+        uses(t.decider_meta("*"), "hget"),
+        uses(t.due("*"), "zcount"),
+        uses(tuple(t.lease("normalize", f.name) for f in feeds), "exists"),
+        uses(tuple(t.members(role) for role in ("decider", "relay", "schedule")), "zcount"),
+        uses(t.scheduler_state(), "hget"),
+        uses((*(t.lease_changes(t.lease("normalize", f.name)) for f in feeds),
+              *(t.lease_changes(t.partition_lease(role, "*")) for role in ("decider", "relay"))), "hget"),
+        uses((*t.quarantine_streams(), *t.dead_letter_streams()), "xlen"),
+        uses(t.ops_history(), "xadd", "xrange", "xtrim"),
+        uses((), "info"),
+    )
 
 
 def ops() -> Service:
@@ -223,8 +254,10 @@ def ops() -> Service:
     parked = (*t.quarantine_streams(), *t.dead_letter_streams())
     redrives: list[Use] = []
     for target in (*(f.ingress for f in t.FEEDS.values()), t.evt("*"), *_outboxes()):
-        redrives += calls("pb_redrive", target, t.redrive_marks(target), t.redrive_times(target), parked)
+        redrives += calls("pb_redrive", target, t.redrive_marks(target), t.redrive_times(target), parked,
+                          tuple(t.counters(q) for q in t.quarantine_streams()))
         redrives.append(uses(t.redrive_marks(target), "hget"))
+    redrives += calls("pb_unpark", t.quarantine_streams(), tuple(t.counters(q) for q in t.quarantine_streams()))
     return Service("ops", "pb-ops", (
         uses(tuple(f.ingress for f in t.FEEDS.values()), "xinfo|groups", "xinfo|stream"),
         uses(t.decider_meta("*"), "hget"),
@@ -233,6 +266,7 @@ def ops() -> Service:
         uses(_outboxes(), "xrevrange"),
         uses(t.figures("*"), "hgetall"),
         uses(parked, "xrange", "xdel"),
+        *status_reads(),
         # re-driving puts a record back where it entered (its ingress stream, or its partition),
         # once: marks in the target's slot (services/ops/redrive.py)
         *redrives,
@@ -316,7 +350,8 @@ def generalize(key: str, feeds: bool = True) -> str:
         for f in t.FEEDS:
             out = re.sub(rf"(?<=:){re.escape(f)}$", "<feed>", out)
     out = re.sub(r"\{ingress:[a-z]+:[a-z]+\}", "{ingress:<feed>}", out) if feeds else out
-    for role in ("decider", "relay"):
+    out = re.sub(r"\{(dlq:ingress|lease:normalize):[a-z]+:[a-z]+\}", r"{\1:<feed>}", out) if feeds else out
+    for role in ("decider", "relay", "schedule"):
         out = out.replace(f"lease:{role}:", "lease:<role>:").replace(f"members:{role}", "members:<role>")
     return out
 
@@ -368,7 +403,7 @@ KINDS = {
     "outlet:<dept>": "stream, field `payload` = decision JSON",
     "rosteridx{<target>}:<entitlement>": "hash: subject -> district it is listed in",
     "roster{<target>}:<entitlement>:<district>": "hash: subject -> current eligible decision",
-    "sched:state": "hash: the date last ticked for",
+    "sched:state": "hash: the date last ticked for, people ticked then and in all (`ticked_total`)",
     "rosteridx{<target>}:<entitlement>:subjects": "hash: subject pseudonym -> its application ids listed (for a "
                                                   "constant-cost subject lookup)",
     "roster{<target>}:<entitlement>:<district>:snap:*": "hash with a TTL: a paged roster read's copy of the roster",
@@ -388,6 +423,16 @@ KINDS = {
     "relayatt{<target>}": "hash: `<partition>\\|<outbox id>` -> failed attempts at relaying it",
     "dlq:relay{quarantine:<feed>}": "the same, for the permit feed's quarantine",
     "relayatt{quarantine:<feed>}": "the same, for the permit feed's quarantine",
+    "count{ingress:<feed>}": "hash: `accepted`, `acked` entries since the deployment began (counted by `pb_ack`)",
+    "count{quarantine:<feed>}": "hash: `quarantined` since the deployment began, `reason:<reason>` entries there now "
+                                "(`pb_quarantine`, `pb_relay`; a re-drive takes one off)",
+    "count{dlq:ingress:<feed>}": "hash: `dead_lettered` since the deployment began",
+    "count{<target>}": "hash: `moved`, `delivered`, `status:<status>`, `parked`, the decision latency's buckets "
+                       "`lat:<ms>`, `lat_sum_ms`, `lat_count` (counted by `pb_relay`)",
+    "count{lease:normalize:<feed>}": "hash: `changes` = times the feed's lease was acquired (`pb_lease`)",
+    "lease:<role>:{pN}:changes": "hash: the same, for a partition's lease",
+    "ops:history": "stream: samples of each stage's counters, one every few seconds at most, kept 5 minutes "
+                   "(`permitbus status` judges the trend of the last minute from it)",
 }
 
 

@@ -30,7 +30,8 @@ class Lease:
 
     async def take(self) -> bool:
         """Acquire, or renew if already ours. False if another worker holds it."""
-        self.held = bool(await self.r.fcall(fn("pb_lease"), 1, self.key, self.owner, self.ttl_ms, "take"))
+        self.held = bool(await self.r.fcall(fn("pb_lease"), 2, self.key, t.lease_changes(self.key), self.owner,
+                                            self.ttl_ms, "take"))
         return self.held
 
     async def release(self) -> None:
@@ -63,7 +64,8 @@ class PartitionShare:
         pipe = self.r.pipeline(transaction=False)
         order = sorted(wanted) + sorted(self.owned - wanted)
         for p in sorted(wanted):
-            pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "take")
+            key = self.leases[p].key
+            pipe.fcall(fn("pb_lease"), 2, key, t.lease_changes(key), self.owner, self.ttl_ms, "take")
         for p in sorted(self.owned - wanted):
             pipe.fcall(fn("pb_lease"), 1, self.leases[p].key, self.owner, self.ttl_ms, "release")
         results = await pipe.execute()

@@ -4,12 +4,17 @@
 -- services/runtime/redis.py loads it as library permitbus_<version> with every function name
 -- suffixed _<version> (a hash of this file), so workers of two versions can share one Redis.
 
--- Quarantine one ingress entry once. KEYS: quarantine stream, its marks (same slot).
+-- Quarantine one ingress entry once. KEYS: quarantine stream, its marks, its counters (same slot).
 -- ARGV: source_id, payload, reason, detail, now_ms, marks_retention_ms
+-- Counters (for `permitbus status` and /metrics, counted with the effect): `quarantined` (every
+-- record the normalizer ever quarantined) and `reason:<reason>` (entries in the stream now; a
+-- re-drive takes one off, see unpark).
 local function pb_quarantine(keys, args)
   if redis.call('ZSCORE', keys[2], args[1]) then return 0 end
   redis.call('ZADD', keys[2], args[5], args[1])
   redis.call('XADD', keys[1], '*', 'payload', args[2], 'source_id', args[1], 'reason', args[3], 'detail', args[4])
+  redis.call('HINCRBY', keys[3], 'quarantined', 1)
+  redis.call('HINCRBY', keys[3], 'reason:' .. args[3], 1)
   redis.call('ZREMRANGEBYSCORE', keys[2], '-inf', tonumber(args[5]) - tonumber(args[6]))
   return 1
 end
@@ -56,8 +61,14 @@ local function is_stream_id(s)
   return s ~= nil and string.match(s, '^%d+%-%d+$') ~= nil
 end
 
+-- The smallest stream id after `id` (ms-seq): trimming MINID there removes `id` too.
+local function after_id(id)
+  local ms, seq = string.match(id, '^(%d+)%-(%d+)$')
+  return ms .. '-' .. string.format('%.0f', tonumber(seq) + 1)
+end
+
 -- Apply one decided batch (or a part of one) of a partition, guarded by its applied position.
--- KEYS: dec, ppl, due, fig, evt, att, arc, outbox_1..outbox_n
+-- KEYS: dec (`pos`, and `applied`: entries applied so far), ppl, due, fig, evt, att, arc, outbox_1..outbox_n
 -- ARGV: expected_pos, new_pos, msgpack [field, picture, ...], msgpack [field, archive, ...]|'',
 --       n_due, (member, score|'-')*, n_fig, (field, delta)*,
 --       n_out, (target_index, n_fields, (field, value)*)*, n_att, id*
@@ -140,20 +151,37 @@ local function pb_commit(keys, args)
   end
   if args[2] ~= args[1] then
     redis.call('HSET', keys[1], 'pos', args[2])
-    redis.call('XTRIM', keys[5], 'MINID', '~', args[2])
+    -- exact, and past the position itself: the stream then holds exactly the entries waiting
+    -- (its XLEN is the partition's backlog), and what the trim removes is what was applied
+    local applied = redis.call('XTRIM', keys[5], 'MINID', after_id(args[2]))
+    redis.call('HINCRBY', keys[1], 'applied', applied)
   end
   return {1, args[2]}
 end
 
 -- Acknowledge a normalizer batch (its ids in one argument: packing 2,500 XACK arguments costs
--- the client 2.8 ms). KEYS: ingress stream   ARGV: group, msgpack [id, ...]
-local function pb_ack(keys, args)
-  local ids = cmsgpack.unpack(args[2])
+-- the client 2.8 ms). KEYS: ingress stream, its counters (same slot)
+-- ARGV: group, msgpack [id, ...], msgpack [id of the batch quarantined or dead-lettered, ...] | ''
+-- Counters: `acked` (entries done), `accepted` (those that became events). The rejected ids are
+-- acknowledged first, so an entry counts once, when it is first acknowledged: a batch handled
+-- again (a worker killed before this call) counts then, not twice.
+local function xack_all(key, group, ids)
   local n = 0
   for j = 1, #ids, 1000 do
-    n = n + redis.call('XACK', keys[1], args[1], unpack(ids, j, math.min(#ids, j + 999)))
+    n = n + redis.call('XACK', key, group, unpack(ids, j, math.min(#ids, j + 999)))
   end
   return n
+end
+
+local function pb_ack(keys, args)
+  local rejected = 0
+  if args[3] and args[3] ~= '' then rejected = xack_all(keys[1], args[1], cmsgpack.unpack(args[3])) end
+  local accepted = xack_all(keys[1], args[1], cmsgpack.unpack(args[2]))
+  if keys[2] then
+    if accepted > 0 then redis.call('HINCRBY', keys[2], 'accepted', accepted) end
+    if accepted + rejected > 0 then redis.call('HINCRBY', keys[2], 'acked', accepted + rejected) end
+  end
+  return accepted + rejected
 end
 
 -- Count a failed attempt at an event; returns the number of attempts so far.
@@ -179,16 +207,22 @@ end
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
 -- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index | held], relay dlq,
---       relay attempts (held: the permit quarantine's held payloads, see pb_hold)
+--       relay attempts, the target's counters (held: the permit quarantine's held payloads, pb_hold)
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
 --       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
 -- An entry with no fields appends nothing: a closed application leaving its roster.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
--- Last two KEYS: the target's relay dead letters and relay attempts (same slot). An entry with
--- action 'park' (its fields already those of a dead letter, key = its attempts field) goes to
--- the dead letters instead of the target, in the same step that moves the position past it.
+-- Last three KEYS: the target's relay dead letters, relay attempts and counters (same slot). An
+-- entry with action 'park' (its fields already those of a dead letter, key = its attempts field)
+-- goes to the dead letters instead of the target, in the same step that moves the position past it.
+-- Fields named with a leading '_' are the decider's notes to the relay, never appended: `_t` the
+-- ms of the ingress entry the decision comes from, `_s` the decision's status. Counted with the
+-- effect (the target's counters): `moved` (entries relayed), `delivered` (appended to the
+-- target), `status:<s>`, `reason:<r>` (quarantine copies), `parked`, and the latency from the
+-- ingress entry to the outlet entry in fixed buckets: `lat:<ms upper bound>`|`lat:inf` (not
+-- cumulative), `lat_sum_ms`, `lat_count` (one HINCRBY per bucket a call touches, not per entry).
 -- The arguments are checked before the first write: a refused call has changed nothing.
 local function relay_args_error(keys, args)
   if not string.match(args[3] or '', '^%d+%-%d+$') then return 'bad new position' end
@@ -205,14 +239,23 @@ local function relay_args_error(keys, args)
     end
     i = i + 1 + nf * 2
     local action, d = args[i], tonumber(args[i + 2])
-    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 3) then
+    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 4) then
       return 'entry ' .. e .. ': no payload or no roster for district index ' .. tostring(args[i + 2])
     end
-    if action ~= '-' and action ~= 'park' and #keys < 7 then return 'entry ' .. e .. ': no roster keys' end
+    if action ~= '-' and action ~= 'park' and #keys < 19 then return 'entry ' .. e .. ': no roster keys' end
     i = i + 5
   end
   if tonumber(args[5]) == nil or i - 1 ~= #args then return 'argument count' end
   return nil
+end
+
+-- The decision latency's buckets (ms upper bounds; services/ops/metrics.py reads the same list).
+local LATENCY_MS = {5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000}
+local function latency_bucket(ms)
+  for _, le in ipairs(LATENCY_MS) do
+    if ms <= le then return 'lat:' .. le end
+  end
+  return 'lat:inf'
 end
 
 local function pb_relay(keys, args)
@@ -220,24 +263,35 @@ local function pb_relay(keys, args)
   if cur ~= args[2] then return {0, cur} end
   local bad = relay_args_error(keys, args)
   if bad then return redis.error_reply('PBARG pb_relay: ' .. bad) end
-  local dlq, attempts = keys[#keys - 1], keys[#keys]
-  local held = #keys == 6 and keys[4] or nil
+  local dlq, attempts, counters = keys[#keys - 2], keys[#keys - 1], keys[#keys]
+  local held = #keys == 7 and keys[4] or nil
   local dedupe = args[6] ~= '-'
+  local counts = {}
+  local function count(field, n) counts[field] = (counts[field] or 0) + n end
   local i = 7
   for _ = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
     local f = {}
-    for k = 0, nf * 2 - 1 do
-      entry[#entry + 1] = args[i + 1 + k]
-      if k % 2 == 0 then f[args[i + 1 + k]] = args[i + 2 + k] end
+    local born, status = nil, nil
+    for k = i + 1, i + nf * 2, 2 do
+      local name, v = args[k], args[k + 1]
+      if string.byte(name, 1) == 95 then -- '_': a note to the relay, not appended
+        if name == '_t' then born = tonumber(v) elseif name == '_s' then status = v end
+      else
+        entry[#entry + 1] = name
+        entry[#entry + 1] = v
+        f[name] = v
+      end
     end
-    local payload, source = f['payload'], f['source_id']
+    local payload, source, reason = f['payload'], f['source_id'], f['reason']
     i = i + 1 + nf * 2
+    count('moved', 1)
     if args[i] == 'park' then
       entry[2] = dlq
       redis.call('HDEL', attempts, args[i + 1])
       redis.call(unpack(entry))
+      count('parked', 1)
     elseif held and source then
       -- a QZ/BG/ZX record settled by the decider: its payload waited in held (events carry
       -- none); copied to the quarantine once per source id (action 'quarantine'), or dropped
@@ -246,7 +300,9 @@ local function pb_relay(keys, args)
       if f['action'] ~= 'release' and not redis.call('ZSCORE', keys[3], source) then
         redis.call('ZADD', keys[3], args[6], source)
         redis.call('XADD', keys[1], '*', 'payload', payload or redis.call('HGET', held, source) or '',
-                   'source_id', source, 'reason', f['reason'] or '', 'detail', f['detail'] or '')
+                   'source_id', source, 'reason', reason or '', 'detail', f['detail'] or '')
+        count('delivered', 1)
+        if reason then count('reason:' .. reason, 1) end
       end
       redis.call('HDEL', held, source)
     else
@@ -255,7 +311,18 @@ local function pb_relay(keys, args)
         if redis.call('ZSCORE', keys[3], source) then copy = false
         else redis.call('ZADD', keys[3], args[6], source) end
       end
-      if copy and nf > 0 then redis.call(unpack(entry)) end
+      if copy and #entry > 3 then
+        local id = redis.call(unpack(entry))
+        count('delivered', 1)
+        if status then count('status:' .. status, 1) end
+        if reason then count('reason:' .. reason, 1) end
+        if born then
+          local ms = math.max(0, tonumber(string.match(id, '^(%d+)')) - born)
+          count(latency_bucket(ms), 1)
+          count('lat_sum_ms', ms)
+          count('lat_count', 1)
+        end
+      end
     end
     local action, key, d, who, app = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]
     i = i + 5
@@ -273,6 +340,7 @@ local function pb_relay(keys, args)
       end
     end
   end
+  for field, n in pairs(counts) do redis.call('HINCRBY', counters, field, n) end
   redis.call('HSET', keys[2], args[1], args[3])
   if args[4] ~= '-' then redis.call('XTRIM', keys[1], 'MINID', '~', args[4]) end
   return {1, args[3]}
@@ -299,8 +367,27 @@ end
 -- When the mark is there the copy was made before (an earlier run killed half-way): nothing is
 -- appended again. Returns {1, copy id} for a new copy, {0, earlier copy id} otherwise. On a single
 -- Redis KEYS[4] is the parked stream and the parked entry is deleted in the same step; on a
--- cluster (another slot) the caller deletes it afterwards, and a re-run after a kill in between
--- finds the mark and only deletes.
+-- cluster (another slot) the caller deletes it afterwards (pb_unpark), and a re-run after a kill
+-- in between finds the mark and only deletes. KEYS[5], with KEYS[4]: the parked stream's counters.
+-- Delete a parked entry; when it was there and has a `reason`, one entry fewer of that reason in
+-- the stream's counters (`reason:<reason>`, kept by pb_quarantine and pb_relay).
+local function unpark(stream, counters, id)
+  local rows = counters and redis.call('XRANGE', stream, id, id) or {}
+  local deleted = redis.call('XDEL', stream, id)
+  if deleted == 1 and rows[1] then
+    local fields = rows[1][2]
+    for k = 1, #fields, 2 do
+      if fields[k] == 'reason' then redis.call('HINCRBY', counters, 'reason:' .. fields[k + 1], -1) end
+    end
+  end
+  return deleted
+end
+
+-- The delete of a re-drive on a Redis Cluster. KEYS: parked stream, its counters   ARGV: parked id
+local function pb_unpark(keys, args)
+  return unpark(keys[1], keys[2], args[1])
+end
+
 local function pb_redrive(keys, args)
   local copy = redis.call('HGET', keys[2], args[1])
   local fresh = 0
@@ -318,7 +405,7 @@ local function pb_redrive(keys, args)
       redis.call('ZREM', keys[3], unpack(old))
     end
   end
-  if keys[4] then redis.call('XDEL', keys[4], args[2]) end
+  if keys[4] then unpark(keys[4], keys[5], args[2]) end
   return {fresh, copy}
 end
 
@@ -429,9 +516,19 @@ local function pb_reseal(keys, args)
   return n
 end
 
+-- How much waits in a stream the workers trim as they go (a partition stream, an outbox): its
+-- length and the id of its first entry, without sending the entry (an envelope can be large).
+-- KEYS: stream   Returns {length, first id or ''}
+local function pb_stream_head(keys, args)
+  local first = redis.call('XRANGE', keys[1], '-', '+', 'COUNT', 1)
+  return {redis.call('XLEN', keys[1]), first[1] and first[1][1] or ''}
+end
+
 -- Leases: one owner at a time for a feed's normalizer or a partition's decider/relay.
--- KEYS: lease   ARGV: owner, ttl_ms, 'take' | 'release'
--- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it.
+-- KEYS: lease, [its changes counter (same slot)]   ARGV: owner, ttl_ms, 'take' | 'release'
+-- take: acquire if free or renew if ours (returns 1), 0 if someone else holds it. A take that
+-- acquires (the lease was free or lapsed: a worker started, or took over from a dead one) counts
+-- one change in KEYS[2] (`changes`), for /metrics.
 local function pb_lease(keys, args)
   local holder = redis.call('GET', keys[1])
   if args[3] == 'release' then
@@ -439,6 +536,7 @@ local function pb_lease(keys, args)
     return 0
   end
   if holder and holder ~= args[1] then return 0 end
+  if keys[2] and holder ~= args[1] then redis.call('HINCRBY', keys[2], 'changes', 1) end
   redis.call('SET', keys[1], args[1], 'PX', args[2])
   return 1
 end
@@ -453,6 +551,8 @@ redis.register_function('pb_attempt', pb_attempt)
 redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)
 redis.register_function('pb_redrive', pb_redrive)
+redis.register_function('pb_unpark', pb_unpark)
+redis.register_function{function_name = 'pb_stream_head', callback = pb_stream_head, flags = {'no-writes'}}
 redis.register_function{function_name = 'pb_subject', callback = pb_subject, flags = {'no-writes'}}
 redis.register_function('pb_roster_page', pb_roster_page)
 redis.register_function{function_name = 'pb_roster_next', callback = pb_roster_next, flags = {'no-writes'}}

@@ -210,6 +210,12 @@ def partition_lease(role: str, p: int | str) -> str:
     return lease(role, f"{{p{p}}}")
 
 
+def lease_changes(lease_key: str) -> str:
+    """Hash: ``changes`` = how many times the lease was acquired (a worker started or took over),
+    in the lease's slot; ``pb_lease`` counts them."""
+    return f"{lease_key}:changes" if "{" in lease_key else f"count{{{lease_key}}}"
+
+
 def members(role: str) -> str:
     """Sorted set: the live workers of a role (decider, relay) -> when their membership lapses."""
     return f"members:{role}"
@@ -244,3 +250,19 @@ def relay_attempts(target: str) -> str:
 
 
 RELAY_DLQS: tuple[str, ...] = tuple(relay_dlq(target) for target in RELAY_TARGETS)
+
+
+def counters(stream: str) -> str:
+    """Hash: counters kept with a stream's effects, in the stream's slot, for ``permitbus status``
+    and ``/metrics`` (counted since the deployment began, by the Lua step that has the effect):
+    of an ingress stream, ``accepted`` and ``acked`` (``pb_ack``); of a quarantine,
+    ``quarantined`` and ``reason:<reason>`` (entries there now); of a relay target, ``moved``,
+    ``delivered``, ``status:<status>``, ``parked`` and the decision latency's buckets
+    (``pb_relay``); of an ingress dead-letter stream, ``dead_lettered``."""
+    return f"count{{{stream}}}"
+
+
+def ops_history() -> str:
+    """Stream: samples of every stage's counters (one entry every few seconds at most, kept a few
+    minutes), so that a one-shot ``permitbus status`` judges the trend of the last minute."""
+    return "ops:history"

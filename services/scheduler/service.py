@@ -13,6 +13,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import os
+import socket
+import time
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
@@ -35,6 +38,7 @@ class Scheduler:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "scheduler")
         self.ticked = 0
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def stop(self) -> None:
         self.stopping.set()
@@ -56,15 +60,31 @@ class Scheduler:
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
+        try:
+            await self.r.zrem(t.members("schedule"), self.owner)  # stopped: no longer live
+        except (*REDIS_OUTAGE, ResponseError):
+            pass
+
+    async def heartbeat(self) -> None:
+        """Announce this scheduler as live until three intervals from now (``members:schedule``,
+        as the partition workers announce themselves): ``permitbus status`` counts the live ones."""
+        now = int(time.time() * 1000)
+        key = t.members("schedule")
+        pipe = self.r.pipeline(transaction=False)
+        pipe.zadd(key, {self.owner: now + int(max(3 * self.settings.scheduler_interval_s, 10) * 1000)})
+        pipe.zremrangebyscore(key, "-inf", now)
+        await pipe.execute()
 
     async def check(self) -> int:
         """Tick everyone due if the date moved since the last check. Returns people ticked."""
+        await self.heartbeat()
         day = self.clock.today()
         last = await self.r.hget(t.scheduler_state(), "date")
         if last is not None and dt.date.fromisoformat(last.decode()) >= day:
             return 0
         n = await self.tick(day)
         await self.r.hset(t.scheduler_state(), mapping={"date": day.isoformat(), "ticked": n})
+        await self.r.hincrby(t.scheduler_state(), "ticked_total", n)
         if n:
             log.info("date is %s: %d people due for a new decision", day.isoformat(), n)
         return n
