@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
     acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
     acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
-    sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
+    sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements) and /ops")
+    tr = sub.add_parser("trace", help="where one department record is now (exit 1: not seen)")
+    tr.add_argument("feed", help="e.g. psb:permit")
+    tr.add_argument("record_id", help="the department's record id (ywlsh, LSH, sqbh, applicationNo)")
+    tr.add_argument("--json", action="store_true")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "trace")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -128,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.runtime.setup import run_setup
 
         return asyncio.run(run_setup(settings))
+    if args.cmd == "trace":
+        from services.ops.trace import main as trace_main
+
+        return asyncio.run(trace_main(settings, args.feed, args.record_id, args.json))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

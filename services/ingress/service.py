@@ -37,6 +37,7 @@ from services.runtime.lease import Lease
 from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
 from services.runtime.settings import Settings
+from services.ops.trace import day_of, record_id_of, traceable
 
 log = logging.getLogger("permitbus.ingress")
 
@@ -141,6 +142,7 @@ class Normalizer:
         parts = self.settings.partitions
         n_events = 0
         by_partition: dict[int, list[bytes]] = {}
+        index: dict[str, str] = {}  # permitbus trace: record id -> where this batch put it
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields)
@@ -152,12 +154,21 @@ class Normalizer:
             if isinstance(out, Reject):
                 pipe.fcall(fn("pb_quarantine"), 2, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                            sid, fields.get(b"payload", b""), out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
+                if rid := record_id_of(self.feed.name, fields.get(b"payload", b"")):
+                    index[rid] = f"{sid} q {out.reason}"
             else:
-                by_partition.setdefault(partition_of(out.person_id, parts), []).append(data)
+                p = partition_of(out.person_id, parts)
+                by_partition.setdefault(p, []).append(data)
                 n_events += 1
+                if rid := traceable(out.record_id):
+                    index[rid] = f"{sid} p{p}"
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for i in range(0, len(events), ENVELOPE_MAX):
                 pipe.xadd(t.evt(p), {"b": encode_envelope(events[i:i + ENVELOPE_MAX])})
+        if index:  # one command (and its TTL) per batch, not one per record
+            key = t.trace_ingress(self.feed.name, day_of(now_ms))
+            pipe.hset(key, mapping=index)
+            pipe.pexpire(key, self.settings.trace_days * 86_400_000)
         return pipe, n_events
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
@@ -214,11 +225,16 @@ class Normalizer:
                 error = exc
                 log.error("%s entry %s failed (delivery %d of %d): %r", self.feed.ingress, eid.decode(), attempt,
                           self.settings.max_attempts, exc)
-        await self.r.xadd(t.dlq(self.feed.ingress), {
+        dead = await self.r.xadd(t.dlq(self.feed.ingress), {
             "payload": fields.get(b"payload", b""), "source_id": eid, "stream": self.feed.ingress,
             "error": repr(error)[:500], "deliveries": max(delivered, self.settings.max_attempts),
         })
         self.dead_lettered += 1
+        if rid := record_id_of(self.feed.name, fields.get(b"payload", b"")):
+            now_ms = int(time.time() * 1000)
+            key = t.trace_ingress(self.feed.name, day_of(now_ms))
+            await self.r.hset(key, rid, f"{eid.decode()} d {dead.decode()}")
+            await self.r.pexpire(key, self.settings.trace_days * 86_400_000)
 
     # -- one active consumer per feed --------------------------------------------------------
     async def supervise(self, subscriber) -> None:

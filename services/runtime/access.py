@@ -43,7 +43,7 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_ack": (("xack",),),
     "pb_attempt": (("hincrby",),),
     "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
-                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",)),
+                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hget", "hset", "pexpire")),
     "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
                        ("rpush", "pexpire")),
@@ -132,6 +132,7 @@ def normalize(feed: t.Feed) -> Service:
         *calls("pb_quarantine", feed.quarantine, t.quarantine_marks(feed.quarantine)),
         uses(t.dlq(feed.ingress), "xadd"),
         *calls("pb_lease", t.lease("normalize", feed.name)),
+        uses(t.trace_ingress(feed.name, "*"), "hset", "pexpire"),  # permitbus trace's index
         WORKER,
     ), group=t.NORMALIZER_GROUP)
 
@@ -169,7 +170,7 @@ def relay() -> Service:
     for target in t.RELAY_TARGETS:
         rosters = _rosters(target) or ((), (), ())  # positions kept: the relay's dead letters come last
         moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
-                       t.relay_dlq(target), t.relay_attempts(target))
+                       t.relay_dlq(target), t.relay_attempts(target), t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
@@ -202,20 +203,26 @@ def api() -> Service:
         reads += calls("pb_roster_page", o.stream, districts, snapshot[0], snapshot[1])
         reads += calls("pb_roster_next", snapshot[0], snapshot[1])
         reads += calls("pb_subject", index, districts, subjects)
-    return Service("api", "pb-api", (*reads, uses((), "ping")))
+    # the operations page (services/ops/page.py) does what the operator commands do
+    return Service("api", "pb-api", (*reads, *operations(), uses((), "ping")))
 
 
 def ops() -> Service:
-    """``permitbus quarantine|dlq|figures`` and the backlog (status)."""
+    """``permitbus quarantine|dlq|figures|trace`` and the backlog (status)."""
+    return Service("ops", "pb-ops", (*operations(), uses((), "ping", "function|list")))
+
+
+def operations() -> tuple[Use, ...]:
+    """What the operators' tools use, from ``permitbus`` (pb-ops) or the ``/ops`` page (pb-api)."""
     parked = (*t.quarantine_streams(), *t.dead_letter_streams())
     redrives: list[Use] = []
     for target in (*(f.ingress for f in t.FEEDS.values()), t.evt("*"), *_outboxes()):
         redrives += calls("pb_redrive", target, t.redrive_marks(target), t.redrive_times(target), parked)
         redrives.append(uses(t.redrive_marks(target), "hget"))
-    return Service("ops", "pb-ops", (
+    return (
         uses(tuple(f.ingress for f in t.FEEDS.values()), "xinfo|groups", "xinfo|stream"),
         uses(t.decider_meta("*"), "hget"),
-        uses(t.evt("*"), "xrevrange"),
+        uses(t.evt("*"), "xrevrange", "xrange"),
         uses(tuple(t.relay_pos(target) for target in t.RELAY_TARGETS), "hgetall"),
         uses(_outboxes(), "xrevrange"),
         uses(t.figures("*"), "hgetall"),
@@ -223,8 +230,10 @@ def ops() -> Service:
         # re-driving puts a record back where it entered (its ingress stream, or its partition),
         # once: marks in the target's slot (services/ops/redrive.py)
         *redrives,
-        uses((), "ping", "function|list"),
-    ))
+        # permitbus trace: the indexes the normalizers and the relay keep
+        uses((*(t.trace_ingress(f, "*") for f in t.FEEDS), *(t.trace_target(x, "*") for x in t.RELAY_TARGETS)),
+             "hget"),
+    )
 
 
 def setup() -> Service:
@@ -368,6 +377,11 @@ KINDS = {
     "relayatt{<target>}": "hash: `<partition>\\|<outbox id>` -> failed attempts at relaying it",
     "dlq:relay{quarantine:<feed>}": "the same, for the permit feed's quarantine",
     "relayatt{quarantine:<feed>}": "the same, for the permit feed's quarantine",
+    "trace{ingress:<feed>}:*": "hash per UTC day, with a TTL (`PERMITBUS_TRACE_DAYS`): record id -> `<ingress id> "
+                               "p<N>` / `q <reason>` / `d <dead letter id>` (`permitbus trace`)",
+    "trace{<target>}:*": "hash per UTC day, with a TTL: record id -> the ids of the entries it led to on the "
+                         "target (written by `pb_relay`)",
+    "trace{quarantine:<feed>}:*": "the same, for the permit feed's quarantine",
 }
 
 

@@ -169,14 +169,20 @@ end
 
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
--- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index], relay dlq, relay attempts
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index], relay dlq, relay attempts,
+--       trace index (hash: record id -> ids of the entries it led to on the target, same slot)
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
---       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
+--       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*,
+--       trace_ttl_ms, trace lines (one line per entry, each ending in a newline: the record ids
+--       that caused the entry, space-separated, or nothing)
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
 -- An entry with no fields appends nothing: a closed application leaving its roster.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
--- Last two KEYS: the target's relay dead letters and relay attempts (same slot). An entry with
+-- The trace index gets, per record id of an entry appended to the target, the new entry's id
+-- (appended to the ids already there, up to about 200 bytes), and lives trace_ttl_ms: where a
+-- record's decisions are, without scanning the target (`permitbus trace`).
+-- KEYS 2 and 3 from the end: the target's relay dead letters and relay attempts. An entry with
 -- action 'park' (its fields already those of a dead letter, key = its attempts field) goes to
 -- the dead letters instead of the target, in the same step that moves the position past it.
 -- The arguments are checked before the first write: a refused call has changed nothing.
@@ -195,13 +201,17 @@ local function relay_args_error(keys, args)
     end
     i = i + 1 + nf * 2
     local action, d = args[i], tonumber(args[i + 2])
-    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 3) then
+    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 4) then
       return 'entry ' .. e .. ': no payload or no roster for district index ' .. tostring(args[i + 2])
     end
-    if action ~= '-' and action ~= 'park' and #keys < 7 then return 'entry ' .. e .. ': no roster keys' end
+    if action ~= '-' and action ~= 'park' and #keys < 8 then return 'entry ' .. e .. ': no roster keys' end
     i = i + 5
   end
-  if tonumber(args[5]) == nil or i - 1 ~= #args then return 'argument count' end
+  if tonumber(args[5]) == nil or i + 1 ~= #args then return 'argument count' end
+  if not tonumber(args[i]) then return 'bad trace ttl' end
+  local lines = 0
+  for _ in string.gmatch(args[i + 1], '\n') do lines = lines + 1 end
+  if lines ~= tonumber(args[5]) then return 'trace lines' end
   return nil
 end
 
@@ -210,10 +220,12 @@ local function pb_relay(keys, args)
   if cur ~= args[2] then return {0, cur} end
   local bad = relay_args_error(keys, args)
   if bad then return redis.error_reply('PBARG pb_relay: ' .. bad) end
-  local dlq, attempts = keys[#keys - 1], keys[#keys]
+  local dlq, attempts, trace = keys[#keys - 2], keys[#keys - 1], keys[#keys]
   local dedupe = args[6] ~= '-'
+  local traces, traced = {}, false
+  for line in string.gmatch(args[#args], '([^\n]*)\n') do traces[#traces + 1] = line end
   local i = 7
-  for _ = 1, tonumber(args[5]) do
+  for e = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
     local payload, source = nil, nil
@@ -235,7 +247,15 @@ local function pb_relay(keys, args)
         if redis.call('ZSCORE', keys[3], source) then copy = false
         else redis.call('ZADD', keys[3], args[6], source) end
       end
-      if copy and nf > 0 then redis.call(unpack(entry)) end
+      if copy and nf > 0 then
+        local id = redis.call(unpack(entry))
+        for rid in string.gmatch(traces[e], '%S+') do
+          local ids = redis.call('HGET', trace, rid)
+          if not ids then redis.call('HSET', trace, rid, id)
+          elseif #ids < 200 then redis.call('HSET', trace, rid, ids .. ' ' .. id) end
+          traced = true
+        end
+      end
     end
     local action, key, d, who, app = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]
     i = i + 5
@@ -253,6 +273,7 @@ local function pb_relay(keys, args)
       end
     end
   end
+  if traced then redis.call('PEXPIRE', trace, args[#args - 1]) end
   redis.call('HSET', keys[2], args[1], args[3])
   if args[4] ~= '-' then redis.call('XTRIM', keys[1], 'MINID', '~', args[4]) end
   return {1, args[3]}
