@@ -226,7 +226,7 @@ def operations() -> tuple[Use, ...]:
         uses(tuple(t.relay_pos(target) for target in t.RELAY_TARGETS), "hgetall"),
         uses(_outboxes(), "xrevrange"),
         uses(t.figures("*"), "hgetall"),
-        uses(parked, "xrange", "xdel"),
+        uses(parked, "xrange", "xrevrange", "xdel"),
         # re-driving puts a record back where it entered (its ingress stream, or its partition),
         # once: marks in the target's slot (services/ops/redrive.py)
         *redrives,
