@@ -117,6 +117,7 @@ async def test_in_chromium_log_in_see_every_stage_redrive_a_fix_and_watch_its_de
     who = make_id()
     await publish(r, "psb:permit", permit("QF", make_id(), district="320102"))  # something decided already
     await publish(r, "psb:permit", permit("QF", who, district="999999", ywlsh="GA-PAGE"))
+    await publish(r, "psb:permit", permit("QF", make_id(), qfrq="2025-02-30", ywlsh="GA-OTHER"))
     await publish(r, "edu:application", school(make_id(), make_id("20180101"), xd="??"))
     shot = os.environ.get("PERMITBUS_OPS_SCREENSHOT") or str(tmp_path / "ops.png")
     async with services(settings), api_server(settings) as base, async_playwright() as pw:
@@ -151,7 +152,7 @@ async def test_in_chromium_log_in_see_every_stage_redrive_a_fix_and_watch_its_de
         await page.click("#redrive-submit")
         await page.wait_for_selector("#redrive-error:not(.hidden)")
         assert "UNKNOWN_DISTRICT" in await page.inner_text("#redrive-error")
-        assert await r.xlen("quarantine:psb:permit") == 1
+        assert await r.xlen("quarantine:psb:permit") == 2  # GA-PAGE and GA-OTHER, unchanged
         # the right fix: re-driven, and its decision arrives
         await page.fill("#redrive-changes", '{"jzdqh": "320111"}')
         await page.click("#redrive-submit")
@@ -162,6 +163,8 @@ async def test_in_chromium_log_in_see_every_stage_redrive_a_fix_and_watch_its_de
         health = await r.xrange("outlet:health")
         mine = [eid.decode() for eid, f in health if who in f[b"payload"].decode()]
         assert mine and mine[0] in text
+        await page.locator("#parked tbody tr", has_text="GA-OTHER").wait_for()  # the list, re-read
+        assert await page.locator("#parked tbody tr", has_text="GA-PAGE").count() == 0
         await page.wait_for_selector("#figures tbody tr")
         await page.screenshot(path=shot, full_page=True)
         await browser.close()

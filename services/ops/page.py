@@ -73,6 +73,7 @@ def graph(partitions: int) -> dict:
     def node(id_: str, kind: str, col: int) -> None:
         nodes.append({"id": id_, "kind": kind, "col": col})
 
+    node(evt, "stream", 2)
     for f in t.FEEDS.values():
         node(f.ingress, "stream", 0)
         node(f"normalize:{f.name}", "stage", 1)
@@ -80,7 +81,6 @@ def graph(partitions: int) -> dict:
         node(t.dlq(f.ingress), "parked", 2)
         edges += [[f.ingress, f"normalize:{f.name}"], [f"normalize:{f.name}", evt],
                   [f"normalize:{f.name}", f.quarantine], [f"normalize:{f.name}", t.dlq(f.ingress)]]
-    node(evt, "stream", 2)
     node("schedule", "stage", 1)
     node("decide", "stage", 3)
     node(outbox, "stream", 4)
