@@ -168,3 +168,38 @@ async def test_in_chromium_log_in_see_every_stage_redrive_a_fix_and_watch_its_de
         await page.wait_for_selector("#figures tbody tr")
         await page.screenshot(path=shot, full_page=True)
         await browser.close()
+
+
+@pytest.mark.skipif(not shutil.which(CHROMIUM) and not os.environ.get("CI"), reason="no chromium here (CI installs it)")
+async def test_in_chromium_the_page_shows_whatever_stages_and_verdicts_the_status_reports(r, settings, monkeypatch):
+    """The page draws the stages ``collect()`` reports, those the topology's drawing lacks too,
+    with their verdicts (the status branch's ``collect()`` replaces the stand-in at merge)."""
+    from playwright.async_api import async_playwright
+
+    from services.ops import status as status_mod
+
+    real = status_mod.collect
+
+    async def reported(r_, settings_, now=None):
+        st = await real(r_, settings_, now)
+        st["stages"][0] |= {"verdict": "STALLED", "backlog": 12, "rate_per_s": 0.0, "oldest_waiting_s": 31.25}
+        st["stages"].append({"stage": "relay:some-new-target", "backlog": 3, "pending": 0, "oldest_waiting_s": None,
+                             "rate_per_s": 2.5, "workers": 0, "verdict": "DOWN"})
+        return st
+
+    monkeypatch.setattr(status_mod, "collect", reported)
+    async with api_server(settings) as base, async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = await browser.new_page()
+        await page.goto(base + "/ops")
+        await page.fill("#token", TOKENS["ops"])
+        await page.click("#login-button")
+        await page.wait_for_selector("#stages tbody tr")
+        first = page.locator("#stages tbody tr").first
+        assert "STALLED" in await first.inner_text() and "31.3" in await first.inner_text()
+        assert await first.locator("td.STALLED").count() == 1
+        new = page.locator('#stages tr[data-stage="relay:some-new-target"]')
+        assert "DOWN" in await new.inner_text() and "2.5" in await new.inner_text()
+        assert await page.locator("#graph text", has_text="relay:some-new-target").count() == 1
+        assert await page.locator("#graph text", has_text="DOWN · backlog 3").count() == 1
+        await browser.close()
