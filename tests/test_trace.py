@@ -127,6 +127,10 @@ async def test_not_seen_and_unindexable_ids(r, settings, redis_url):
     assert (await where(r, settings, "with space"))["state"] == "not_seen"
     out = await asyncio.to_thread(run_cli, redis_url, "trace", "psb:permit", "GA-NEVER", expect=1)
     assert "not seen" in out
+    out = await asyncio.to_thread(run_cli, redis_url, "trace", "psb:permit", "GA-NEVER", "--json", expect=1)
+    assert json.loads(out.strip().splitlines()[-1])["state"] == "not_seen"
+    out = await asyncio.to_thread(run_cli, "redis://127.0.0.1:1/0", "trace", "psb:permit", "GA-NEVER", expect=2)
+    assert "cannot be reached" in out
     with pytest.raises(ValueError):
         await where(r, settings, "x", feed="no:feed")
 
