@@ -144,3 +144,18 @@ async def test_a_record_id_with_a_newline_is_not_indexed_and_stops_nothing(r, se
         await drain(r, settings)
     assert await r.xlen("outlet:health") == 1
     assert await r.xlen(t.relay_dlq("outlet:health")) == 0
+
+
+async def test_dead_lettered_by_the_relay_on_its_way_to_an_outlet(r, settings3, monkeypatch):
+    from tests.test_fault_isolation import _relay_faults
+
+    victim = make_id()
+    _relay_faults(monkeypatch, "pb_relay_refused", victim)
+    await publish(r, "psb:permit", permit("QF", victim, district="320111", ywlsh="GA-RPOISON"),
+                  permit("QF", make_id(), district="320111", ywlsh="GA-FINE"))
+    async with services(settings3):
+        await drain(r, settings3)
+    found = await where(r, settings3, "GA-RPOISON")
+    assert found["state"] == "dead_lettered" and found["stream"] == t.relay_dlq("outlet:health"), found
+    assert "PBARG pb_relay" in found["error"] and found["still_parked"]
+    assert (await where(r, settings3, "GA-FINE"))["state"] == "decided"

@@ -83,7 +83,8 @@ async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms
     """``{"feed", "record_id", "state", ...}``; state is one of ``not_seen``, ``quarantined``
     (``reason``, ``detail``, ``entry``), ``dead_lettered`` (``stream``, ``entry``, ``error``),
     ``waiting`` (``partition``, ``stream``, ``decider_at``), ``decided`` (``decisions``:
-    {outlet: [ids]}, empty when no entitlement changed)."""
+    {outlet: [ids]}, empty when no entitlement changed; ``dead_letters``: {relay dead-letter
+    stream: [ids]} when one of its decisions was parked on its way out)."""
     now_ms = now_ms or int(time.time() * 1000)
     out: dict = {"feed": feed, "record_id": record_id}
     if feed not in t.FEEDS:
@@ -101,11 +102,14 @@ async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms
     res = await pipe.execute()
     seen = next((v.decode() for v in res[:len(back)] if v), None)
     found: dict[str, list[str]] = {}
+    parked: dict[str, list[str]] = {}  # relay dead letters ('!' ids), by dead-letter stream
     for i, target in enumerate(TRACED_TARGETS):
-        ids = [v.decode() for v in res[len(back) * (i + 1):len(back) * (i + 2)] if v]
-        if ids:
-            found[target] = sorted({x for v in ids for x in v.split()}, key=stream_id)
-    if seen is None and not found:
+        ids = {x for v in res[len(back) * (i + 1):len(back) * (i + 2)] if v for x in v.decode().split()}
+        if good := sorted((x for x in ids if not x.startswith("!")), key=stream_id):
+            found[target] = good
+        if bad := sorted((x[1:] for x in ids if x.startswith("!")), key=stream_id):
+            parked[t.relay_dlq(target)] = bad
+    if seen is None and not found and not parked:
         return out | {"state": "not_seen",
                       "why": f"not read by the normalizer in the last {days} days: still waiting in "
                              f"{t.FEEDS[feed].ingress}, or never sent, or older"}
@@ -120,8 +124,13 @@ async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms
     for s in quarantined_later:
         found.pop(s)
     outlets = {s: ids for s, ids in found.items() if s.startswith("outlet:")}
+    if parked and not outlets:
+        stream, ids = next(iter(parked.items()))
+        rows = await r.xrange(stream, ids[-1], ids[-1])
+        return out | {"state": "dead_lettered", "stream": stream, "entry": ids[-1],
+                      "error": _text(rows[0][1].get(b"error")) if rows else None, "still_parked": bool(rows)}
     if outlets:
-        return out | {"state": "decided", "decisions": outlets}
+        return out | {"state": "decided", "decisions": outlets} | ({"dead_letters": parked} if parked else {})
     if quarantined_later:
         (s, ids), = list(quarantined_later.items())[:1]
         rows = await r.xrange(s, ids[-1], ids[-1])
@@ -200,6 +209,8 @@ def render(found: dict) -> str:
         lines.append(f"  {outlet}: {' '.join(ids)}")
     if not found["decisions"]:
         lines.append("  " + found.get("note", "no decision"))
+    for stream, ids in found.get("dead_letters", {}).items():
+        lines.append(f"  parked on its way out: {stream}: {' '.join(ids)}")
     return "\n".join(lines)
 
 

@@ -270,7 +270,7 @@ class Relay:
         args: list = [len(dead)]
         for k, v in dead.items():
             args += [k, v]
-        return args + ["park", att, "0", "", "", ""]
+        return args + ["park", att, "0", "", "", _parked_trace(target, fields)]
 
 
 async def _execute(pipe, n: int) -> list:
@@ -304,6 +304,15 @@ def _entry_args(target: str, fields: dict[bytes, bytes], pseudonym: Pseudonymize
     for k, v in fields.items():
         args += [k, v]
     return args + roster + [line]
+
+
+def _parked_trace(target: str, fields: dict[bytes, bytes]) -> str:
+    """The record ids of an entry being parked, when it still yields them (it may not decode)."""
+    try:
+        caused = decision_decoder.decode(fields[b"payload"]).caused_by if target in ENTITLEMENT_OF else None
+        return record_ids_of_entry(target, fields, caused)
+    except Exception:  # noqa: BLE001 - what could not be read is not traced; it is parked all the same
+        return ""
 
 
 def _chunks(prepared: list, limit: int) -> list[list]:

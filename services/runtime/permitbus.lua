@@ -180,8 +180,9 @@ end
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
 -- The trace index gets, per record id of an entry appended to the target, the new entry's id
--- (appended to the ids already there, up to about 200 bytes), and lives trace_ttl_ms: where a
--- record's decisions are, without scanning the target (`permitbus trace`).
+-- (appended to the ids already there, up to about 200 bytes; '!' and the dead letter's id for an
+-- entry parked), and lives trace_ttl_ms: where a record's decisions are, without scanning the
+-- target (`permitbus trace`).
 -- KEYS 2 and 3 from the end: the target's relay dead letters and relay attempts. An entry with
 -- action 'park' (its fields already those of a dead letter, key = its attempts field) goes to
 -- the dead letters instead of the target, in the same step that moves the position past it.
@@ -215,6 +216,13 @@ local function relay_args_error(keys, args)
   return nil
 end
 
+-- One more id for a record id in a trace index (up to about 200 bytes of ids).
+local function trace_add(trace, rid, id)
+  local ids = redis.call('HGET', trace, rid)
+  if not ids then redis.call('HSET', trace, rid, id)
+  elseif #ids < 200 then redis.call('HSET', trace, rid, ids .. ' ' .. id) end
+end
+
 local function pb_relay(keys, args)
   local cur = redis.call('HGET', keys[2], args[1]) or '0-0'
   if cur ~= args[2] then return {0, cur} end
@@ -240,7 +248,11 @@ local function pb_relay(keys, args)
     if args[i] == 'park' then
       entry[2] = dlq
       redis.call('HDEL', attempts, args[i + 1])
-      redis.call(unpack(entry))
+      local id = redis.call(unpack(entry))
+      for rid in string.gmatch(traces[e], '%S+') do
+        trace_add(trace, rid, '!' .. id)
+        traced = true
+      end
     else
       local copy = true
       if dedupe and source then
@@ -250,9 +262,7 @@ local function pb_relay(keys, args)
       if copy and nf > 0 then
         local id = redis.call(unpack(entry))
         for rid in string.gmatch(traces[e], '%S+') do
-          local ids = redis.call('HGET', trace, rid)
-          if not ids then redis.call('HSET', trace, rid, id)
-          elseif #ids < 200 then redis.call('HSET', trace, rid, ids .. ' ' .. id) end
+          trace_add(trace, rid, id)
           traced = true
         end
       end
