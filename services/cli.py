@@ -54,12 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     rk = sub.add_parser("rekey", help="re-seal every picture under the current data key (after a key rotation)")
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
-    sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements)")
+    sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements) and /ops")
     status = sub.add_parser("status", help="every stage: backlog, pending, oldest, rate, workers, verdict "
                                            "(exit 0 all OK, 1 otherwise, 2 Redis unreachable)")
     status.add_argument("--json", action="store_true")
     status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
                         help="refresh in place (every 2 s by default)")
+    tr = sub.add_parser("trace", help="where one department record is now (exit 1: not seen)")
+    tr.add_argument("feed", help="e.g. psb:permit")
+    tr.add_argument("record_id", help="the department's record id (ywlsh, LSH, sqbh, applicationNo)")
+    tr.add_argument("--json", action="store_true")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -175,6 +179,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not old else 1
 
         return asyncio.run(run_rekey())
+    if args.cmd == "trace":
+        from services.ops.trace import main as trace_main
+
+        return asyncio.run(trace_main(settings, args.feed, args.record_id, args.json))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

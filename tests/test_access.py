@@ -285,7 +285,25 @@ async def _readers(srv, want: chaos.Outcome) -> None:
     assert await read_counters(ops, chaos.PARTITIONS)
     with pytest.raises(NoPermissionError):
         await ops.hgetall(t.people(0))  # the operators see backlogs and parked records, not pictures
+    # permitbus trace under pb-ops: a record that led to a health decision
+    from services.ops.trace import trace
+
+    states = [(await trace(ops, feed, eligible["caused_by"][0], chaos.PARTITIONS, 7))["state"] for feed in t.FEEDS]
+    assert "decided" in states
     await ops.aclose()
+    # the operations page under pb-api (services/ops/page.py): every endpoint it calls
+    app = create_app(api_settings.model_copy(update={"api_tokens": {"health": "tok", "ops": "ops-tok"}}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        auth = {"Authorization": "Bearer ops-tok"}
+        for path in ("/ops/api/status", "/ops/api/graph", "/ops/api/figures",
+                     f"/ops/api/trace?feed=psb:permit&record_id={eligible['caused_by'][0]}",
+                     *(f"/ops/api/parked?stream={s}" for s in (*t.quarantine_streams(), *t.dead_letter_streams()))):
+            assert (await c.get(path, headers=auth)).status_code == 200, path
+        entries = (await c.get(f"/ops/api/parked?stream={t.quarantine_streams()[0]}", headers=auth)).json()["entries"]
+        if entries:  # sent back unchanged, a quarantined record is refused by the check: nothing written
+            res = await c.post("/ops/api/redrive", headers=auth,
+                               json={"stream": t.quarantine_streams()[0], "id": entries[0]["id"]})
+            assert res.status_code == 422
     dept = aioredis.Redis.from_url(srv.url("dept-health"))
     await dept.xgroup_create("outlet:health", "db", id="0")
     got = await dept.xreadgroup("db", "one", {"outlet:health": ">"}, count=100_000)

@@ -18,7 +18,7 @@ def test_benchmark_runner_small():
 
 def test_stage_runner_small():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.stages", "--people", "300", "--months", "3",
-                           "--burst-months", "1"], capture_output=True, timeout=300)
+                           "--burst-months", "1", "--top", "10"], capture_output=True, timeout=300)
     out = proc.stdout.decode()
     assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
     normalize, deciders = [line for line in out.splitlines() if " records in " in line]

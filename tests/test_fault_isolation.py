@@ -244,7 +244,7 @@ def _relay_faults(monkeypatch, point: str, victim: str) -> None:
         def entry_args(target, fields, pseudonym):
             args = real_args(target, fields, pseudonym)
             if target == "outlet:health" and victim.encode() in fields[b"payload"]:
-                args[-5:] = ["set", args[-4], "99", *args[-2:]]  # a district the roster has no key for
+                args[-6:-1] = ["set", args[-5], "99", *args[-3:-1]]  # a district the roster has no key for
             return args
 
         monkeypatch.setattr(relay, "_entry_args", entry_args)

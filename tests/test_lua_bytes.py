@@ -178,12 +178,13 @@ async def test_a_refused_pb_commit_or_pb_relay_has_written_nothing(r, settings):
 
     target = "outlet:health"
     rkeys = [target, t.relay_pos(target), t.quarantine_marks(target)] + relay_mod.roster_keys(target)
-    rkeys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target)]
+    rkeys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target), t.trace_target(target, "20261201")]
     entry_ok = [1, b"payload", b"{}", "set", "a", "1", "", ""]
     entry_bad = [1, b"payload", b"{}", "set", "b", "12", "", ""]  # 11 districts
     with pytest.raises(Exception, match="PBARG pb_relay"):
-        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 2, "-", *entry_ok, *entry_bad)
+        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 2, "-", *entry_ok, *entry_bad,
+                      1000, "\n\n")
     assert await r.exists(*rkeys) == 0
     # the same arguments without the bad entry go through
-    assert await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", *entry_ok) == [1, b"1-1"]
+    assert await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", *entry_ok, 1000, "\n") == [1, b"1-1"]
     assert await r.xlen(target) == 1

@@ -498,10 +498,15 @@ async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings)
                (b"5-2", {b"payload": b"older release", b"source_id": b"3-0", b"reason": b"UNKNOWN_PERMIT",
                          b"detail": b"d"})]
     keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
-            t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE)]
+            t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE),
+            t.trace_target(QUARANTINE, "20261201")]
     call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000]
+    lines = ""
     for _, fields in entries:
-        call += _entry_args(QUARANTINE, fields, None)
+        *args, line = _entry_args(QUARANTINE, fields, None)  # the last item: the entry's trace line
+        call += args
+        lines += line + "\n"
+    call += [86_400_000, lines]
     assert await r.fcall(fn("pb_relay"), *call) == [1, b"5-2"]
     assert await r.fcall(fn("pb_relay"), *call) == [0, b"5-2"]
     got = await quarantined(r, "psb:permit")

@@ -542,8 +542,9 @@ def _quarantine_entry(ev: Event, q: Quarantine) -> list:
     """The relay copies the record's held payload (``t.held``; events carry none) to the quarantine;
     an event of an older release still carries it in ``raw``."""
     raw = getattr(ev, "raw", b"")
-    return [OUTBOX_INDEX[QUARANTINE], 4 + bool(raw), b"action", b"quarantine", b"source_id", ev.source_id,
-            b"reason", q.reason, b"detail", q.detail, *((b"payload", raw) if raw else ())]
+    return [OUTBOX_INDEX[QUARANTINE], 5 + bool(raw), b"action", b"quarantine", b"source_id", ev.source_id,
+            b"reason", q.reason, b"detail", q.detail, b"_r", ev.record_id,  # '_r': for permitbus trace only
+            *((b"payload", raw) if raw else ())]
 
 
 def _release_entry(ev: Event) -> list:

@@ -43,6 +43,7 @@ from services.runtime.outage import REDIS_OUTAGE, Outage
 from services.runtime.redis import fn, msgpack_strings, recover, stream_id
 from services.runtime.retention import expire
 from services.runtime.settings import Settings
+from services.ops.trace import day_of, record_id_of, traceable
 
 log = logging.getLogger("permitbus.ingress")
 
@@ -168,6 +169,7 @@ class Normalizer:
         rejected: list[bytes] = []
         counters = t.counters(self.feed.quarantine)
         by_partition: dict[int, list[bytes]] = {}
+        index: dict[str, str] = {}  # permitbus trace: record id -> where this batch put it
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
@@ -183,6 +185,8 @@ class Normalizer:
                     fn("pb_quarantine"), 3, self.feed.quarantine, t.quarantine_marks(self.feed.quarantine),
                     counters, sid, payload, out.reason, out.detail, now_ms, QUARANTINE_MARKS_MS)
                 rejected.append(eid)
+                if rid := record_id_of(self.feed.name, payload):
+                    index[rid] = f"{sid} q {out.reason}"
             else:
                 if isinstance(out, HELD):  # before its event: the decider may quarantine it
                     payload = fields[b"payload"]
@@ -190,9 +194,15 @@ class Normalizer:
                                                    t.quarantine_marks(self.feed.quarantine), sid, payload)
                 by_partition.setdefault(p, []).append(data)
                 n_events += 1
+                if rid := traceable(out.record_id):
+                    index[rid] = f"{sid} p{p}"
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
                 pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})
+        if index:  # one command (and its TTL) per batch, not one per record
+            key = t.trace_ingress(self.feed.name, day_of(now_ms))
+            pipes.take(sum(len(k) + len(v) for k, v in index.items())).hset(key, mapping=index)
+            pipes.take(0).pexpire(key, self.settings.trace_days * 86_400_000)
         return pipes, n_events, rejected
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,
@@ -266,9 +276,14 @@ class Normalizer:
             "error": repr(error)[:500], "deliveries": max(delivered, self.settings.max_attempts),
         })
         pipe.hincrby(t.counters(parked), "dead_lettered", 1)
-        await pipe.execute()
+        dead, _ = await pipe.execute()
         self.dead_lettered += 1
         self.rejected.append(eid)
+        if rid := record_id_of(self.feed.name, fields.get(b"payload", b"")):
+            now_ms = int(time.time() * 1000)
+            key = t.trace_ingress(self.feed.name, day_of(now_ms))
+            await self.r.hset(key, rid, f"{eid.decode()} d {dead.decode()}")
+            await self.r.pexpire(key, self.settings.trace_days * 86_400_000)
 
     # -- one active consumer per feed --------------------------------------------------------
     async def supervise(self, subscriber) -> None:

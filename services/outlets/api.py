@@ -11,6 +11,7 @@ department that owns an entitlement may read it: each department has its own bea
     GET /v1/subjects/{subject_id}   -> the caller's current eligible decisions for that person
     GET /health
     GET /asyncapi.json              -> the AsyncAPI 3.0 document of every stream (no token: no data in it)
+    GET /ops, /ops/api/*  the operations page, with the ``ops`` token only (services/ops/page.py)
 
 Invariants:
 * Paged rosters: the first page takes the roster and its outlet position in one Lua call
@@ -39,6 +40,8 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
 from services.ingress.fields import DISTRICTS, id_problem
+from services.ops.page import OPS
+from services.ops.page import router as ops_router
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer
 from services.runtime.redis import connect, fn
@@ -205,6 +208,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/subjects/{subject_id}", response_model=SubjectEntitlements)
     async def subject(subject_id: str, dept: str = Depends(department)) -> SubjectEntitlements:
+        if dept == OPS:
+            raise HTTPException(403, "the ops token opens no department's data")
         if len(subject_id) != 18 or id_problem(subject_id) is not None:
             raise HTTPException(422, "subject_id: an ID number is 17 digits and a check character")
         subject_id = subject_id.upper()
@@ -219,6 +224,7 @@ def create_app(settings: Settings) -> FastAPI:
             found += sorted((msgspec.json.decode(b) for b in blobs), key=lambda d: d["application_id"] or "")
         return SubjectEntitlements(subject_id=subject_id, entries=found)
 
+    app.include_router(ops_router(settings, r, tokens, rate))
     return app
 
 

@@ -35,6 +35,7 @@ from services.runtime.outage import Outage
 from services.runtime.redis import fn, stream_id
 from services.runtime.retention import EVERY_S, expire
 from services.runtime.settings import Settings
+from services.ops.trace import day_of, record_ids_of_entry
 
 log = logging.getLogger("permitbus.relay")
 DISTRICT_INDEX = {code: str(i + 1) for i, code in enumerate(DISTRICTS)}
@@ -55,6 +56,10 @@ def roster_field(subject_id: str, application_id: str | None) -> str:
 
 
 def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple[dict[bytes, bytes], list]:
+    return _roster_change(fields, pseudonym)[:2]
+
+
+def _roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple[dict[bytes, bytes], list, list]:
     """An outbox entry of an outlet -> (the fields to append, pb_relay's roster arguments: action,
     roster field, district index, subject pseudonym, application id). The decider states the action
     (field ``roster``: an application decided after its closing day is not listed although
@@ -67,14 +72,14 @@ def roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tuple
     if payload is None:
         key = fields.get(b"field", b"")
         subject, _, app = key.partition(b"|")
-        return {}, [stated or b"-", key, "0", pseudonym(subject.decode()) if app else b"", app]
+        return {}, [stated or b"-", key, "0", pseudonym(subject.decode()) if app else b"", app], []
     d = decision_decoder.decode(payload)
     action = stated or (b"set" if d.status == "eligible" else b"del")
     out = {k: v for k, v in fields.items() if k != b"roster"}
     out[b"_s"] = d.status.encode()  # counted by pb_relay (decisions per status), not appended
     who = pseudonym(d.subject_id) if d.application_id is not None else b""
     return out, [action, roster_field(d.subject_id, d.application_id), DISTRICT_INDEX.get(d.district or "", "0"),
-                 who, d.application_id or ""]
+                 who, d.application_id or ""], d.caused_by
 
 
 async def index_subjects(r: aioredis.Redis, pseudonym: Pseudonymizer) -> int:
@@ -205,7 +210,8 @@ class Relay:
         keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
         if target.startswith("quarantine:"):
             keys.append(t.held(target))  # payloads of records the decider may quarantine (pb_hold)
-        keys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target)]
+        keys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target),
+                 t.trace_target(target, day_of(now_ms))]
         return keys, [minid if target.startswith("outlet:") else "-",
                       now_ms if target.startswith("quarantine:") else "-"]
 
@@ -213,7 +219,8 @@ class Relay:
         keys, (minid, now) = run.head
         args = [run.p, pos, chunk[-1][0], minid, len(chunk), now]
         for _, entry in chunk:
-            args += entry
+            args += entry[:-1]  # the last item is the entry's trace line
+        args += [self.settings.trace_days * 86_400_000, "".join(entry[-1] + "\n" for _, entry in chunk)]
         pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
 
     async def _one_by_one(self, run: "_Run", chunk: list, exc: BaseException) -> int:
@@ -278,7 +285,7 @@ class Relay:
         args: list = [len(dead)]
         for k, v in dead.items():
             args += [k, v]
-        return args + ["park", att, "0", "", ""]
+        return args + ["park", att, "0", "", "", _parked_trace(target, fields)]
 
 
 async def _execute(pipe, n: int) -> list:
@@ -302,14 +309,25 @@ class _Run:
 
 def _entry_args(target: str, fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> list:
     """An outbox entry's part of pb_relay's arguments: its fields (without the decider's roster
-    action), and its roster change (``roster_change``)."""
-    roster = ["-", "", "0", "", ""]
+    action), and its roster change (``roster_change``); then, last, its trace line (the record ids
+    that caused it, for ``permitbus trace``), which ``_queue`` sends after all entries."""
+    roster, caused_by = ["-", "", "0", "", ""], None
     if target in ENTITLEMENT_OF:
-        fields, roster = roster_change(fields, pseudonym)
+        fields, roster, caused_by = _roster_change(fields, pseudonym)
+    line = record_ids_of_entry(target, fields, caused_by)
     args: list = [len(fields)]
     for k, v in fields.items():
         args += [k, v]
-    return args + roster
+    return args + roster + [line]
+
+
+def _parked_trace(target: str, fields: dict[bytes, bytes]) -> str:
+    """The record ids of an entry being parked, when it still yields them (it may not decode)."""
+    try:
+        caused = decision_decoder.decode(fields[b"payload"]).caused_by if target in ENTITLEMENT_OF else None
+        return record_ids_of_entry(target, fields, caused)
+    except Exception:  # noqa: BLE001 - what could not be read is not traced; it is parked all the same
+        return ""
 
 
 def _after(entry_id: bytes | str) -> str:

@@ -45,7 +45,8 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_ack": (("xack",), ("hincrby",)),
     "pb_attempt": (("hincrby",),),
     "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
-                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hincrby",)),
+                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hincrby",),
+                 ("hget", "hset", "pexpire")),
     # (a quarantine target's 4th key is its held payloads: HGET, HDEL, both declared above)
     "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
@@ -146,6 +147,7 @@ def normalize(feed: t.Feed) -> Service:
         # the original records are kept PERMITBUS_QUARANTINE_RETENTION_DAYS (services/runtime/retention.py)
         uses((feed.quarantine, t.dlq(feed.ingress)), "xtrim"),
         *calls("pb_lease", t.lease("normalize", feed.name), t.lease_changes(t.lease("normalize", feed.name))),
+        uses(t.trace_ingress(feed.name, "*"), "hset", "pexpire"),  # permitbus trace's index
         WORKER,
     ), group=t.NORMALIZER_GROUP)
 
@@ -184,7 +186,8 @@ def relay() -> Service:
         # positions kept: the relay's dead letters come last; a quarantine target has held payloads
         rosters = _rosters(target) or ((t.held(target),) if target.startswith("quarantine:") else (), (), ())
         moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
-                       t.relay_dlq(target), t.relay_attempts(target), t.counters(target))
+                       t.relay_dlq(target), t.relay_attempts(target), t.counters(target),
+                       t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
@@ -223,7 +226,8 @@ def api() -> Service:
         reads += calls("pb_roster_page", o.stream, districts, snapshot[0], snapshot[1])
         reads += calls("pb_roster_next", snapshot[0], snapshot[1])
         reads += calls("pb_subject", index, districts, subjects)
-    return Service("api", "pb-api", (*reads, *status_reads(), uses((), "ping")))
+    # the operations page (services/ops/page.py) does what the operator commands do
+    return Service("api", "pb-api", (*reads, *operations(), uses((), "ping")))
 
 
 def status_reads() -> tuple[Use, ...]:
@@ -250,7 +254,18 @@ def status_reads() -> tuple[Use, ...]:
 
 
 def ops() -> Service:
-    """``permitbus quarantine|dlq|figures`` and the backlog (status)."""
+    """``permitbus quarantine|dlq|figures|trace|status|rekey``."""
+    return Service("ops", "pb-ops", (
+        *operations(),
+        # `permitbus rekey`: every picture re-sealed under the current data key
+        uses(t.people("*"), "hscan"),
+        *calls("pb_reseal", t.people("*")),
+        uses((), "ping", "function|list"),
+    ))
+
+
+def operations() -> tuple[Use, ...]:
+    """What the operators' tools use, from ``permitbus`` (pb-ops) or the ``/ops`` page (pb-api)."""
     parked = (*t.quarantine_streams(), *t.dead_letter_streams())
     redrives: list[Use] = []
     for target in (*(f.ingress for f in t.FEEDS.values()), t.evt("*"), *_outboxes()):
@@ -258,23 +273,22 @@ def ops() -> Service:
                           tuple(t.counters(q) for q in t.quarantine_streams()))
         redrives.append(uses(t.redrive_marks(target), "hget"))
     redrives += calls("pb_unpark", t.quarantine_streams(), tuple(t.counters(q) for q in t.quarantine_streams()))
-    return Service("ops", "pb-ops", (
+    return (
         uses(tuple(f.ingress for f in t.FEEDS.values()), "xinfo|groups", "xinfo|stream"),
         uses(t.decider_meta("*"), "hget"),
-        uses(t.evt("*"), "xrevrange"),
+        uses(t.evt("*"), "xrevrange", "xrange"),
         uses(tuple(t.relay_pos(target) for target in t.RELAY_TARGETS), "hgetall"),
         uses(_outboxes(), "xrevrange"),
         uses(t.figures("*"), "hgetall"),
-        uses(parked, "xrange", "xdel"),
+        uses(parked, "xrange", "xrevrange", "xdel"),
         *status_reads(),
         # re-driving puts a record back where it entered (its ingress stream, or its partition),
         # once: marks in the target's slot (services/ops/redrive.py)
         *redrives,
-        # `permitbus rekey`: every picture re-sealed under the current data key
-        uses(t.people("*"), "hscan"),
-        *calls("pb_reseal", t.people("*")),
-        uses((), "ping", "function|list"),
-    ))
+        # permitbus trace: the indexes the normalizers and the relay keep
+        uses((*(t.trace_ingress(f, "*") for f in t.FEEDS), *(t.trace_target(x, "*") for x in t.RELAY_TARGETS)),
+             "hget"),
+    )
 
 
 def setup() -> Service:
@@ -433,6 +447,11 @@ KINDS = {
     "lease:<role>:{pN}:changes": "hash: the same, for a partition's lease",
     "ops:history": "stream: samples of each stage's counters, one every few seconds at most, kept 5 minutes "
                    "(`permitbus status` judges the trend of the last minute from it)",
+    "trace{ingress:<feed>}:*": "hash per UTC day, with a TTL (`PERMITBUS_TRACE_DAYS`): record id -> `<ingress id> "
+                               "p<N>` / `q <reason>` / `d <dead letter id>` (`permitbus trace`)",
+    "trace{<target>}:*": "hash per UTC day, with a TTL: record id -> the ids of the entries it led to on the "
+                         "target (written by `pb_relay`)",
+    "trace{quarantine:<feed>}:*": "the same, for the permit feed's quarantine",
 }
 
 

@@ -207,23 +207,26 @@ end
 -- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
 -- the relay position of (target, partition).
 -- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index | held], relay dlq,
---       relay attempts, the target's counters (held: the permit quarantine's held payloads, pb_hold)
+--       relay attempts, the target's counters, trace index (held: the permit quarantine's held
+--       payloads, pb_hold; trace index: hash record id -> ids of the entries it led to, same slot)
 -- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
---       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*
+--       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*,
+--       trace_ttl_ms, trace lines (one line per entry, each ending in a newline: the record ids
+--       that caused the entry, space-separated, or nothing)
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
--- An entry with no fields appends nothing: a closed application leaving its roster.
+-- An entry with no fields appends nothing: a closed application leaving its roster. Fields whose
+-- name starts with '_' are notes to the relay (the decision latency's start, its status), not
+-- appended.
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
--- Last three KEYS: the target's relay dead letters, relay attempts and counters (same slot). An
--- entry with action 'park' (its fields already those of a dead letter, key = its attempts field)
--- goes to the dead letters instead of the target, in the same step that moves the position past it.
--- Fields named with a leading '_' are the decider's notes to the relay, never appended: `_t` the
--- ms of the ingress entry the decision comes from, `_s` the decision's status. Counted with the
--- effect (the target's counters): `moved` (entries relayed), `delivered` (appended to the
--- target), `status:<s>`, `reason:<r>` (quarantine copies), `parked`, and the latency from the
--- ingress entry to the outlet entry in fixed buckets: `lat:<ms upper bound>`|`lat:inf` (not
--- cumulative), `lat_sum_ms`, `lat_count` (one HINCRBY per bucket a call touches, not per entry).
--- The arguments are checked before the first write: a refused call has changed nothing.
+-- The trace index gets, per record id of an entry appended to the target, the new entry's id
+-- (appended to the ids already there, up to about 200 bytes; '!' and the dead letter's id for an
+-- entry parked), and lives trace_ttl_ms: where a record's decisions are, without scanning the
+-- target (`permitbus trace`).
+-- An entry with action 'park' (its fields already those of a dead letter, key = its attempts
+-- field) goes to the dead letters instead of the target, in the same step that moves the
+-- position past it. The arguments are checked before the first write: a refused call has
+-- changed nothing.
 local function relay_args_error(keys, args)
   if not string.match(args[3] or '', '^%d+%-%d+$') then return 'bad new position' end
   if args[4] ~= '-' and not string.match(args[4] or '', '^%d+%-%d+$') then return 'bad retention id' end
@@ -239,14 +242,25 @@ local function relay_args_error(keys, args)
     end
     i = i + 1 + nf * 2
     local action, d = args[i], tonumber(args[i + 2])
-    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 4) then
+    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 5) then
       return 'entry ' .. e .. ': no payload or no roster for district index ' .. tostring(args[i + 2])
     end
-    if action ~= '-' and action ~= 'park' and #keys < 19 then return 'entry ' .. e .. ': no roster keys' end
+    if action ~= '-' and action ~= 'park' and #keys < 20 then return 'entry ' .. e .. ': no roster keys' end
     i = i + 5
   end
-  if tonumber(args[5]) == nil or i - 1 ~= #args then return 'argument count' end
+  if tonumber(args[5]) == nil or i + 1 ~= #args then return 'argument count' end
+  if not tonumber(args[i]) then return 'bad trace ttl' end
+  local lines = 0
+  for _ in string.gmatch(args[i + 1], '\n') do lines = lines + 1 end
+  if lines ~= tonumber(args[5]) then return 'trace lines' end
   return nil
+end
+
+-- One more id for a record id in a trace index (up to about 200 bytes of ids).
+local function trace_add(trace, rid, id)
+  local ids = redis.call('HGET', trace, rid)
+  if not ids then redis.call('HSET', trace, rid, id)
+  elseif #ids < 200 then redis.call('HSET', trace, rid, ids .. ' ' .. id) end
 end
 
 -- The decision latency's buckets (ms upper bounds; services/ops/metrics.py reads the same list).
@@ -263,13 +277,21 @@ local function pb_relay(keys, args)
   if cur ~= args[2] then return {0, cur} end
   local bad = relay_args_error(keys, args)
   if bad then return redis.error_reply('PBARG pb_relay: ' .. bad) end
-  local dlq, attempts, counters = keys[#keys - 2], keys[#keys - 1], keys[#keys]
-  local held = #keys == 7 and keys[4] or nil
+  local dlq, attempts, counters, trace = keys[#keys - 3], keys[#keys - 2], keys[#keys - 1], keys[#keys]
+  local held = #keys == 8 and keys[4] or nil
+  local traces, traced = {}, false
+  for line in string.gmatch(args[#args], '([^\n]*)\n') do traces[#traces + 1] = line end
+  local function traced_as(e, id)
+    for rid in string.gmatch(traces[e], '%S+') do
+      trace_add(trace, rid, id)
+      traced = true
+    end
+  end
   local dedupe = args[6] ~= '-'
   local counts = {}
   local function count(field, n) counts[field] = (counts[field] or 0) + n end
   local i = 7
-  for _ = 1, tonumber(args[5]) do
+  for e = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
     local f = {}
@@ -290,7 +312,7 @@ local function pb_relay(keys, args)
     if args[i] == 'park' then
       entry[2] = dlq
       redis.call('HDEL', attempts, args[i + 1])
-      redis.call(unpack(entry))
+      traced_as(e, '!' .. redis.call(unpack(entry)))
       count('parked', 1)
     elseif held and source then
       -- a QZ/BG/ZX record settled by the decider: its payload waited in held (events carry
@@ -299,8 +321,8 @@ local function pb_relay(keys, args)
       -- its own payload.
       if f['action'] ~= 'release' and not redis.call('ZSCORE', keys[3], source) then
         redis.call('ZADD', keys[3], args[6], source)
-        redis.call('XADD', keys[1], '*', 'payload', payload or redis.call('HGET', held, source) or '',
-                   'source_id', source, 'reason', reason or '', 'detail', f['detail'] or '')
+        traced_as(e, redis.call('XADD', keys[1], '*', 'payload', payload or redis.call('HGET', held, source) or '',
+                                'source_id', source, 'reason', reason or '', 'detail', f['detail'] or ''))
         count('delivered', 1)
         if reason then count('reason:' .. reason, 1) end
       end
@@ -313,6 +335,7 @@ local function pb_relay(keys, args)
       end
       if copy and #entry > 3 then
         local id = redis.call(unpack(entry))
+        traced_as(e, id)
         count('delivered', 1)
         if status then count('status:' .. status, 1) end
         if reason then count('reason:' .. reason, 1) end
@@ -341,6 +364,7 @@ local function pb_relay(keys, args)
     end
   end
   for field, n in pairs(counts) do redis.call('HINCRBY', counters, field, n) end
+  if traced then redis.call('PEXPIRE', trace, args[#args - 1]) end
   redis.call('HSET', keys[2], args[1], args[3])
   if args[4] ~= '-' then redis.call('XTRIM', keys[1], 'MINID', '~', args[4]) end
   return {1, args[3]}

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     api_snapshots_max: int = Field(
         22, ge=1, description="read API: paged roster reads a token may start per snapshot TTL (each holds a "
                               "copy of the roster in Redis for the TTL; 429 past it)")
+    trace_days: int = Field(
+        7, ge=1, le=90, description="permitbus trace: days a record's whereabouts are indexed (record ids only)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"

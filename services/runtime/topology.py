@@ -266,3 +266,18 @@ def ops_history() -> str:
     """Stream: samples of every stage's counters (one entry every few seconds at most, kept a few
     minutes), so that a one-shot ``permitbus status`` judges the trend of the last minute."""
     return "ops:history"
+
+
+def trace_ingress(feed: str, day: str) -> str:
+    """Hash, one per feed and day (``YYYYMMDD``, UTC), with a TTL: the feed's record id ->
+    ``<ingress id> <where>`` (``p<N>`` its partition, ``q <reason>`` quarantined, ``d <dead letter id>``),
+    written by the normalizer with the batch it applies (``permitbus trace``). Record ids only:
+    no ID number, no name."""
+    return f"trace{{ingress:{feed}}}:{day}"
+
+
+def trace_target(target: str, day: str) -> str:
+    """Hash, one per relay target and day, with a TTL: record id -> the ids of the entries it led
+    to on ``target`` (decisions on an outlet; dead letters; decider quarantine copies). Written by
+    ``pb_relay`` in the step that appends them; in the target's slot."""
+    return f"trace{{{target}}}:{day}"
