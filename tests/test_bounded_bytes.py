@@ -101,14 +101,14 @@ async def test_a_batch_of_large_bad_records_is_written_in_pipelines_bounded_by_b
     payloads = [b'{"x": "' + bytes([65 + i]) * 1_000_000 + b'"}' for i in range(20)]
     ids = await publish(r, FEED, *payloads)
     entries = (await r.xreadgroup(t.NORMALIZER_GROUP, "test", {t.FEEDS[FEED].ingress: ">"}, count=100))[0][1]
-    pipes, n_events = n.prepare(entries)
-    assert n_events == 0
+    pipes, n_events, rejected = n.prepare(entries)
+    assert n_events == 0 and rejected == [eid for eid, _ in entries]
     chunks = pipes.done()
     assert len(chunks) >= 20_000_000 // PIPELINE_BYTES
     for pipe in chunks:
         assert sum(len(a) for args, _ in pipe.command_stack for a in args if isinstance(a, bytes)) \
             <= PIPELINE_BYTES + 1_000_100
-    await n.apply(entries, (pipes, n_events))
+    await n.apply(entries, (pipes, n_events, rejected))
     await n.ack(entries)
     got = await r.xrange(t.FEEDS[FEED].quarantine)
     assert [(f[b"source_id"], f[b"reason"], f[b"payload"]) for _, f in got] == \

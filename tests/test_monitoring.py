@@ -169,3 +169,27 @@ def test_dashboard_uses_the_provisioned_datasource():
         assert p["targets"], p["title"]
         for t in [p, *p["targets"]]:
             assert t["datasource"] == {"type": "prometheus", "uid": ds["uid"]}, p["title"]
+
+
+def test_every_name_the_rules_and_dashboard_query_is_served_by_metrics():
+    """The other side of the names above: what /metrics really serves (services/ops/metrics.py, on
+    a reading of every kind) holds every family the alert rules and the dashboard select, so an
+    alert cannot watch a name nobody writes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from services.ops import status as st
+    from services.ops.metrics import exposition
+
+    doc = {"stages": [{"stage": "decide", "backlog": 1, "pending": 0, "oldest_waiting_s": 0.5, "rate_per_s": 1.0,
+                       "workers": 1, "verdict": "OK"}],
+           "records": {"psb:permit": {"accepted": 1, "quarantined": 0, "dead_lettered": 0}},
+           "decisions": {"health.family_doctor": {"eligible": 1}}, "quarantine": {"psb:permit": {"BAD_ID": 1}},
+           "dead_letters": {"dlq:decider": 0}, "deliveries": {"outlet:health": 1},
+           "lease_changes": {"decider": 1},
+           "latency": {"buckets": {le: 0 for le in st.LATENCY_MS}, "inf": 0, "sum_s": 0.0, "count": 0},
+           "redis": {"used_memory_bytes": 1, "maxmemory_bytes": 0, "aof_last_rewrite_ok": 1, "aof_rewrites": 0}}
+    served = set()
+    for fam in text_string_to_metric_families(exposition(doc).decode()):
+        served |= {s.name for s in fam.samples} | {fam.name}
+    queried = set().union(*(metric_names(r["expr"]) for r in rules()), *(metric_names(e) for e in dashboard_exprs()))
+    assert queried - {"up"} <= served, f"queried but not served: {queried - {'up'} - served}"
