@@ -21,7 +21,7 @@ import pytest
 from services.figures.read import read_counters
 from services.ingress.fields import REASONS
 from services.ingress.service import Normalizer
-from services.outlets.relay import _entry_args
+from services.outlets.relay import Relay, _entry_args
 from services.runtime import topology as t
 from services.runtime.redis import fn
 from tests.conftest import read_outlet, wait_until
@@ -452,7 +452,10 @@ async def test_held_payloads_wait_outside_the_events_and_leave_once_settled(r, s
 
     async with services(settings, services=("normalize",)):
         await wait_until(normalized)
-    assert await r.hgetall(t.held(QUARANTINE)) == dict(zip(sids[1:], raws[1:]))
+    keys_ = settings.data_keyring()  # the payloads wait sealed: names and IDs rest in clear only in the quarantine
+    held_now = await r.hgetall(t.held(QUARANTINE))
+    assert {k: keys_.open_record(v) for k, v in held_now.items()} == dict(zip(sids[1:], raws[1:]))
+    assert not any(raw in v for v in held_now.values() for raw in raws[1:])
     stored = [f[b"b"] for p in range(settings.partitions) for _, f in await r.xrange(t.evt(p))]
     assert sum(len(s) for s in stored) < 5_000  # five events, no payloads
     assert not any("张三".encode() in s or b"\\u5f20" in s for s in stored)  # nor names
@@ -488,15 +491,19 @@ async def test_an_older_releases_event_with_its_payload_is_quarantined_with_it(r
 
 async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings):
     """pb_relay on the permit quarantine twice from the same position (a relay killed before it saw the reply,
-    or a second relay): the second call changes nothing. An entry of an older release that
-    carries its payload is copied as it is."""
+    or a second relay): the second call changes nothing. The held payloads rest sealed; the relay
+    opens the one it quarantines. An entry of an older release that carries its payload is copied
+    as it is."""
     held = t.held(QUARANTINE)
-    await r.hset(held, mapping={"1-0": b"first payload", "2-0": b"second payload"})
+    keys_ = settings.data_keyring()
+    await r.hset(held, mapping={"1-0": keys_.seal_record(b"first payload"), "2-0": keys_.seal_record(b"second")})
+    assert b"first payload" not in b"".join((await r.hgetall(held)).values())  # no record in clear at rest
     entries = [(b"5-0", {b"action": b"quarantine", b"source_id": b"1-0", b"reason": b"UNKNOWN_PERMIT",
                          b"detail": b"no such permit"}),
                (b"5-1", {b"action": b"release", b"source_id": b"2-0"}),
                (b"5-2", {b"payload": b"older release", b"source_id": b"3-0", b"reason": b"UNKNOWN_PERMIT",
                          b"detail": b"d"})]
+    entries = await Relay(r, settings)._with_held_payloads(QUARANTINE, entries)
     keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
             t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE),
             t.trace_target(QUARANTINE, "20261201")]

@@ -189,9 +189,9 @@ class Normalizer:
                     index[rid] = f"{sid} q {out.reason}"
             else:
                 if isinstance(out, HELD):  # before its event: the decider may quarantine it
-                    payload = fields[b"payload"]
-                    pipes.take(len(payload)).fcall(fn("pb_hold"), 2, t.held(self.feed.quarantine),
-                                                   t.quarantine_marks(self.feed.quarantine), sid, payload)
+                    sealed = self.protector.keys.seal_record(fields[b"payload"])  # names and IDs: sealed at rest
+                    pipes.take(len(sealed)).fcall(fn("pb_hold"), 2, t.held(self.feed.quarantine),
+                                                  t.quarantine_marks(self.feed.quarantine), sid, sealed)
                 by_partition.setdefault(p, []).append(data)
                 n_events += 1
                 if rid := traceable(out.record_id):

@@ -119,6 +119,7 @@ class Relay:
         self.moved = 0
         self.pseudonym = Pseudonymizer(settings.pseudonym_secret())
         self.indexed = False  # rosters listed before the subject index: indexed at start
+        self.keys = settings.data_keyring()  # opens the held payloads of records it quarantines
         # per (target, partition): outbox entries whose attempts were counted and not yet cleared
         self.retried: dict[tuple[str, int], set[bytes]] = {}
         # what keeps original records (the quarantine and dead letters it writes, and its own dead
@@ -161,6 +162,8 @@ class Relay:
         runs = []
         for name, entries in resp:
             target, p = index[name]
+            if target.startswith("quarantine:"):
+                entries = await self._with_held_payloads(target, entries)
             prepared = []
             for eid, fields in entries:
                 try:
@@ -204,6 +207,23 @@ class Relay:
         self.moved += moved
         await trim.execute()
         return sum(len(run.prepared) for run in runs)
+
+    async def _with_held_payloads(self, target: str, entries: list) -> list:
+        """A decider's quarantine entries (``UNKNOWN_PERMIT``) name the record by its ingress id;
+        its payload waits in ``held{<target>}``, sealed under the data key (CONTRACT.md: names and
+        IDs rest in clear only in the quarantine itself). Read them in one HMGET and open them here;
+        pb_relay copies them and drops the held ones in the step that moves the position. Rare:
+        renewals, moves and cancellations of permits nobody holds."""
+        wanted = [fields[b"source_id"] for _, fields in entries
+                  if fields.get(b"action") == b"quarantine" and b"payload" not in fields and b"source_id" in fields]
+        if not wanted:
+            return entries
+        blobs = dict(zip(wanted, await self.r.hmget(t.held(target), wanted)))
+        out = []
+        for eid, fields in entries:
+            blob = blobs.get(fields.get(b"source_id")) if fields.get(b"action") == b"quarantine" else None
+            out.append((eid, {**fields, b"payload": self.keys.open_record(blob)} if blob else fields))
+        return out
 
     def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
         """pb_relay's keys and leading arguments (after the positions) for ``target``."""

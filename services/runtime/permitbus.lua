@@ -315,13 +315,13 @@ local function pb_relay(keys, args)
       traced_as(e, '!' .. redis.call(unpack(entry)))
       count('parked', 1)
     elseif held and source then
-      -- a QZ/BG/ZX record settled by the decider: its payload waited in held (events carry
-      -- none); copied to the quarantine once per source id (action 'quarantine'), or dropped
-      -- ('release': it took effect, or was a duplicate). An entry of an older release carries
-      -- its own payload.
+      -- a QZ/BG/ZX record settled by the decider: its payload waited in held, sealed (events
+      -- carry none); copied to the quarantine once per source id (action 'quarantine': the relay
+      -- read and opened it, and passes it as the entry's payload), or dropped ('release': it took
+      -- effect, or was a duplicate).
       if f['action'] ~= 'release' and not redis.call('ZSCORE', keys[3], source) then
         redis.call('ZADD', keys[3], args[6], source)
-        traced_as(e, redis.call('XADD', keys[1], '*', 'payload', payload or redis.call('HGET', held, source) or '',
+        traced_as(e, redis.call('XADD', keys[1], '*', 'payload', payload or '',
                                 'source_id', source, 'reason', reason or '', 'detail', f['detail'] or ''))
         count('delivered', 1)
         if reason then count('reason:' .. reason, 1) end

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE = 12
 AAD = b"permitbus:id:v1:"
+RECORD_AAD = b"permitbus:record:v1:"
 OPEN_CACHE = 65_536  # opened values kept (a person decided again soon is not decrypted again)
 
 
@@ -64,6 +65,24 @@ class DataKeys:
         text = self._opened.get(sealed)
         if text is not None:
             return text
+        text = self._decrypt(sealed, AAD).decode()
+        if len(self._opened) >= OPEN_CACHE:
+            self._opened.clear()
+        self._opened[sealed] = text
+        return text
+
+    def seal_record(self, data: bytes) -> bytes:
+        """A department's whole record (a ``QZ``/``BG``/``ZX`` payload waiting for the decider's
+        verdict in ``held{quarantine:psb:permit}``: names and IDs in it), sealed like an ID under
+        associated data of its own, so that neither can be passed off as the other."""
+        nonce = os.urandom(NONCE)
+        kid = self.current_id
+        return bytes((kid,)) + nonce + self._seal_with.encrypt(nonce, data, RECORD_AAD + bytes((kid,)))
+
+    def open_record(self, sealed: bytes) -> bytes:
+        return self._decrypt(sealed, RECORD_AAD)
+
+    def _decrypt(self, sealed: bytes, aad: bytes) -> bytes:
         if len(sealed) < 1 + NONCE + 16:
             raise SealError("a sealed value is too short to be one")
         kid = sealed[0]
@@ -72,14 +91,10 @@ class DataKeys:
             raise SealError(f"a value sealed under data key id {kid}, which this deployment does not have "
                             f"(PERMITBUS_DATA_KEY_ID / PERMITBUS_DATA_KEYS hold ids {self.ids})")
         try:
-            text = aead.decrypt(sealed[1:1 + NONCE], sealed[1 + NONCE:], self._aad[kid]).decode()
+            return aead.decrypt(sealed[1:1 + NONCE], sealed[1 + NONCE:], aad + bytes((kid,)))
         except InvalidTag:
             raise SealError(f"a value sealed under data key id {kid} does not open with this deployment's key "
                             f"of that id: wrong PERMITBUS_DATA_KEY or PERMITBUS_DATA_KEYS (or altered data)") from None
-        if len(self._opened) >= OPEN_CACHE:
-            self._opened.clear()
-        self._opened[sealed] = text
-        return text
 
     def is_current(self, sealed: bytes) -> bool:
         return bool(sealed) and sealed[0] == self.current_id
