@@ -159,3 +159,25 @@ async def test_dead_lettered_by_the_relay_on_its_way_to_an_outlet(r, settings3, 
     assert found["state"] == "dead_lettered" and found["stream"] == t.relay_dlq("outlet:health"), found
     assert "PBARG pb_relay" in found["error"] and found["still_parked"]
     assert (await where(r, settings3, "GA-FINE"))["state"] == "decided"
+
+
+async def test_without_the_index_of_accepted_records_quarantine_and_decisions_are_still_traced(r, settings):
+    """The contribution feed's accepted records are not indexed by default (the burst's price,
+    BENCHMARKS.md): one that took effect without a decision is not found, and trace says why; a
+    quarantined one still is."""
+    from services.ops.trace import trace
+    from tests.conftest import publish
+    from tests.harness import drain, services
+    from tests.people import contribution, make_id
+
+    assert "hrss:contribution" not in settings.trace_accepted  # the default
+    person = make_id(seq=77)
+    await publish(r, "hrss:contribution", contribution(person, "202601", lsh="RS-QUIET"),
+                  {**contribution(person, "202602", lsh="RS-BAD"), "AAE002": "999912"})
+    async with services(settings):
+        await drain(r, settings)
+    quiet = await trace(r, "hrss:contribution", "RS-QUIET", settings.partitions, settings.trace_days,
+                        trace_accepted=False)
+    assert quiet["state"] == "not_seen" and "PERMITBUS_TRACE_ACCEPTED" in quiet["why"]
+    bad = await trace(r, "hrss:contribution", "RS-BAD", settings.partitions, settings.trace_days, trace_accepted=False)
+    assert bad["state"] == "quarantined" and bad["reason"] == "BAD_DATE"

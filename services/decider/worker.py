@@ -408,9 +408,10 @@ class Decider:
                 changes[key] = changes.get(key, 0) + 1
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
-                born = _born(ev.source_id)
-                for d in decisions:
-                    outbox.append((key, _outbox_entry(pic, d, born)))
+                if decisions:  # (most events change no outcome: no latency to note)
+                    born = _born(ev.source_id)
+                    for d in decisions:
+                        outbox.append((key, _outbox_entry(pic, d, born)))
                 recheck[key] = recheck.get(key, 0) | _recheck(pic, touched, decisions)
             except SealError:
                 raise  # a wrong or missing data key: stop, loudly, rather than dead-letter every event

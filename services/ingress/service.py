@@ -170,6 +170,7 @@ class Normalizer:
         counters = t.counters(self.feed.quarantine)
         by_partition: dict[int, list[bytes]] = {}
         index: dict[str, str] = {}  # permitbus trace: record id -> where this batch put it
+        trace_accepted = self.feed.name in self.settings.trace_accepted
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
@@ -194,15 +195,15 @@ class Normalizer:
                                                   t.quarantine_marks(self.feed.quarantine), sid, sealed)
                 by_partition.setdefault(p, []).append(data)
                 n_events += 1
-                if rid := traceable(out.record_id):
+                if trace_accepted and (rid := traceable(out.record_id)):
                     index[rid] = f"{sid} p{p}"
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
                 pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})
-        if index:  # one command (and its TTL) per batch, not one per record
-            key = t.trace_ingress(self.feed.name, day_of(now_ms))
-            pipes.take(sum(len(k) + len(v) for k, v in index.items())).hset(key, mapping=index)
-            pipes.take(0).pexpire(key, self.settings.trace_days * 86_400_000)
+        if index:  # one call and one argument per batch (pb_trace), not one per record
+            packed = msgpack_strings([x.encode() for kv in index.items() for x in kv])
+            pipes.take(len(packed)).fcall(fn("pb_trace"), 1, t.trace_ingress(self.feed.name, day_of(now_ms)),
+                                          self.settings.trace_days * 86_400_000, packed)
         return pipes, n_events, rejected
 
     async def handle(self, entries: list[tuple[bytes, dict[bytes, bytes]]], deliveries: dict[bytes, int] | None = None,

@@ -231,6 +231,7 @@ def router(settings, r, tokens: dict[str, bytes], rate) -> APIRouter:
     async def trace_(feed: str, record_id: str = Query(..., max_length=200), _: str = Depends(operator)) -> dict:
         if feed not in t.FEEDS:
             raise HTTPException(404, f"unknown feed {feed[:40]!r}")
-        return await trace(r, feed, record_id, settings.partitions, settings.trace_days)
+        return await trace(r, feed, record_id, settings.partitions, settings.trace_days,
+                           trace_accepted=feed in settings.trace_accepted)
 
     return api

@@ -93,7 +93,8 @@ def record_ids_of_entry(target: str, fields: dict[bytes, bytes], caused_by: list
 TRACED_TARGETS = t.RELAY_TARGETS
 
 
-async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms: int | None = None) -> dict:
+async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms: int | None = None,
+                trace_accepted: bool = True) -> dict:
     """``{"feed", "record_id", "state", ...}``; state is one of ``not_seen``, ``quarantined``
     (``reason``, ``detail``, ``entry``), ``dead_lettered`` (``stream``, ``entry``, ``error``),
     ``waiting`` (``partition``, ``stream``, ``decider_at``), ``decided`` (``decisions``:
@@ -126,7 +127,9 @@ async def trace(r, feed: str, record_id: str, partitions: int, days: int, now_ms
     if seen is None and not found and not parked:
         return out | {"state": "not_seen",
                       "why": f"not read by the normalizer in the last {days} days: still waiting in "
-                             f"{t.FEEDS[feed].ingress}, or never sent, or older"}
+                             f"{t.FEEDS[feed].ingress}, or never sent, or older"
+                             + ("" if trace_accepted else "; or accepted without changing a decision (this "
+                                "feed's accepted records are not indexed: PERMITBUS_TRACE_ACCEPTED)")}
     ingress_id, _, where = (seen or "").partition(" ")
     out["ingress_id"] = ingress_id or None
     if dead := found.pop(t.DECIDER_DLQ, None):
@@ -240,7 +243,8 @@ async def main(settings, feed: str, record_id: str, as_json: bool, out=print) ->
 
     r = client(settings)
     try:
-        found = await trace(r, feed, record_id, settings.partitions, settings.trace_days)
+        found = await trace(r, feed, record_id, settings.partitions, settings.trace_days,
+                            trace_accepted=feed in settings.trace_accepted)
     except ValueError as exc:
         out(f"permitbus trace: {exc}")
         return 1

@@ -39,6 +39,7 @@ READ_ONLY = frozenset(READS - {"xreadgroup", "xack", "xautoclaim", "xclaim", "xg
 FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_quarantine": (("xadd",), ("zscore", "zadd", "zremrangebyscore"), ("hincrby",)),
     "pb_hold": (("hset",), ("zscore",)),
+    "pb_trace": (("hset", "pexpire"),),
     "pb_reseal": (("hget", "hset"),),
     "pb_commit": (("hget", "hset", "hincrby"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
                   ("xadd",)),
@@ -147,7 +148,8 @@ def normalize(feed: t.Feed) -> Service:
         # the original records are kept PERMITBUS_QUARANTINE_RETENTION_DAYS (services/runtime/retention.py)
         uses((feed.quarantine, t.dlq(feed.ingress)), "xtrim"),
         *calls("pb_lease", t.lease("normalize", feed.name), t.lease_changes(t.lease("normalize", feed.name))),
-        uses(t.trace_ingress(feed.name, "*"), "hset", "pexpire"),  # permitbus trace's index
+        *calls("pb_trace", t.trace_ingress(feed.name, "*")),  # permitbus trace's index, a batch a call
+        uses(t.trace_ingress(feed.name, "*"), "hset", "pexpire"),  # ... and a dead letter's line
         WORKER,
     ), group=t.NORMALIZER_GROUP)
 

@@ -81,6 +81,12 @@ class Settings(BaseSettings):
                               "copy of the roster in Redis for the TTL; 429 past it)")
     trace_days: int = Field(
         7, ge=1, le=90, description="permitbus trace: days a record's whereabouts are indexed (record ids only)")
+    trace_accepted: list[str] = Field(
+        ["psb:permit", "edu:application", "housing:application"],
+        description="permitbus trace: the feeds whose every accepted record is indexed too (JSON list). The "
+                    "contribution feed is left out by default: indexing each record of its monthly burst cost "
+                    "about a quarter of the burst's throughput (BENCHMARKS.md). Quarantined and dead-lettered "
+                    "records, and those that led to a decision, are traced on every feed")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"
