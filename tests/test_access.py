@@ -188,7 +188,7 @@ def test_each_department_may_do_its_own_and_nothing_else(server):
         assert refused(c, "HGETALL", t.people(0))
         assert refused(c, "XRANGE", t.evt(0), "-", "+")
         assert refused(c, "HGETALL", roster)
-        assert refused(c, "FCALL_RO", fn("pb_roster"), 2, "outlet:psb", roster)
+        assert refused(c, "FCALL_RO", fn("pb_roster_next"), 2, "outlet:psb", roster)
         assert refused(c, "FUNCTION", "LOAD", "REPLACE", "#!lua name=x\nredis.register_function('x', function() end)")
         assert refused(c, "FUNCTION", "LIST")
         assert refused(c, "CONFIG", "GET", "*")

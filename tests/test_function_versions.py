@@ -15,7 +15,7 @@ redis.register_function('pb_commit', function(keys, args) return 'older' end)
 def test_the_functions_are_named_after_this_version():
     assert LIBRARY == f"permitbus_{VERSION}" and LUA.startswith(f"#!lua name={LIBRARY}\n")
     assert fn("pb_commit") == f"pb_commit_{VERSION}"
-    assert f"'{fn('pb_commit')}'" in LUA and f"'{fn('pb_roster')}'" in LUA
+    assert f"'{fn('pb_commit')}'" in LUA and f"'{fn('pb_subject')}'" in LUA
     assert "'pb_commit'" not in LUA
     with pytest.raises(KeyError, match="pb_comit"):
         fn("pb_comit")

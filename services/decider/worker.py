@@ -40,7 +40,7 @@ from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
 from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
 from services.ingress.atrest import Protector
 from services.outlets.relay import roster_field
-from services.picture.picture import Picture, seal_at_rest
+from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.faults import brief, is_data_fault, refused_for_data

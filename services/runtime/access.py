@@ -49,7 +49,6 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
                  ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hincrby",),
                  ("hget", "hset", "pexpire")),
     # (a quarantine target's 4th key is its held payloads: HGET, HDEL, both declared above)
-    "pb_roster": (("exists", "xinfo|stream"), ("hgetall",)),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
                        ("rpush", "pexpire")),
     "pb_roster_next": (("hmget",), ("lindex", "lrange", "llen")),

@@ -380,19 +380,6 @@ local function pb_relay(keys, args)
   return {1, args[3]}
 end
 
--- A department's roster of one district with the outlet position it corresponds to (one step).
--- KEYS: outlet, roster hash
-local function pb_roster(keys, args)
-  local last = '0-0'
-  if redis.call('EXISTS', keys[1]) == 1 then
-    local info = redis.call('XINFO', 'STREAM', keys[1])
-    for i = 1, #info, 2 do
-      if info[i] == 'last-generated-id' then last = info[i + 1] end
-    end
-  end
-  return {last, redis.call('HGETALL', keys[2])}
-end
-
 -- Re-drive one parked entry (quarantine or dead letter) onto the stream it came from, once.
 -- KEYS: target stream, its re-drive marks (hash: mark -> copy id), their times (sorted set: mark
 --       -> ms), all in the target's slot; [parked stream: single Redis only, see below]
@@ -578,7 +565,6 @@ end
 -- allow-oom: a worker out of memory under noeviction keeps its leases and acknowledges what it
 -- has written (acknowledging frees memory), so that the work does not change hands meanwhile.
 redis.register_function{function_name = 'pb_lease', callback = pb_lease, flags = {'allow-oom'}}
-redis.register_function{function_name = 'pb_roster', callback = pb_roster, flags = {'no-writes'}}
 redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
