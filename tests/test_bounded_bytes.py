@@ -34,6 +34,16 @@ def test_envelopes_split_by_count_and_by_bytes_in_order():
     assert list(envelopes([])) == []
 
 
+def test_envelopes_of_small_events_split_by_count_only():
+    """The usual case takes a shortcut (the sizes summed once): the same envelopes as the walk."""
+    events = [bytes([0xA0 + i % 16]) + b"x" * (i % 16) for i in range(1203)]
+    out = list(envelopes(events, max_events=500, max_bytes=1 << 20))
+    assert [len(open_envelope(e)) for e in out] == [500, 500, 203]
+    assert [bytes(x) for e in out for x in open_envelope(e)] == events
+    just_over = list(envelopes(events[:30], max_events=500, max_bytes=5 + sum(map(len, events[:30])) - 1))
+    assert [len(open_envelope(e)) for e in just_over] == [29, 1]  # one byte over: the walk splits
+
+
 def test_envelopes_of_real_events_stay_under_the_limit():
     ev = [encode_event(ContributionRecorded(record_id=f"R{i}", source_id=f"{i}-0", person_id=make_id(),
                                             insurance_type="110", month=202501, region="320102", paid=True))
