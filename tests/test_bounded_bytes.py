@@ -12,7 +12,7 @@ import msgspec
 
 from schemas.events import decode_event, encode_event, envelopes, open_envelope
 from schemas.events import ContributionRecorded
-from services.ingress.budget import ReadBudget
+from services.ingress.budget import ReadBudget, batch_bytes
 from services.ingress.service import PIPELINE_BYTES, Normalizer
 from services.runtime import topology as t
 from tests.conftest import publish, wait_until
@@ -51,6 +51,12 @@ def test_envelopes_of_real_events_stay_under_the_limit():
     out = list(envelopes(ev, max_bytes=20_000))
     assert all(len(e) <= 20_000 for e in out) and len(out) > 10
     assert [decode_event(x) for e in out for x in open_envelope(e)] == [decode_event(x) for x in ev]
+
+
+def test_batch_bytes_counts_every_field_name_and_value():
+    entries = [(b"1-0", {b"payload": b"x" * 150}), (b"1-1", {}), (b"1-2", {b"a": b"", b"payload": b"yy"})]
+    assert batch_bytes(entries) == 7 + 150 + 1 + 7 + 2
+    assert batch_bytes([]) == 0
 
 
 def test_read_budget_starts_at_one_entry_and_follows_the_sizes_seen():

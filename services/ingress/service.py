@@ -33,7 +33,7 @@ from redis.exceptions import ResponseError
 
 from schemas.events import ContributionRecorded, Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
 from services.ingress import contribution, housing, limits, permit, school
-from services.ingress.budget import ReadBudget, entry_bytes
+from services.ingress.budget import ReadBudget, batch_bytes
 from services.ingress.atrest import Protector
 from services.ingress.fields import Reject
 from services.runtime import topology as t
@@ -121,7 +121,7 @@ class Normalizer:
 
     async def submit(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         """The subscriber's handler: queue the batch for ``apply_inbox`` and return."""
-        self.budget.saw(len(entries), sum(entry_bytes(fields) for _, fields in entries))
+        self.budget.saw(len(entries), batch_bytes(entries))
         await self.inbox.put(entries)
 
     async def apply_inbox(self) -> None:
@@ -385,7 +385,7 @@ class Normalizer:
                     count=len(claimed) * 2, consumername=self.consumer)
                 deliveries = {row["message_id"]: row["times_delivered"] for row in rows}
                 log.info("%s: taking over %d pending entries", self.feed.ingress, len(claimed))
-                self.budget.saw(len(claimed), sum(entry_bytes(fields) for _, fields in claimed))
+                self.budget.saw(len(claimed), batch_bytes(claimed))
                 await self.handle(claimed, deliveries)
                 n += len(claimed)
                 self.outage.ok()
