@@ -291,7 +291,7 @@ class Decider:
         for item in b.items:
             if item[0] in dead:
                 continue
-            pics = {k: Picture(person) for k, person in persons.items()}
+            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
             failed = await self._decide_once(b, [item], pics, day, now, {})
             if failed is not None:
                 if failed is not False:
@@ -482,13 +482,14 @@ def _outbox_entry(pic: Picture, d, born: bytes | None = None) -> list:
 def _recheck(pic: Picture, touched: str, decisions: list) -> int:
     """Which derived values an event can have changed. The city figures read the permit, the
     settlement, applications and published outcomes; the next-change date reads the permit and,
-    for a settled person, the months of paid medical insurance. A contribution that changed
+    for a settled person or a permit holder, the months of paid medical insurance and the months
+    worked (services/rules/employment.py, ``changes_by_itself``). A contribution that changed
     neither an outcome nor those facts leaves both as they were (the date moving on is the
     scheduler's ``DateTick``, which rechecks everything)."""
     if touched not in (CONTRIBUTIONS, STORED):
         return RECHECK_FIGURES | RECHECK_DUE
     flags = RECHECK_FIGURES if decisions else 0
-    if touched == CONTRIBUTIONS and pic.settled:
+    if touched == CONTRIBUTIONS and (pic.settled or pic.person.permit is not None):
         flags |= RECHECK_DUE
     return flags
 
