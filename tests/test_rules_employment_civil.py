@@ -22,7 +22,8 @@ from services.picture.picture import Picture
 from services.rules import civil, employment, params
 from tests.people import make_id
 from tests.test_rules import (
-    BG, CIVIL, D, JIANYE, LH, PUKOU, QF, QINHUAI, XUANWU, ZX, Desk, brief, day, paid, person, someone, tick, unpaid,
+    BG, CIVIL, D, EDUCATION, HOUSING, JIANYE, LH, PUKOU, QF, QINHUAI, XUANWU, ZX, Desk, brief, day, housing_app, paid,
+    person, school, someone, tick, unpaid,
 )
 
 EMPLOYMENT = employment.ENTITLEMENT
@@ -352,3 +353,40 @@ def test_a_birthday_on_29_february_comes_on_1_march_in_a_common_year():
     assert employment._birthday(born, 16) == dt.date(2056, 2, 29)
     pic = Picture(Person(v=3, born=born.toordinal()))
     assert pic.age_on(dt.date(2100, 2, 28)) == 59 and pic.age_on(dt.date(2100, 3, 1)) == 60
+
+
+# =============================================================================================
+# Applications say revoked (POLICY.md, education; CONTRACT.md, "When decisions are emitted")
+# =============================================================================================
+def test_a_housing_application_is_revoked_only_when_the_city_lowers_the_ceiling_it_was_decided_on(monkeypatch):
+    """Nothing a department records can make an eligible housing application ineligible: settlement
+    is never undone, and the income, home and household are the application's own. A parameter
+    edit can (a lower ceiling in force on ``appliedOn``): the next decision says ``revoked``."""
+    desk = Desk()
+    desk.batch(LH(desk.pid, PUKOU))
+    desk.batch(housing_app(desk.pid, size=2, income=6000, district=PUKOU, applied="2026-03-01", no="ZF-R"))
+    desk.batch(LH(desk.pid, XUANWU), QF(desk.pid, district=JIANYE), ZX(desk.pid))  # all change nothing
+    _with_value(monkeypatch, "housing.per_capita_income_max", "2026-01-01", 2500)
+    desk.batch(tick("2026-11-29"), on=day("2026-11-29"))
+    desk.batch(tick("2026-11-30"), on=day("2026-11-30"))  # still ineligible: nothing new
+    _with_value(monkeypatch, "housing.per_capita_income_max", "2026-02-01", 3500)
+    desk.batch(tick("2026-12-01"), on=day("2026-12-01"))
+    assert brief(desk.decisions, HOUSING) == [
+        ("eligible", PUKOU, [], 1), ("revoked", PUKOU, ["INCOME_ABOVE_LIMIT"], 2), ("eligible", PUKOU, [], 3)]
+
+
+def test_an_application_refused_at_first_stays_ineligible_and_one_revoked_stays_revoked():
+    desk = Desk()
+    child = make_id("20190501")
+    desk.batch(school(desk.pid, child, sqqx=PUKOU, sqbh="JY-1"), school(desk.pid, child, sqqx=XUANWU, sqbh="JY-2"))
+    desk.batch(QF(desk.pid, district=PUKOU))  # JY-1 eligible; JY-2: DISTRICT_MISMATCH now, nothing new
+    desk.batch(BG(desk.pid, JIANYE))  # JY-1 revoked (DISTRICT_MISMATCH); JY-2 unchanged
+    desk.batch(ZX(desk.pid))  # JY-1: other reasons, still revoked: nothing new
+    edu = [(d.application_id, d.status, d.reasons, d.version) for d in desk.decisions if d.entitlement == EDUCATION]
+    assert edu == [
+        ("JY-1", "ineligible", ["GUARDIAN_NO_VALID_PERMIT"], 1),
+        ("JY-2", "ineligible", ["GUARDIAN_NO_VALID_PERMIT"], 1),
+        ("JY-1", "eligible", [], 2),
+        ("JY-1", "revoked", ["DISTRICT_MISMATCH"], 3),
+    ]
+    assert emit.roster_action(desk.pic, next(d for d in desk.decisions if d.status == "revoked")) == emit.DEL
