@@ -246,7 +246,8 @@ def test_changes_by_itself_agrees_with_deciding_every_day():
 
     rng = random.Random(5)
     for _ in range(120):
-        months = sorted(rng.sample([f"{y}{m:02d}" for y in (2025, 2026, 2027) for m in range(1, 13)], rng.randint(0, 6)))
+        calendar = [f"{y}{m:02d}" for y in (2025, 2026, 2027) for m in range(1, 13)]
+        months = sorted(rng.sample(calendar, rng.randint(0, 6)))
         birth = rng.choice(["19900101", "20101130", "19661203", "20110415", "19670610"])
         settled = rng.random() < 0.3
         pic = someone(lambda p: QF(p, qfrq="2025-01-01", yxqz="2029-12-31"), *([LH] if settled else []),
@@ -390,3 +391,17 @@ def test_an_application_refused_at_first_stays_ineligible_and_one_revoked_stays_
         ("JY-1", "revoked", ["DISTRICT_MISMATCH"], 3),
     ]
     assert emit.roster_action(desk.pic, next(d for d in desk.decisions if d.status == "revoked")) == emit.DEL
+
+
+def test_a_310_record_for_a_month_worked_already_re_decides_medical_insurance_only():
+    """fold says MEDICAL when only a month's paid 310 changed: medical insurance is decided again,
+    and the rules of the months counted and worked are not asked (nothing they read changed)."""
+    from services.picture.fold import MEDICAL
+
+    desk = Desk()
+    desk.batch(LH(desk.pid, QINHUAI), paid(desk.pid, "202611", "110"))
+    assert brief(desk.decisions, "medins.resident_enrollment") == [("eligible", QINHUAI, [], 1)]
+    assert fold(desk.pic, paid(desk.pid, "202611", "310", region="320505")) == MEDICAL
+    out = emit.evaluate(desk.pic, MEDICAL, D, dt.datetime(2026, 11, 28, tzinfo=dt.timezone.utc), ["x"])
+    assert [(d.entitlement, d.status, d.reasons) for d in out] == [
+        ("medins.resident_enrollment", "revoked", ["IN_EMPLOYEE_MEDICAL_INSURANCE"])]

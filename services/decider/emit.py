@@ -26,6 +26,7 @@ from schemas.decision import Decision
 from schemas.picture import Application, Outcome
 from services.picture.fold import ALL as TOUCH_ALL
 from services.picture.fold import CONTRIBUTIONS as TOUCH_CONTRIBUTIONS
+from services.picture.fold import MEDICAL as TOUCH_MEDICAL
 from services.picture.fold import STORED as TOUCH_STORED
 from services.picture.picture import Picture
 from services.rules import APPLICATION_RULES, ROSTER_RULES, employment
@@ -33,6 +34,7 @@ from services.rules.verdict import Verdict
 
 # the roster rules that read contributions: decided again when a record changes what they read
 CONTRIBUTION_RULES = ("settlement.four_districts", "medins.resident_enrollment", employment.ENTITLEMENT)
+MEDICAL_RULES = ("medins.resident_enrollment",)  # the one that reads the months of paid 310
 SET, DEL = b"set", b"del"  # roster actions stated to the relay
 
 
@@ -133,9 +135,10 @@ def evaluate(
         app = pic.person.apps[touched[4:]]
         d = application_step(pic, app, day, now, caused_by)
         return ([d] if d else out) + _close_past(pic, day, now, app)
-    if touched == TOUCH_CONTRIBUTIONS:
+    if touched in (TOUCH_CONTRIBUTIONS, TOUCH_MEDICAL):
         out += _close_past(pic, day, now)
-    roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else ROSTER_RULES
+    roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else MEDICAL_RULES if touched == TOUCH_MEDICAL \
+        else ROSTER_RULES
     for entitlement in roster:
         d = roster_step(pic, entitlement, day, now, caused_by)
         if d:

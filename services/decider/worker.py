@@ -37,7 +37,7 @@ from services.decider.cache import PictureCache
 from services.decider import commit
 from services.decider.commit import RECHECK_DUE, RECHECK_FIGURES
 from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
-from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
+from services.picture.fold import CONTRIBUTIONS, MEDICAL, STORED, Quarantine, fold
 from services.ingress.atrest import Protector
 from services.outlets.relay import roster_field
 from services.picture.picture import Picture
@@ -486,10 +486,11 @@ def _recheck(pic: Picture, touched: str, decisions: list) -> int:
     worked (services/rules/employment.py, ``changes_by_itself``). A contribution that changed
     neither an outcome nor those facts leaves both as they were (the date moving on is the
     scheduler's ``DateTick``, which rechecks everything)."""
-    if touched not in (CONTRIBUTIONS, STORED):
+    if touched not in (CONTRIBUTIONS, MEDICAL, STORED):
         return RECHECK_FIGURES | RECHECK_DUE
     flags = RECHECK_FIGURES if decisions else 0
-    if touched == CONTRIBUTIONS and (pic.settled or pic.person.permit is not None):
+    if touched == CONTRIBUTIONS and (pic.settled or pic.person.permit is not None) \
+            or touched == MEDICAL and pic.settled:
         flags |= RECHECK_DUE
     return flags
 

@@ -27,7 +27,9 @@ TYPES: tuple[str, ...] = ("110", "120", "210", "310", "410", "510", "170", "390"
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPES)}
 _EMPLOYEE = frozenset(_TYPE_INDEX[t] for t in EMPLOYEE_TYPES)
 _MEDICAL = _TYPE_INDEX["310"]
-DUPLICATE, STORED, CHANGED = 0, 1, 2  # what ``record`` did
+# what ``record`` did: DUPLICATE (nothing), STORED (kept; no fact a rule reads changed), CHANGED (the
+# months recognised or worked changed, and maybe more), MEDICAL (only whether a month has a paid 310)
+DUPLICATE, STORED, CHANGED, MEDICAL = 0, 1, 2, 3
 UNKNOWN = -1  # a stored picture without its count (written before the count was kept)
 
 
@@ -98,8 +100,9 @@ class Contributions:
     # -- applying a record -----------------------------------------------------------------
     def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> int:
         """Apply one record. Returns ``DUPLICATE`` (its effect already happened), ``STORED`` (kept,
-        but no fact a rule reads has changed) or ``CHANGED`` (the recognised months, or whether
-        a month has a paid 310 slot, or a paid employee-scheme slot in any region, changed)."""
+        but no fact a rule reads has changed), ``CHANGED`` (the recognised months changed, or
+        whether a month has a paid employee-scheme slot in any region: the month worked) or
+        ``MEDICAL`` (only whether a month has a paid 310 slot changed)."""
         m, t, r, p = month_index(yyyymm), _TYPE_INDEX[insurance_type], int(region), int(paid)
         lo, hi = self._month_range(m)
         # one pass over the month's slots: the slot this record replaces, if any, and whether the
@@ -136,7 +139,9 @@ class Contributions:
         self.employee_months += after - before
         medical_changed = t == _MEDICAL and not other_medical and old_paid != p
         worked_changed = t in _EMPLOYEE and not other_worked and old_paid != p
-        return CHANGED if before != after or medical_changed or worked_changed else STORED
+        if before != after or worked_changed:
+            return CHANGED
+        return MEDICAL if medical_changed else STORED
 
     # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:

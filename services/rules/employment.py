@@ -11,7 +11,9 @@ The window moves on the first day of every month with no event at all, and the a
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+from typing import NamedTuple
 
 from services.picture.contributions import month_index
 from services.picture.picture import Picture
@@ -27,8 +29,40 @@ LOOKBACK_MONTHS = "employment.lookback_months"  # 12 calendar months before thos
 PARAMETERS = (WORKING_AGE_MIN, WORKING_AGE_MAX, GAP_MONTHS, LOOKBACK_MONTHS)
 
 
-def _figure(name: str, day: dt.date) -> int:
-    return int(params.get(name).at(day))
+class InForce(NamedTuple):
+    """The figures of （九） in force on a day (POLICY.md, "Parameters")."""
+
+    youngest: int  # employment.working_age_min
+    oldest: int  # employment.working_age_max
+    gap: int  # employment.gap_months
+    lookback: int  # employment.lookback_months
+
+
+def in_force(day: dt.date) -> InForce:
+    """The parameters' values on ``day``, read once per day and parameter source (a decider asks
+    for the same D for every person; ``params.get`` is the source: tests replace it)."""
+    key = (day, params.get)
+    got = _IN_FORCE.get(key)
+    if got is None:
+        if len(_IN_FORCE) > 256:
+            _IN_FORCE.clear()
+        got = _IN_FORCE[key] = InForce(*(int(params.get(name).at(day)) for name in PARAMETERS))
+    return got
+
+
+def _new_values(after: int, until: int) -> int | None:
+    """The first date (ordinal) in (after, until] from which a parameter of （九） takes a value."""
+    key = params.get
+    dates = _NEW_VALUES.get(key)
+    if dates is None:
+        _NEW_VALUES.clear()
+        dates = _NEW_VALUES[key] = sorted({v.toordinal() for name in PARAMETERS for v in params.get(name).dates})
+    i = bisect.bisect_right(dates, after)
+    return dates[i] if i < len(dates) and dates[i] <= until else None
+
+
+_IN_FORCE: dict = {}
+_NEW_VALUES: dict = {}
 
 
 def decide(pic: Picture, day: dt.date) -> Verdict:
@@ -41,11 +75,12 @@ def decide(pic: Picture, day: dt.date) -> Verdict:
     else:
         district = None
         reasons.append("NO_VALID_PERMIT")
+    figures = in_force(day)
     age = pic.age_on(day)  # None: known from contributions only (no ID), so condition 1 fails anyway
-    if age is not None and not _figure(WORKING_AGE_MIN, day) <= age < _figure(WORKING_AGE_MAX, day):
+    if age is not None and not figures.youngest <= age < figures.oldest:
         reasons.append("OUT_OF_WORKING_AGE")  # 2. 16 ≤ age < 60 on D
     this = month_index(day.year * 100 + day.month)
-    gap, lookback = _figure(GAP_MONTHS, day), _figure(LOOKBACK_MONTHS, day)
+    gap, lookback = figures.gap, figures.lookback
     if pic.paid_employee_in(this - gap, this - 1):  # 3. no paid employee month in the 2 before D's
         reasons.append("EMPLOYED")
     if not pic.paid_employee_in(this - gap - lookback, this - gap - 1):  # 4. one in the 12 before those
@@ -69,37 +104,59 @@ def changes_by_itself(pic: Picture, day: dt.date) -> dt.date | None:
     p = pic.person.permit
     d = day.toordinal()
     if pic.settled:
-        until = dt.date.max
+        until = dt.date.max.toordinal()
     elif p is not None and not p.cancelled and p.valid_from <= d <= p.valid_until:
-        until = dt.date.fromordinal(p.valid_until)  # the permit's end is a change of its own
+        until = p.valid_until  # the permit's end is a change of its own
     else:
         return None
-    gap, lookback = _figure(GAP_MONTHS, day), _figure(LOOKBACK_MONTHS, day)
-    youngest, oldest = _figure(WORKING_AGE_MIN, day), _figure(WORKING_AGE_MAX, day)
-    this = month_index(day.year * 100 + day.month)
+    youngest, oldest, gap, lookback = in_force(day)
+    this = day.year * 12 + day.month - 1
     last, later = pic.worked_around(this, this - gap - lookback)
-    worked = ([last] if last is not None else []) + later
-    opened = [(m + gap + 1, min(m + gap + lookback, nxt))
-              for m, nxt in zip(worked, [*worked[1:], 1 << 30])]
+    worked = [last, *later] if last is not None else later
+    opened = []  # the months in which conditions 3 and 4 hold, as (first, last) month indexes
+    for i, m in enumerate(worked):
+        a, b = m + gap + 1, m + gap + lookback
+        if i + 1 < len(worked) and worked[i + 1] < b:
+            b = worked[i + 1]
+        if a <= b:
+            opened.append((a, b))
+    found = _first_change(pic, day, until, this, opened, youngest, oldest) if opened else None
+    new_value = _new_values(d, until)
+    if new_value is not None and (found is None or new_value < found.toordinal()):
+        return dt.date.fromordinal(new_value)
+    return found
+
+
+def _first_change(pic: Picture, day: dt.date, until: int, this: int, opened: list[tuple[int, int]],
+                  youngest: int, oldest: int) -> dt.date | None:
+    """The first day after ``day``, not after ``until``, on which "in an ``opened`` month and of
+    working age" turns from what it is on ``day``: at the edge of an opened span, or on a birthday
+    that falls in one (elsewhere the window is shut on both sides of the birthday)."""
     born = pic.birth_date
 
-    def holds(on: dt.date) -> bool:
-        x = on.year * 12 + on.month - 1
-        if not any(a <= x <= b for a, b in opened):
+    def holds(month: int, on: dt.date) -> bool:
+        if not any(a <= month <= b for a, b in opened):
             return False
         if born is None:
             return True
-        age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
-        return youngest <= age < oldest
+        return youngest <= on.year - born.year - ((on.month, on.day) < (born.month, born.day)) < oldest
 
-    edges = {_first_of(x) for a, b in opened if a <= b for x in (a, b + 1)}
+    candidates = []
+    for a, b in opened:
+        for x in (a, b + 1):
+            if x > this and (first := _first_of(x)) is not None and first.toordinal() <= until:
+                candidates.append((first, x))
     if born is not None:
-        edges |= {_birthday(born, youngest), _birthday(born, oldest)}
-    now = holds(day)
-    found = next((e for e in sorted(e for e in edges if e is not None and day < e <= until)
-                  if holds(e) != now), None)
-    new_values = [v for name in PARAMETERS for v in params.get(name).dates if day < v <= until]
-    return min([*([found] if found else []), *new_values], default=None)
+        for years in (youngest, oldest):
+            birthday = _birthday(born, years)
+            if birthday is not None and day < birthday and birthday.toordinal() <= until:
+                month = birthday.year * 12 + birthday.month - 1
+                if any(a <= month <= b for a, b in opened):
+                    candidates.append((birthday, month))
+    if not candidates:
+        return None
+    now = holds(this, day)
+    return next((on for on, month in sorted(candidates) if holds(month, on) != now), None)
 
 
 def _first_of(month: int) -> dt.date | None:
