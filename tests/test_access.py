@@ -5,6 +5,7 @@ that ACL file loaded: what each may do works, everything else is refused with NO
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fnmatch
 import json
 import logging
@@ -285,6 +286,15 @@ async def _readers(srv, want: chaos.Outcome) -> None:
     assert await read_counters(ops, chaos.PARTITIONS)
     with pytest.raises(NoPermissionError):
         await ops.hgetall(t.people(0))  # the operators see backlogs and parked records, not pictures
+    # permitbus retick under pb-ops: a date.tick on each partition stream for every picture
+    from services.ops.retick import retick
+
+    admin = aioredis.Redis.from_url(srv.admin)
+    before = sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)])
+    pictures = sum([await admin.hlen(t.people(p)) for p in range(chaos.PARTITIONS)])
+    assert await retick(ops, range(chaos.PARTITIONS), dt.date.fromisoformat(chaos.TODAY)) == pictures > 0
+    assert sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)]) > before
+    await admin.aclose()
     # permitbus trace under pb-ops: a record that led to a health decision
     from services.ops.trace import trace
 

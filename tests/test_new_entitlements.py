@@ -5,6 +5,7 @@ noticed by the scheduler (services/scheduler/service.py) with the project's cloc
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import httpx
@@ -229,3 +230,43 @@ async def test_a_picture_of_the_previous_release_is_decided_by_the_new_rules(r, 
     table = by_district(await read_counters(r, settings.partitions))
     assert table[PUKOU]["eligible"] == {"health.family_doctor": 1, CIVIL: 1, EMPLOYMENT: 1}
     assert table[PUKOU]["permit_holders"] == 1
+
+
+async def test_retick_puts_the_people_of_an_earlier_release_on_the_new_rosters(r, settings, redis_url):
+    """A settled person and a long-term permit holder decided by the release before (no outcome for
+    the new rosters, nothing due for months): ``permitbus retick`` ticks every picture once, and
+    they are listed; a second pass emits nothing."""
+    from tests.test_demo import run_cli
+
+    settler, holder = make_id(), make_id()
+    await publish(r, "psb:permit", permit("LH", settler, district=XUANWU, czsj="2025-06-30 10:00:00"),
+                  permit("QF", holder, district=PUKOU, qfrq="2025-01-01", yxqz="2030-12-31"))
+    async with services(settings):
+        await drain(r, settings)
+    for p in range(settings.partitions):  # as the release before left them: no outcome for clause （十四）
+        for key, blob in (await r.hgetall(t.people(p))).items():
+            person = msgspec.msgpack.decode(blob, type=Person)
+            person.roster.pop(CIVIL)
+            person.figs = [f for f in person.figs if CIVIL not in f]
+            await r.hset(t.people(p), key, msgspec.msgpack.encode(person))
+    await r.delete(*[t.figures(p) for p in range(settings.partitions)])  # (recounted below from the pictures)
+    await r.xtrim("outlet:civil", maxlen=0)
+    await r.delete(t.roster("outlet:civil", CIVIL, XUANWU), t.roster("outlet:civil", CIVIL, PUKOU),
+                   t.roster_index("outlet:civil", CIVIL))
+    for p in range(settings.partitions):
+        for blob in (await r.hgetall(t.people(p))).values():
+            for f in msgspec.msgpack.decode(blob, type=Person).figs:
+                await r.hincrby(t.figures(p), f, 1)
+    env = {"PERMITBUS_PARTITIONS": str(settings.partitions)}
+    async with services(settings):
+        out = await asyncio.to_thread(run_cli, redis_url, "retick", **env)
+        assert "2 people to be decided again as of 2026-11-28" in out
+        await drain(r, settings)
+        await asyncio.to_thread(run_cli, redis_url, "retick", **env)  # again: nothing changes
+        await drain(r, settings)
+    civil = await read_outlet(r, "outlet:civil")
+    assert sorted((d["subject_id"], d["status"], d["district"], d["caused_by"]) for d in civil) == sorted([
+        (settler, "eligible", XUANWU, []), (holder, "eligible", PUKOU, [])])
+    assert await roster(r, "outlet:civil", CIVIL, XUANWU) == [settler]
+    table = by_district(await read_counters(r, settings.partitions))
+    assert table[XUANWU]["eligible"][CIVIL] == 1 and table[PUKOU]["eligible"][CIVIL] == 1
