@@ -29,7 +29,10 @@ def _partitions(spec: str | None, total: int) -> list[int] | None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="permitbus", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="run every service in one process until SIGTERM/SIGINT")
+    upp = sub.add_parser("up", help="run every service, as worker processes, until SIGTERM/SIGINT")
+    upp.add_argument("--workers", type=int, metavar="N",
+                     help="decider processes (default: one per core); the other roles run one each")
+    upp.add_argument("--single", action="store_true", help="every service in this one process")
     run = sub.add_parser("run", help="run one service alone")
     run.add_argument("service", choices=["normalize", "decider", "relay", "scheduler"])
     run.add_argument("--feed", action="append", help="normalize only this feed (repeatable)")
@@ -89,9 +92,17 @@ def main(argv: list[str] | None = None) -> int:
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
-        from services.runtime.runner import serve
+        if args.single:
+            from services.runtime.runner import serve
 
-        return asyncio.run(serve(settings))
+            return asyncio.run(serve(settings))
+        from services.runtime.supervisor import up
+
+        if args.workers is not None and args.workers < 1:
+            print("permitbus up: --workers must be at least 1", file=sys.stderr)
+            return 2
+        settings.require_keys()  # here, once, rather than in a crash loop of every worker
+        return up(args.workers)
     if args.cmd == "run":
         from services.runtime.runner import serve
 

@@ -2,7 +2,8 @@
 
 Stops cleanly on SIGTERM/SIGINT: the normalizers finish and acknowledge the batch in hand, the
 decider and relay finish their current atomic step, and the process exits 0 within 10 s. A
-second signal exits at once (status 130).
+second signal (a second or more after the first: one sent to the process and to its group
+arrives twice) exits at once (status 130).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -122,7 +124,12 @@ async def serve(
     tune_gc()
     loop = asyncio.get_running_loop()
     if handle_signals:
+        first: list[float] = []
+
         def on_signal(signum: int) -> None:
+            if first and time.monotonic() - first[0] < 1.0:
+                return  # the same stop delivered twice (to this process and to its group)
+            first.append(time.monotonic())
             if running.stop.is_set():
                 log.warning("second signal: exiting at once")
                 os._exit(130)
