@@ -474,6 +474,10 @@ def test_systemd_units_verify(tmp_path):
             assert "NoNewPrivileges" in text or "DynamicUser=yes" in text  # DynamicUser implies it
             assert ("Restart=on-failure" in text) != ("Type=oneshot" in text), name
     assert "Type=oneshot" in units["permitbus-setup.service"]
+    # the hardening is one block, the same in every unit (written four times, kept from drifting)
+    blocks = {name: text[text.index("DynamicUser=yes"):text.index("UMask=0077")] for name, text in units.items()
+              if name.endswith(".service")}
+    assert len(set(blocks.values())) == 1, sorted(blocks)
 
 
 def test_systemd_verify_can_fail(tmp_path):
