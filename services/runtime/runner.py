@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
+from services.runtime import heartbeat
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
@@ -139,6 +140,18 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
 
+    beat = (asyncio.create_task(heartbeat.beat(settings.heartbeat_file, running.ready, running.stop),
+                                name="heartbeat") if settings.heartbeat_file else None)
+    try:
+        return await _serve(settings, services, feeds, partitions, clock, running)
+    finally:
+        if beat is not None:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)  # removes the file
+
+
+async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | None,
+                 partitions: Iterable[int] | None, clock: Clock, running: Running) -> int:
     r = connect(settings.redis_url)
     if not await wait_for_redis(r, running.stop, services):
         await r.aclose()

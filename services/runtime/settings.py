@@ -87,6 +87,10 @@ class Settings(BaseSettings):
                     "contribution feed is left out by default: indexing each record of its monthly burst cost "
                     "about a quarter of the burst's throughput (BENCHMARKS.md). Quarantined and dead-lettered "
                     "records, and those that led to a decision, are traced on every feed")
+    heartbeat_file: str | None = Field(
+        None, description="a worker rewrites this file every 2 s while its event loop runs, `ready` or "
+                          "`waiting` (for Redis or set-up): the probe of containers, which cannot ask a worker "
+                          "over HTTP (services/runtime/heartbeat.py)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"
