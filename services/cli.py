@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print("permitbus up: --workers must be at least 1", file=sys.stderr)
             return 2
         settings.require_keys()  # here, once, rather than in a crash loop of every worker
-        return up(args.workers)
+        return up(args.workers, settings.heartbeat_file, settings.heartbeat_stale_s)
     if args.cmd == "run":
         from services.runtime.runner import serve
 

@@ -137,3 +137,26 @@ def test_up_without_keys_refuses_once_before_starting_workers(redis_url):
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode != 0 and b"PERMITBUS_PSEUDONYM_KEY" in out
     assert b"started" not in out
+
+
+async def test_up_heartbeat_ready_when_every_worker_is_and_a_stuck_worker_is_restarted(r, settings, redis_url, tmp_path):
+    from services.runtime import heartbeat
+
+    beat = tmp_path / "hb"
+    proc = start(redis_url, "up", "--workers", "1", PERMITBUS_HEARTBEAT_FILE=str(beat),
+                 PERMITBUS_HEARTBEAT_STALE_S="4", PERMITBUS_LOG_LEVEL="INFO")
+    try:
+        kids = await until(n_children(proc.pid, 4))
+        await until(lambda: heartbeat.check(str(beat), 30, need_ready=True) is None, timeout=30)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            "hb", "hb.decider-1", "hb.normalize", "hb.relay", "hb.scheduler"]  # one file a worker
+        stuck = next(pid for pid, role in kids.items() if role == "relay")
+        os.kill(stuck, signal.SIGSTOP)  # its loop stops: its heartbeat ages
+        await until(lambda: heartbeat.check(str(beat), 30, need_ready=True) is not None, timeout=15)
+        await until(n_children(proc.pid, 4, gone=stuck), timeout=20)  # killed and started again
+        await until(lambda: heartbeat.check(str(beat), 30, need_ready=True) is None, timeout=30)
+    finally:
+        code, took, out = stop(proc)
+    assert code == 0, out
+    assert "relay: heartbeat" in out and "killing it" in out
+    assert not beat.exists()  # removed on the way out

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
         None, description="a worker rewrites this file every 2 s while its event loop runs, `ready` or "
                           "`waiting` (for Redis or set-up): the probe of containers, which cannot ask a worker "
                           "over HTTP (services/runtime/heartbeat.py)")
+    heartbeat_stale_s: float = Field(
+        30.0, gt=0, description="`permitbus up`: a worker whose heartbeat file is older than this is killed and "
+                                "started again (its loop is stuck)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     log_level: str = "INFO"

@@ -19,6 +19,10 @@ the scheduler. ``--single`` keeps the one-process mode (``serve``).
   ``KillMode=mixed``).
 - Children die with the supervisor (``PR_SET_PDEATHSIG`` on Linux): a supervisor killed with -9
   leaves no orphan worker behind to compete with the next one started.
+- With ``PERMITBUS_HEARTBEAT_FILE`` (the probes of deploy/, services/runtime/heartbeat.py) each
+  child beats into a file of its own (``<file>.<child>``) and the supervisor into the file itself:
+  ``ready`` while every child's is fresh and ready. A child whose heartbeat has gone stale (its
+  loop blocked, the process stopped) is killed and so started again.
 """
 
 from __future__ import annotations
@@ -32,10 +36,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 
+from services.runtime import heartbeat
+
 log = logging.getLogger("permitbus.up")
 
 STOP_BUDGET_S = 9.5  # children stop within serve()'s 8 s; the rest is the supervisor's margin
 BACKOFF_FIRST_S, BACKOFF_MAX_S, HEALTHY_AFTER_S = 0.5, 30.0, 60.0
+STARTUP_GRACE_S = 60.0  # before a child's first heartbeat (its imports, on a busy machine)
 DUPLICATE_SIGNAL_S = 1.0  # a second signal sooner than this is the first one again, not "kill now"
 
 
@@ -82,22 +89,33 @@ class Child:
     proc: asyncio.subprocess.Process | None = None
     started: float = 0.0
     starts: int = 0
+    beaten: bool = False  # its heartbeat file has appeared since it was started
     backoff: Backoff = field(default_factory=Backoff)
 
 
 class Supervisor:
-    def __init__(self, workers: int, python: str = sys.executable) -> None:
+    def __init__(self, workers: int, python: str = sys.executable, heartbeat_file: str | None = None,
+                 stale_after_s: float = 30.0) -> None:
         self.children = [Child(name, args) for name, args in plan(workers)]
         self.python = python
+        self.heartbeat_file = heartbeat_file
+        self.stale_after_s = stale_after_s  # a child's heartbeat older than this: its loop is stuck
         self.stopping = asyncio.Event()
         self.signals = 0
         self.first_signal = 0.0
 
+    def beat_file(self, child: Child) -> str | None:
+        return f"{self.heartbeat_file}.{child.name}" if self.heartbeat_file else None
+
     async def start(self, child: Child) -> None:
+        env = None
+        if self.heartbeat_file:
+            heartbeat.remove(self.beat_file(child))  # a dead child's last beat is not this one's
+            env = {**os.environ, "PERMITBUS_HEARTBEAT_FILE": self.beat_file(child)}
         child.proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "services.cli", *child.args, preexec_fn=_die_with_parent,
+            self.python, "-m", "services.cli", *child.args, preexec_fn=_die_with_parent, env=env,
             process_group=0)  # a terminal's Ctrl-C reaches the supervisor, which passes it on once
-        child.started, child.starts = time.monotonic(), child.starts + 1
+        child.started, child.starts, child.beaten = time.monotonic(), child.starts + 1, False
         log.info("started %s (pid %d)", child.name, child.proc.pid)
 
     async def keep(self, child: Child) -> None:
@@ -113,6 +131,31 @@ class Supervisor:
                 await asyncio.wait_for(self.stopping.wait(), timeout=wait)
             except asyncio.TimeoutError:
                 pass
+
+    async def watch_heartbeats(self, interval: float = heartbeat.INTERVAL_S) -> None:
+        """The supervisor's own heartbeat (ready when every child's is), and stuck children killed."""
+        try:
+            while not self.stopping.is_set():
+                ready = True
+                for c in self.children:
+                    if c.proc is None or c.proc.returncode is not None:
+                        ready = False
+                        continue
+                    path = self.beat_file(c)
+                    stale = heartbeat.check(path, self.stale_after_s)
+                    c.beaten = c.beaten or os.path.exists(path)
+                    grace = self.stale_after_s if c.beaten else max(self.stale_after_s, STARTUP_GRACE_S)
+                    if stale and time.monotonic() - c.started > grace:
+                        log.error("%s: %s: killing it", c.name, stale)
+                        c.proc.kill()  # keep() starts it again
+                    ready = ready and heartbeat.check(path, self.stale_after_s, need_ready=True) is None
+                heartbeat.write(self.heartbeat_file, heartbeat.READY if ready else heartbeat.WAITING)
+                try:
+                    await asyncio.wait_for(self.stopping.wait(), timeout=interval)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            heartbeat.remove(self.heartbeat_file)
 
     def on_signal(self, signum: int) -> None:
         now = time.monotonic()
@@ -136,6 +179,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.on_signal, sig)
         keepers = [asyncio.create_task(self.keep(c), name=c.name) for c in self.children]
+        if self.heartbeat_file:
+            keepers.append(asyncio.create_task(self.watch_heartbeats(), name="heartbeat"))
         log.info("permitbus up: %s", ", ".join(c.name for c in self.children))
         await self.stopping.wait()
         deadline = time.monotonic() + STOP_BUDGET_S
@@ -162,5 +207,6 @@ class Supervisor:
         return 0 if clean else 1
 
 
-def up(workers: int | None) -> int:
-    return asyncio.run(Supervisor(workers or default_workers()).run())
+def up(workers: int | None, heartbeat_file: str | None = None, stale_after_s: float = 30.0) -> int:
+    return asyncio.run(Supervisor(workers or default_workers(), heartbeat_file=heartbeat_file,
+                                  stale_after_s=stale_after_s).run())
