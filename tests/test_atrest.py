@@ -1,4 +1,4 @@
-"""Personal data at rest (docs/contract.md): no full ID number and no name in clear past the normalizer,
+"""Personal data at rest (docs/contract.md, "Personal data at rest"): no full ID number and no name in clear past the normalizer,
 the IDs a decision needs sealed under the data key, keys required, rotated, and quarantine kept
 only for its retention. All against the real Redis."""
 

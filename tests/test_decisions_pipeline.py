@@ -2,7 +2,7 @@
 
 Each test publishes raw records the way the departments do (builders in ``tests/people.py``),
 runs the services until every stage is idle, and reads what the departments receive on their
-outlets. Records of different feeds are not ordered against each other (docs/contract.md), so where
+outlets. Records of different feeds are not ordered against each other (docs/contract.md, "Ingress"), so where
 a story needs an order between feeds it is told in steps: publish, drain, publish, drain.
 
 The evaluation date D is the fixture's ``today``, 2026-11-28, unless a test says otherwise.

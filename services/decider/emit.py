@@ -173,7 +173,7 @@ def next_change(pic: Picture, day: dt.date) -> dt.date | None:
 
 
 def figure_keys(pic: Picture, day: dt.date) -> list[str]:
-    """The city figures (docs/policy.md, clauses （十五）（十六）（十七）) this person counts in now."""
+    """The city figures (docs/policy.md, "Figures for the city": clauses （十五）（十六）（十七）) this person counts in now."""
     keys = []
     person = pic.person
     permit = pic.valid_permit(day)

@@ -222,7 +222,7 @@ permitbus: Nanjing's departments publish their records on Redis streams; permitb
 entitlements of 宁政办发〔2021〕5号 and pushes each department the decisions it needs.
 
 * Ingress (`ingress:<feed>`): each entry has one field, `payload`, the record as UTF-8 JSON exactly \
-as the department's system emits it (the payload schemas below). Limits (docs/contract.md): a payload \
+as the department's system emits it (the payload schemas below). Limits (docs/contract.md, "Limits"): a payload \
 over 64 KiB is `TOO_LARGE`, JSON nested deeper than 32 levels `INVALID_JSON`, the same field twice \
 in one object `DUPLICATE_FIELD`; such a record, like any record that cannot be understood, is \
 copied to `quarantine:<feed>` with a reason and never stops the feed.

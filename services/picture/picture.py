@@ -48,7 +48,7 @@ class Picture:
 
     # -- facts -----------------------------------------------------------------------------
     def valid_permit(self, day: dt.date) -> Permit | None:
-        """docs/policy.md: a permit, not cancelled, with qfrq ≤ D ≤ yxqz."""
+        """docs/policy.md, "What the system knows of a person": a permit, not cancelled, with qfrq ≤ D ≤ yxqz."""
         p = self.person.permit
         if p is None or p.cancelled:
             return None

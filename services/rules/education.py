@@ -41,7 +41,7 @@ def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
 
 
 def closes_on(app: Application) -> dt.date:
-    """The closing day: 31 December of the year of application (docs/policy.md)."""
+    """The closing day: 31 December of the year of application (docs/policy.md, "The entitlements")."""
     return dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
 
 
