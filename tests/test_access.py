@@ -1,4 +1,4 @@
-"""Closed by default (CONTRACT.md, "Access"): the stream graph as data, the ACL file derived from it,
+"""Closed by default (docs/contract.md, "Access"): the stream graph as data, the ACL file derived from it,
 `permitbus setup`, and every service and department under its own Redis user on a real Redis with
 that ACL file loaded: what each may do works, everything else is refused with NOPERM."""
 

@@ -1,6 +1,6 @@
 """The departments' read API: current rosters and a subject's current entitlements.
 
-CONTRACT.md: a department reads the whole current roster of one of its entitlements (per
+docs/contract.md, "Rosters and subjects": a department reads the whole current roster of one of its entitlements (per
 district) together with the outlet position it corresponds to, then follows the outlet from that
 position (``XREAD … STREAMS outlet:<dept> <position>``) without gaps or repeats. Only the
 department that owns an entitlement may read it: each department has its own bearer token

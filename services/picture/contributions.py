@@ -1,6 +1,6 @@
 """A person's contribution records, packed: 13 bytes a (month, type, region) slot.
 
-CONTRACT.md: a later record for the same person, type, month and region replaces the earlier
+docs/contract.md, "ingress:hrss:contribution": a later record for the same person, type, month and region replaces the earlier
 one. Each slot keeps the fingerprint of the record now in force; fingerprints of replaced
 records are kept apart, so that a department's retry of an old record (same ``LSH``) is
 recognised as a duplicate and cannot undo a later correction.
@@ -138,7 +138,7 @@ class Contributions:
 
     # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:
-        """POLICY.md: months with a paid employee-scheme record from a Jiangsu region (32xxxx),
+        """docs/policy.md, "What the system knows of a person": months with a paid employee-scheme record from a Jiangsu region (32xxxx),
         each month once however many types or cities paid it."""
         return self.employee_months
 

@@ -1,6 +1,6 @@
 """``education.compulsory_enrollment`` — clauses （七）（八）, outlet ``outlet:edu``.
 
-（八）: 随迁子女 … 以居住证为主要依据 … 接受义务教育. Decided on the guardian's situation;
+（八）: 进一步推动建立以居住证为主要依据的随迁子女入学政策，保障符合政策规定的随迁子女平等接受教育的权利. Decided on the guardian's situation;
 the subject is the child. Open until 31 December of the year of ``sqrq``.
 """
 
@@ -41,7 +41,7 @@ def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
 
 
 def closes_on(app: Application) -> dt.date:
-    """The closing day: 31 December of the year of application (POLICY.md)."""
+    """The closing day: 31 December of the year of application (docs/policy.md, "The entitlements")."""
     return dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
 
 

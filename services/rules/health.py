@@ -1,6 +1,7 @@
 """``health.family_doctor`` — clauses （七）（十二）, outlet ``outlet:health``.
 
-（十二）: 居住证持有人 … 享有 … 家庭医生签约服务. Settled people are registered residents.
+（十二）: 将农业转移落户人口纳入我市基层医疗卫生服务体系管理范围 … 自愿就近选择家庭医生团队进行签约;
+（七）: 居住证持有人 … 在居住地依法享有基本公共服务. Settled people are registered residents.
 Settlement wins when both hold.
 """
 

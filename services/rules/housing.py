@@ -1,6 +1,6 @@
 """``housing.security`` — clause （十三）, outlet ``outlet:housing``.
 
-（十三）: 将符合条件的非户籍常住人口纳入住房保障范围 … 环卫、公交等行业 … 优先.
+（十三）: 确保符合条件的农业转移落户人口与我市城镇居民同等享有政府提供基本住房保障的权利 … 重点保障环卫、公交等公共服务行业农业转移落户人口住房需求.
 Income ceiling: the dated parameter ``housing.per_capita_income_max`` in force on ``appliedOn``.
 """
 
@@ -34,7 +34,7 @@ def decide(app: Application, applicant: Picture, day: dt.date) -> Verdict:
 
 
 def closes_on(app: Application) -> dt.date:
-    """The closing day: 31 December of the year of application (POLICY.md)."""
+    """The closing day: 31 December of the year of application (docs/policy.md, "The entitlements")."""
     return dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
 
 

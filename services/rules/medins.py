@@ -1,6 +1,6 @@
 """``medins.resident_enrollment`` — clause （十一）, outlet ``outlet:medins``.
 
-（十一）: 落户后 … 参加城乡居民基本医疗保险, 不得重复参保. A person with a paid employee
+（十一）: 对通过相关政策落户我市的，可以选择参加居民医保 … 避免重复参保、重复补助. A person with a paid employee
 medical record (310, any region) in D's month or the two before is covered already.
 """
 

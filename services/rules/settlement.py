@@ -1,6 +1,6 @@
 """``settlement.four_districts`` — clause （六）, outlet ``outlet:psb``.
 
-（六）: 在浦口、六合、溧水、高淳四区 … 城镇职工社会保险累计缴纳满6个月 … 可申请落户.
+（六）: 全面放宽浦口、六合、溧水、高淳区城镇地区落户限制，对持有上述四区居住证、缴纳城镇职工社会保险6个月以上的人员，即可办理落户.
 An invitation to apply, never a settlement: clause （二） forbids settling anyone against their will.
 """
 

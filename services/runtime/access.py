@@ -301,7 +301,7 @@ def setup() -> Service:
 
 
 def department(dept: str) -> Service:
-    """CONTRACT.md "Access": append to its own ingress stream, read its own quarantine, read,
+    """docs/contract.md "Access": append to its own ingress stream, read its own quarantine, read,
     group and acknowledge its own outlet; nothing else."""
     own: list[Use] = []
     for feed in t.department_feeds(dept):

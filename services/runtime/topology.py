@@ -56,7 +56,7 @@ OUTLETS: dict[str, Outlet] = {
     )
 }
 
-# Each department's outlet (CONTRACT.md "Outlets"), including those whose entitlements come later.
+# Each department's outlet (docs/contract.md "Outlets"), including those whose entitlements come later.
 DEPARTMENT_OUTLETS: dict[str, str] = {
     d: f"outlet:{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")
 }
