@@ -31,7 +31,7 @@ from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ResponseError
 
-from schemas.events import Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
+from schemas.events import Event, PermitCancelled, PermitMoved, PermitRenewed, SchoolApplied, encode_event, envelopes
 from services.ingress import contribution, housing, limits, permit, school
 from services.ingress.budget import ReadBudget, entry_bytes
 from services.ingress.atrest import Protector
@@ -86,6 +86,14 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes],
         return NORMALIZERS[feed](rec, entry_id, raw)
     except Reject as rej:
         return rej
+
+
+def _child_of(ev: Event, protector: Protector, parts: int) -> tuple[int, bytes] | None:
+    """A school application's child: (partition, pseudonym), to file the application under the
+    child (``t.filed``); read before ``protect`` takes the child's ID out of the event."""
+    if not isinstance(ev, SchoolApplied) or not ev.child_id:
+        return None
+    return partition_of(ev.child_id, parts), protector.pseudonym(ev.child_id)
 
 
 class Normalizer:
@@ -171,15 +179,21 @@ class Normalizer:
         by_partition: dict[int, list[bytes]] = {}
         index: dict[str, str] = {}  # permitbus trace: record id -> where this batch put it
         trace_accepted = self.feed.name in self.settings.trace_accepted
+        filed: dict[int, dict[bytes, int]] | None = {} if self.feed.name == school.FEED else None
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(self.feed.name, sid, fields, self.settings.max_payload_bytes)
             if not isinstance(out, Reject):
                 try:
                     p = partition_of(out.person_id, parts)
+                    child = _child_of(out, self.protector, parts) if filed is not None else None
                     data = encode_event(self.protector.protect(out))
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
+                else:
+                    if child is not None:  # the child's application is filed in the guardian's picture
+                        filed.setdefault(child[0], {})[
+                            child[1] + p.to_bytes(2, "big") + out.pseudonym + out.application_id.encode()] = 0
             if isinstance(out, Reject):
                 payload = fields.get(b"payload", b"")
                 pipes.take(len(payload)).fcall(
@@ -197,6 +211,8 @@ class Normalizer:
                 n_events += 1
                 if trace_accepted and (rid := traceable(out.record_id)):
                     index[rid] = f"{sid} p{p}"
+        for p, members in (filed or {}).items():  # t.filed: before the events that file them
+            pipes.take(sum(map(len, members))).zadd(t.filed(p), members)
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
                 pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})
