@@ -4,7 +4,9 @@ A batch of ingress entries becomes, in one pipeline (or several of bounded size,
 canonical events on the partition streams ``evt:{pN}`` (partition = the person's ID hashed; one
 entry per partition holding the batch's events for it in order, ``schemas.events.envelopes``),
 quarantine copies, and the payloads of ``QZ``/``BG``/``ZX`` records held for the decider's verdict
-(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in
+(``pb_hold``; events carry no payloads), and for a school application where it is filed under the
+child (``filed:{pN}``: the application is kept in the guardian's picture; explaining it starts from
+the child); only then are the entries acknowledged. A crash in
 between leads to redelivery: the events are appended again and ignored by the decider as
 duplicates (same record id); quarantine copies are made once (``pb_quarantine`` remembers the
 ingress ids it has copied). What is read at a time is bounded by bytes as well as by count
