@@ -475,3 +475,24 @@ async def test_explaining_under_the_api_and_ops_users(tmp_path):
         ops = base.model_copy(update={"redis_url": srv.url("pb-ops")})
         assert await main(ops, child, "education.compulsory_enrollment") == 0
         await admin.aclose()
+
+
+def test_an_application_past_its_closing_day_is_explained_as_of_that_day():
+    """As the decider decides it (emit.application_step): first read after 31 December, as of then."""
+    from services.runtime.settings import Settings
+
+    keys = Settings().data_keyring()
+    guardian, child = make_id("19850101"), make_id("20190301")
+    pic = Picture(Person(v=PICTURE_SCHEMA_VERSION, sid=keys.seal(guardian)), keys)
+    base = dict(source_id="1-0", person_id=guardian)
+    fold(pic, PermitIssued(**base, record_id="Q1", permit_no="P1", district="320111",
+                           valid_from=dt.date(2025, 1, 1), valid_until=dt.date(2026, 12, 31), at=AT))
+    fold(pic, SchoolApplied(**base, record_id="JY1", application_id="JY1", child_id=child, stage="XX",
+                            district="320111", applied_on=dt.date(2026, 3, 1)))
+    (app,) = pic.person.apps.values()
+    later = dt.date(2027, 2, 1)  # the permit has expired too: on D it would be refused
+    e = explain_application(app, pic, later)
+    assert (e["as_of"], e["eligible"], e["application"]["open"]) == ("2026-12-31", True, False)
+    d = emit.application_step(pic, app, later, NOW, ["JY1"])
+    assert (d.as_of, d.status) == (dt.date(2026, 12, 31), "eligible")
+    assert explain_application(app, pic, later)["last_decision"]["version"] == d.version

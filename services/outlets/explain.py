@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 
 from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel
 
 from schemas.picture import Application
 from services.ingress.fields import id_problem
@@ -33,6 +34,36 @@ from services.runtime.clock import Clock
 from services.runtime.identity import Pseudonymizer, partition_of
 
 PSEUDONYM_BYTES = 12  # services/runtime/identity.py
+
+
+class ConditionTrace(BaseModel):
+    condition: str
+    says: str  # POLICY.md's words
+    reason: str | None  # the reason code it gives when it fails; None: it picks an alternative or the priority
+    checked: bool  # False: not reached (no district to compare, not primary school)
+    holds: bool | None
+    facts: dict  # what it read: permit, settlement, months counted, ages, figures in force
+
+
+class Explanation(BaseModel):
+    entitlement: str
+    application_id: str | None
+    as_of: str  # D, or an application's closing day once past it
+    eligible: bool
+    district: str | None
+    priority: bool
+    reasons: list[str]
+    basis: list[str]
+    conditions: list[ConditionTrace]
+    application: dict | None = None  # the application's own facts
+    last_decision: dict | None  # status, district, priority, version last published
+
+
+class Explained(BaseModel):
+    subject_id: str
+    entitlement: str
+    as_of: str
+    explanations: list[Explanation]
 
 
 class NotExplained(LookupError):
@@ -98,7 +129,7 @@ def router(settings, r, department) -> APIRouter:
     pseudonym = Pseudonymizer(settings.pseudonym_secret())
     clock = Clock(settings.today)
 
-    @api.get("/v1/subjects/{subject_id}/explain/{entitlement}")
+    @api.get("/v1/subjects/{subject_id}/explain/{entitlement}", response_model=Explained)
     async def explain(subject_id: str, entitlement: str, dept: str = Depends(department),
                       application_id: str | None = Query(None, max_length=128)) -> dict:
         outlet = t.OUTLETS.get(entitlement)
