@@ -2,8 +2,8 @@
 what it decides about one person, for an operator answering a department or a resident.
 
 The same explanations as the API's (``services/outlets/explain.py``), printed as a trace, one line
-a condition and its facts below it; the ID number masked (``320111********123X``), and so is a
-permit number. ``--as-of`` judges the stored picture on another date (what a tick on that date
+a condition and its facts below it; the ID number masked (``320111********123X``; an explanation
+holds no other ID, nor a permit number). ``--as-of`` judges the stored picture on another date (what a tick on that date
 would decide). Exit 0 when explained, 1 when there is nothing to explain, 2 for a malformed ID or
 an unknown entitlement.
 """
@@ -47,10 +47,6 @@ async def main(settings, subject_id: str, entitlement: str, as_of: dt.date | Non
         return 2
     finally:
         await r.aclose()
-    for e in found:
-        for c in e["conditions"]:
-            if c["facts"].get("permit"):
-                c["facts"]["permit"]["number"] = mask(c["facts"]["permit"]["number"])
     if as_json:
         doc = {"subject_id": mask(subject_id), "entitlement": entitlement, "as_of": day.isoformat(),
                "explanations": found}

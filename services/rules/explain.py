@@ -4,7 +4,7 @@
 (``services/decider/emit.py``), on the same picture and date, with ``why=Trace()`` instead of
 the silent default (``services/rules/why.py``), and return every condition of the rule in the
 rule's order (``CONDITIONS``): whether it was checked, whether it holds, the reason code it gives
-when it fails, and the facts it read, rendered here (permit and its dates, settlement, the months
+when it fails, and the facts it read, rendered here (the permit's district and dates, settlement, the months
 counted and the regions that paid them, ages, the figures in force with their references). The
 outcome (``eligible``, ``district``, ``priority``, ``reasons``) is the ``Verdict`` that call
 returned, so it is the decision's by construction.
@@ -113,11 +113,12 @@ def settlement(person: Person, _=None) -> dict:
 
 
 def permit(p: Permit | None, _=None) -> dict | None:
-    """The permit the person holds (valid on D or not: the condition says whether it is)."""
+    """The permit the person holds (valid on D or not: the condition says whether it is): what the
+    condition reads of it, no more (its number and sector are not needed to say why; PIPL Art. 6)."""
     if p is None:
         return None
-    return {"number": p.number, "district": p.district, "valid_from": _iso(p.valid_from),
-            "valid_until": _iso(p.valid_until), "cancelled": p.cancelled, "sector": p.sector}
+    return {"district": p.district, "valid_from": _iso(p.valid_from), "valid_until": _iso(p.valid_until),
+            "cancelled": p.cancelled}
 
 
 def parameter(f: InForce, _=None) -> dict:
