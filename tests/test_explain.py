@@ -32,7 +32,7 @@ from services.outlets.api import create_app
 from services.picture.fold import Quarantine, fold
 from services.picture.picture import Picture
 from services.rules import ALL_RULES, APPLICATION_RULES, ROSTER_RULES
-from services.rules.explain import decide, explain_application, explain_roster
+from services.rules.explain import explain_application, explain_roster
 from services.rules.verdict import REASON_ORDER
 from services.runtime.identity import mask
 from services.sim.generator import SimConfig, generate
@@ -92,6 +92,14 @@ def agree(c: dict) -> None:
     if c["condition"] in ("primary_min_age", "under_max_age") and c["checked"]:
         limit = f.get("minimum", f.get("maximum"))["value"]
         assert c["holds"] == (f["age"] >= limit if "minimum" in f else f["age"] < limit)
+
+
+def decide(entitlement: str, pic: Picture, day: dt.date, app=None):
+    """What the decider's call returns (emit.roster_step, emit.application_step: an application
+    past its closing day as of that day), without a trace."""
+    if app is None:
+        return ALL_RULES[entitlement].decide(pic, day)
+    return ALL_RULES[entitlement].decide(app, pic, min(day, APPLICATION_RULES[entitlement].closes_on(app)))
 
 
 def explain_all(pic: Picture, day: dt.date, seen: dict) -> None:

@@ -23,7 +23,7 @@ from schemas.picture import Application, Outcome, Permit, Person
 from services.ingress.contribution import EMPLOYEE_TYPES
 from services.picture.contributions import month_index
 from services.picture.picture import Picture
-from services.rules import ALL_RULES, APPLICATION_RULES, ROSTER_RULES
+from services.rules import APPLICATION_RULES, ROSTER_RULES
 from services.rules.params import InForce
 from services.rules.verdict import Verdict
 from services.rules.why import Trace
@@ -50,13 +50,6 @@ def explain_application(app: Application, pic: Picture, day: dt.date) -> dict:
     return {"entitlement": app.entitlement, "application_id": app.id, "as_of": on.isoformat(),
             **_outcome(verdict), "conditions": _conditions(rule.CONDITIONS, trace),
             "application": _application(app, closing, day), "last_decision": _last(app.last)}
-
-
-def decide(entitlement: str, pic: Picture, day: dt.date, app: Application | None = None) -> Verdict:
-    """What the decider's call returns, for comparing (tests): the same arguments, no trace."""
-    if app is None:
-        return ALL_RULES[entitlement].decide(pic, day)
-    return ALL_RULES[entitlement].decide(app, pic, min(day, APPLICATION_RULES[entitlement].closes_on(app)))
 
 
 def _outcome(v: Verdict) -> dict:
