@@ -26,6 +26,15 @@ def _partitions(spec: str | None, total: int) -> list[int] | None:
     return out
 
 
+def _date(s: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {s!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="permitbus", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -67,6 +76,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("feed", help="e.g. psb:permit")
     tr.add_argument("record_id", help="the department's record id (ywlsh, LSH, sqbh, applicationNo)")
     tr.add_argument("--json", action="store_true")
+    ex = sub.add_parser("explain", help="why a rule decides what it decides about one person (IDs masked; "
+                                        "exit 1: nothing to explain)")
+    ex.add_argument("subject_id", help="the person's ID number (the child's for education)")
+    ex.add_argument("entitlement", help="e.g. health.family_doctor")
+    ex.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="judge on this date (default: D)")
+    ex.add_argument("--application", help="only this application (sqbh, applicationNo)")
+    ex.add_argument("--json", action="store_true")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -88,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
+                        "explain")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -194,6 +211,11 @@ def main(argv: list[str] | None = None) -> int:
         from services.ops.trace import main as trace_main
 
         return asyncio.run(trace_main(settings, args.feed, args.record_id, args.json))
+    if args.cmd == "explain":
+        from services.ops.explain import main as explain_main
+
+        return asyncio.run(explain_main(settings, args.subject_id, args.entitlement, args.as_of, args.application,
+                                        args.json))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

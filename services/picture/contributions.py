@@ -142,6 +142,13 @@ class Contributions:
         each month once however many types or cities paid it."""
         return self.employee_months
 
+    def records(self) -> Iterator[tuple[int, str, str, bool]]:
+        """(month index, insurance type, region code, paid) of every record in force, oldest month
+        first: what an explanation lists (services/rules/explain.py), never the hot path."""
+        for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
+            v = lo | hi << 16
+            yield m, TYPES[(v >> 1) & 7], f"{v >> 4:06d}", bool(v & 1)
+
     def paid_medical_months(self) -> list[int]:
         """Month indexes with a paid employee medical (310) record, any region."""
         return sorted({m for m, t, _ in self._paid() if t == _MEDICAL})

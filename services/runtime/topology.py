@@ -94,6 +94,17 @@ def archive(p: int) -> str:
     return f"arc:{{p{p}}}"
 
 
+def filed(p: int) -> str:
+    """Sorted set, all scores 0, read by lexicographic range: where a subject's applications are
+    filed when they are kept in another person's picture (an education application is decided on
+    the guardian's situation, so it lives in the guardian's picture; its subject is the child).
+    Member: the subject's pseudonym (12 bytes), the guardian's partition (2 bytes, big-endian),
+    the guardian's pseudonym (12 bytes), the application id. In the subject's partition ``p``;
+    pseudonyms only. Written by the education feed's normalizer; read to explain a decision
+    (``services/outlets/explain.py``)."""
+    return f"filed:{{p{p}}}"
+
+
 def decider_meta(p: int) -> str:
     """Hash: pos (last applied evt id), figures counters are in figures(p)."""
     return f"dec:{{p{p}}}"
