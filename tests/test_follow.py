@@ -1,0 +1,251 @@
+"""``permitbus follow <dept> --into <PostgreSQL URL>`` (CONTRACT.md, "Departments' side"), against
+the real Redis and the real PostgreSQL on this machine (a database of its own per test).
+
+Decisions come from the real services (department records in, through the pipeline); the rosters
+from the real read API. The kill -9 test runs everything as processes under the ACL users of
+``permitbus acl``."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+import httpx
+import msgspec
+import psycopg
+import pytest
+
+from services.follow import store
+from services.follow.follower import Follower
+from services.follow.outlet import Span, before, judge
+from services.follow.rows import Rejected, Row, from_entry
+from services.follow.snapshot import Api
+from services.ingress.fields import DISTRICTS
+
+CODES = list(DISTRICTS)
+from services.outlets.api import create_app
+from tests import pg
+from tests.conftest import publish
+from tests.harness import drain, services
+from tests.people import contribution, make_id, months, permit, school
+
+TOKENS = {"psb": "t-psb", "edu": "t-edu", "health": "t-health", "housing": "t-housing", "medins": "t-medins"}
+HEALTH, EDU = "health.family_doctor", "education.compulsory_enrollment"
+
+
+@pytest.fixture
+def pg_url():
+    with pg.database() as url:
+        yield url
+
+
+def api_for(settings, dept: str, stopping: asyncio.Event | None = None, **update) -> Api:
+    app = create_app(settings.model_copy(update={"api_tokens": TOKENS, **update}))
+    return Api("http://api", TOKENS[dept], transport=httpx.ASGITransport(app=app), stopping=stopping)
+
+
+async def follow_once(settings, dept: str, url: str, batch: int = 500, **update) -> Follower:
+    """Run a follower in this process until it has caught up with the outlet."""
+    api = api_for(settings, dept, **update)
+    f = Follower(dept, settings.redis_url, url, api, batch=batch, once=True)
+    try:
+        await f.run()
+    finally:
+        await api.aclose()
+    return f
+
+
+async def rosters(settings, dept: str, entitlement: str) -> dict[tuple[str, str, str], dict]:
+    """The API's current roster, every district: {key: decision}."""
+    out = {}
+    api = api_for(settings, dept)
+    try:
+        for d in DISTRICTS:
+            async for _, entries in api.pages(entitlement, d):
+                for e in entries:
+                    out[(e["entitlement"], e["subject_id"], e["application_id"] or "")] = e
+    finally:
+        await api.aclose()
+    return out
+
+
+async def latest_on_outlet(r, outlet: str, after: str = "0-0") -> dict[tuple[str, str, str], dict]:
+    """The latest decision per key among the outlet's entries after ``after``."""
+    out: dict = {}
+    for _, f in await r.xrange(outlet, f"({after}" if after != "0-0" else "-"):
+        d = json.loads(f[b"payload"])
+        key = (d["entitlement"], d["subject_id"], d["application_id"] or "")
+        if key not in out or d["version"] > out[key]["version"]:
+            out[key] = d
+    return out
+
+
+def as_rows(decisions: dict) -> dict:
+    """Decisions as the table holds them (timestamps parsed, payload as a dict)."""
+    return {k: (d["entitlement"], d["subject_id"], d["application_id"] or "", d["status"], d["district"],
+                d["priority"], d["version"], d["decision_id"], dt.datetime.fromisoformat(d["decided_at"]), d)
+            for k, d in decisions.items()}
+
+
+# -- pure parts ------------------------------------------------------------------------------------
+GOOD = {"decision_id": "d1", "entitlement": HEALTH, "subject_id": "32011119900101001X", "application_id": None,
+        "status": "eligible", "district": "320111", "priority": False, "reasons": [], "basis": ["（七）"],
+        "as_of": "2026-11-28", "caused_by": ["GA1"], "version": 3, "decided_at": "2026-11-28T10:00:00+08:00"}
+
+
+def entry(obj) -> dict[bytes, bytes]:
+    return {b"payload": obj if isinstance(obj, bytes) else json.dumps(obj, ensure_ascii=False).encode()}
+
+
+def test_an_outlet_entry_makes_its_row_or_says_why_not():
+    row = from_entry("1-1", entry(GOOD), frozenset({HEALTH}))
+    assert isinstance(row, Row)
+    assert row.key == (HEALTH, GOOD["subject_id"], "") and row.version == 3 and row.source == "1-1"
+    assert row.decided_at == dt.datetime(2026, 11, 28, 2, tzinfo=dt.timezone.utc)
+    bad = {
+        "not json": b"{nope",
+        "not an object": b"[1, 2]",
+        "other outlet's": {**GOOD, "entitlement": EDU},
+        "an ID that is not one": {**GOOD, "subject_id": "32011119900101001x"},
+        "version 0": {**GOOD, "version": 0},
+        "no offset": {**GOOD, "decided_at": "2026-11-28T10:00:00"},
+        "odd status": {**GOOD, "status": "maybe"},
+        "no version": {k: v for k, v in GOOD.items() if k != "version"},
+        "not utf-8": b'{"a": "\xff"}',
+        "a lone surrogate": json.dumps(GOOD).replace('"d1"', '"\\ud800"').encode(),
+        "a district that is not one": {**GOOD, "district": "abc"},
+    }
+    for what, payload in bad.items():
+        out = from_entry("1-2", entry(payload), frozenset({HEALTH}))
+        assert isinstance(out, Rejected), what
+        assert GOOD["subject_id"] not in out.reason, what  # reasons name fields, not values
+    assert isinstance(from_entry("1-3", {b"other": b"x"}, frozenset({HEALTH})), Rejected)
+    # an enum's message quotes the value: an ID number there is masked
+    leaky = from_entry("1-4", entry({**GOOD, "status": GOOD["subject_id"]}), frozenset({HEALTH}))
+    assert isinstance(leaky, Rejected) and GOOD["subject_id"] not in leaky.reason
+
+
+def test_a_position_is_judged_against_what_the_outlet_still_holds():
+    assert before("5-3") == "5-2" and before("5-0") == f"4-{2**64 - 1}" and before("0-0") is None
+    never_trimmed = Span(length=10, added=10, first=(1, 0), last=(10, 0))
+    assert judge(never_trimmed, "0-0") is None and judge(never_trimmed, "5-0") is None
+    trimmed = Span(length=5, added=10, first=(6, 0), last=(10, 0))
+    assert judge(trimmed, "6-0") is None and judge(trimmed, "7-0") is None  # the head is at or before it
+    assert "trimmed past" in judge(trimmed, "4-0")
+    assert "trimmed past" in judge(trimmed, "0-0")
+    emptied = Span(length=0, added=10, first=None, last=(10, 0))
+    assert judge(emptied, "10-0") is None and "trimmed" in judge(emptied, "9-0")
+    assert "made anew" in judge(Span(0, 0, None, (0, 0)), "10-0")
+
+
+# -- the table against the rosters and the outlet -------------------------------------------------
+async def test_snapshot_then_follow_equals_the_rosters_and_the_latest_decisions(r, settings, pg_url):
+    people = [make_id() for _ in range(12)]
+    await publish(r, "psb:permit", *[permit("QF", p, district=CODES[i % 3]) for i, p in enumerate(people)])
+    async with services(settings):
+        await drain(r, settings)
+        first = await follow_once(settings, "health", pg_url)
+        assert first.snapshots == 1 and first.applied == 0
+        snap = pg.rows(pg_url)
+        assert snap == as_rows(await rosters(settings, "health", HEALTH)) and len(snap) == 12
+        base = pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position WHERE outlet = 'outlet:health'")
+        # after the snapshot: cancellations, moves, newcomers
+        newcomers = [make_id() for _ in range(5)]
+        await publish(r, "psb:permit", *[permit("ZX", p) for p in people[:4]],
+                      *[permit("BG", p, district=CODES[5]) for p in people[4:7]],
+                      *[permit("QF", p, district=CODES[7]) for p in newcomers])
+        await drain(r, settings)
+        second = await follow_once(settings, "health", pg_url)
+    assert second.snapshots == 0 and second.applied == 4 + 3 + 5
+    table = pg.rows(pg_url)
+    eligible = {k: v for k, v in table.items() if v[3] == "eligible"}
+    assert eligible == as_rows(await rosters(settings, "health", HEALTH))  # the eligible rows are the roster
+    assert {k: v for k, v in table.items() if v[3] == "revoked"} == \
+        {k: v for k, v in as_rows(await latest_on_outlet(r, "outlet:health", base)).items() if v[3] == "revoked"}
+    assert len([v for v in table.values() if v[3] == "revoked"]) == 4
+    outlet_last = (await r.xinfo_stream("outlet:health"))["last-generated-id"].decode()
+    assert pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position") == outlet_last
+
+
+async def test_application_decisions_land_ineligible_ones_included(r, settings, pg_url):
+    guardian, kids = make_id("19850101"), [make_id("20190301") for _ in range(3)]
+    stranger, orphan = make_id("19860101"), make_id("20190401")
+    await publish(r, "psb:permit", permit("QF", guardian, district="320111"))
+    await publish(r, "hrss:contribution", *[contribution(guardian, m) for m in months("202501", 12)])
+    async with services(settings):
+        await drain(r, settings)
+        await follow_once(settings, "edu", pg_url)  # nothing decided yet: an empty snapshot
+        assert pg.rows(pg_url) == {}
+        apps = [school(guardian, k, sqbh=f"JY-{i}") for i, k in enumerate(kids)]
+        await publish(r, "edu:application", *apps, school(stranger, orphan, sqbh="JY-X"))
+        await drain(r, settings)
+        await follow_once(settings, "edu", pg_url)
+        table = pg.rows(pg_url)
+        assert {k[2]: v[3] for k, v in table.items()} == {"JY-0": "eligible", "JY-1": "eligible",
+                                                          "JY-2": "eligible", "JY-X": "ineligible"}
+        assert {k: v for k, v in table.items() if v[3] == "eligible"} == as_rows(await rosters(settings, "edu", EDU))
+        await publish(r, "psb:permit", permit("ZX", guardian))  # the guardian's permit ends
+        await drain(r, settings)
+        f = await follow_once(settings, "edu", pg_url)
+    table = pg.rows(pg_url)
+    assert f.snapshots == 0
+    # the decider decides an application that stops being eligible again as `ineligible`, version 2
+    assert {k[2]: v[3:7] for k, v in table.items()} == {
+        **{f"JY-{i}": ("ineligible", "320111", False, 2) for i in range(3)},
+        "JY-X": ("ineligible", "320111", False, 1)}
+    assert table == as_rows(await latest_on_outlet(r, "outlet:edu"))
+    assert await rosters(settings, "edu", EDU) == {}
+
+
+async def test_the_version_guard_keeps_the_latest_whatever_the_order(pg_url):
+    def row(version: int, status: str) -> Row:
+        payload = json.dumps({**GOOD, "version": version, "status": status})
+        return from_entry(f"{version}-0", entry(payload.encode()), frozenset({HEALTH}))
+
+    conn = await store.connect(pg_url)
+    try:
+        await conn.execute("INSERT INTO permitbus_follow_position VALUES ('outlet:health', '0-0')")
+        await store.commit_batch(conn, "outlet:health", "0-0", "3-0", [row(3, "revoked"), row(2, "eligible")], [])
+        await store.commit_batch(conn, "outlet:health", "3-0", "4-0", [row(1, "eligible")], [])  # older: no change
+        assert [v[3:7] for v in pg.rows(pg_url).values()] == [("revoked", "320111", False, 3)]
+        await store.commit_batch(conn, "outlet:health", "4-0", "5-0", [row(3, "revoked")], [])  # again: no change
+        await store.commit_batch(conn, "outlet:health", "5-0", "6-0", [row(4, "eligible"), row(4, "eligible")], [])
+        assert [v[3:7] for v in pg.rows(pg_url).values()] == [("eligible", "320111", False, 4)]
+        # the position moves only from where this writer read it
+        with pytest.raises(store.PositionMoved):
+            await store.commit_batch(conn, "outlet:health", "5-0", "7-0", [row(9, "revoked")], [])
+        assert [v[6] for v in pg.rows(pg_url).values()] == [4]  # and nothing of that batch stayed
+    finally:
+        await conn.close()
+
+
+async def test_malformed_outlet_entries_are_kept_aside_and_the_rest_flows(r, settings, pg_url):
+    await follow_once(settings, "health", pg_url)  # an empty outlet: position 0-0
+    good = [{**GOOD, "subject_id": make_id(), "decision_id": f"g{i}"} for i in range(3)]
+    await r.xadd("outlet:health", entry(good[0]))
+    bad_ids = [await r.xadd("outlet:health", {b"payload": b"not json"}),
+               await r.xadd("outlet:health", {b"other": b"field"}),
+               await r.xadd("outlet:health", entry({**GOOD, "entitlement": EDU})),
+               # valid JSON that jsonb cannot hold: PostgreSQL refuses it, found one row at a time
+               await r.xadd("outlet:health", entry({**good[1], "reasons": ["\u0000"]}))]
+    await r.xadd("outlet:health", entry(good[1]))
+    last = await r.xadd("outlet:health", entry(good[2]))
+    f = await follow_once(settings, "health", pg_url, batch=100)
+    assert f.applied == 7 and f.rejected == 4
+    assert {k[1] for k in pg.rows(pg_url)} == {g["subject_id"] for g in good}
+    with psycopg.connect(pg_url) as c:
+        got = c.execute("SELECT entry_id, reason FROM permitbus_follow_rejected ORDER BY entry_id").fetchall()
+    assert [g[0] for g in got] == sorted(i.decode() for i in bad_ids)
+    assert "refused by PostgreSQL: 22P05" in got[-1][1]
+    assert pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position") == last.decode()
+    # read again (a kill before the next batch): nothing doubles
+    await pg_reset_position(pg_url, "0-0")
+    await follow_once(settings, "health", pg_url, batch=2)
+    assert pg.scalar(pg_url, "SELECT count(*) FROM permitbus_follow_rejected") == 4
+    assert len(pg.rows(pg_url)) == 3
+
+
+async def pg_reset_position(url: str, position: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
+        await c.execute("UPDATE permitbus_follow_position SET position = %s", (position,))
