@@ -191,6 +191,8 @@ def relay() -> Service:
                        t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
+        if target.startswith("quarantine:"):  # the held payloads of the records it quarantines, read
+            moves += [uses(t.held(target), "hmget")]  # before pb_relay (services/outlets/relay.py)
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
