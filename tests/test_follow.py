@@ -249,3 +249,84 @@ async def test_malformed_outlet_entries_are_kept_aside_and_the_rest_flows(r, set
 async def pg_reset_position(url: str, position: str) -> None:
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as c:
         await c.execute("UPDATE permitbus_follow_position SET position = %s", (position,))
+
+
+# -- snapshots: when the position has left the outlet, and when one is interrupted ---------------
+async def wave(r, settings, people: list[str], district: str) -> None:
+    await publish(r, "psb:permit", *[permit("QF", p, district=district) for p in people])
+    await drain(r, settings)
+
+
+async def test_a_position_past_the_outlets_retention_takes_a_new_snapshot(r, settings, pg_url):
+    people = [make_id() for _ in range(20)]
+    with pg.database() as fresh_url:
+        async with services(settings):
+            await wave(r, settings, people[:10], CODES[0])
+            await follow_once(settings, "health", pg_url)
+            position = pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position")
+            # trimmed exactly up to the position: the entry at it is still there, nothing is lost
+            await publish(r, "psb:permit", *[permit("ZX", p) for p in people[:3]])
+            await drain(r, settings)
+            await r.xtrim("outlet:health", minid=position, approximate=False)
+            f = await follow_once(settings, "health", pg_url)
+            assert f.snapshots == 0 and f.applied == 3
+            # a follower away while the outlet was trimmed past its position (the relay trims to
+            # PERMITBUS_OUTLET_RETENTION_DAYS; here by hand): revocations it never saw are gone
+            position = pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position")
+            await publish(r, "psb:permit", *[permit("ZX", p) for p in people[3:6]])
+            await drain(r, settings)
+            await wave(r, settings, people[10:], CODES[1])
+            after = [eid for eid, _ in await r.xrange("outlet:health", f"({position}", "+")]
+            await r.xtrim("outlet:health", minid=after[2].decode(), approximate=False)  # two of them trimmed
+            f = await follow_once(settings, "health", pg_url)
+            assert f.snapshots == 1
+            fresh = await follow_once(settings, "health", fresh_url)
+        table = pg.rows(pg_url)
+        assert table == pg.rows(fresh_url)  # what a follower started now holds
+        assert {k[1] for k, v in table.items() if v[3] == "eligible"} == set(people[6:])
+        assert table == as_rows(await rosters(settings, "health", HEALTH))
+        assert pg.scalar(pg_url, "SELECT count(*) FROM permitbus_follow_snapshot") == 0
+
+
+class StopAfter(httpx.AsyncBaseTransport):
+    """The API's transport, stopping the follower after ``n`` requests (a SIGTERM mid-snapshot)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, n: int, stopping: asyncio.Event) -> None:
+        self.inner, self.n, self.stopping = inner, n, stopping
+
+    async def handle_async_request(self, request):
+        self.n -= 1
+        if self.n < 0:
+            self.stopping.set()
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_snapshot_stopped_half_way_starts_again_from_the_same_base(r, settings, pg_url):
+    """The rows depend on the snapshot's base alone (services/follow/snapshot.py): a follower
+    stopped during its snapshot, started again after more was decided, ends with the rows of one
+    that was not stopped."""
+    people = [make_id() for _ in range(30)]
+    with pg.database() as steady_url:
+        async with services(settings):
+            for i in range(3):
+                await wave(r, settings, people[i * 5:i * 5 + 5], CODES[i])
+            stopping = asyncio.Event()
+            app = create_app(settings.model_copy(update={"api_tokens": TOKENS}))
+            api = Api("http://api", TOKENS["health"], transport=StopAfter(httpx.ASGITransport(app=app), 2, stopping),
+                      stopping=stopping)
+            stopped = Follower("health", settings.redis_url, pg_url, api, once=True)
+            await stopped.run()
+            await api.aclose()
+            assert stopped.snapshots == 0 and pg.rows(pg_url) == {}
+            base = pg.scalar(pg_url, "SELECT base FROM permitbus_follow_snapshot")
+            assert pg.scalar(pg_url, "SELECT count(*) FROM permitbus_follow_position") == 0
+            steady = await follow_once(settings, "health", steady_url)  # from the same base: nothing new since
+            assert pg.scalar(steady_url, "SELECT position FROM permitbus_follow_position") == base
+            # meanwhile: some leave (their revocations come after the base), others arrive
+            await publish(r, "psb:permit", *[permit("ZX", p) for p in people[:7]])
+            await wave(r, settings, people[15:], CODES[4])
+            again = await follow_once(settings, "health", pg_url)
+            steady = await follow_once(settings, "health", steady_url)
+        assert again.snapshots == 1 and steady.snapshots == 0
+        assert pg.rows(pg_url) == pg.rows(steady_url)
+        assert {k[1] for k, v in pg.rows(pg_url).items() if v[3] == "revoked"} == set(people[:7])

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from urllib.parse import urlsplit
 
 import psycopg
 from redis.exceptions import RedisError
@@ -93,7 +94,8 @@ class Follower:
                 except RedisError as exc:
                     refusal = acl_refusal(exc)
                     if refusal:
-                        raise Refused(f"Redis refuses {self.outlet} to this user: {refusal}") from None
+                        user = urlsplit(self.redis_url).username or "default"
+                        raise Refused(f"Redis refuses {self.outlet} to its user {user} (NOPERM): {refusal}") from None
                     if not is_outage(exc):
                         raise
                     down = self._down(down, "Redis", exc)
