@@ -330,3 +330,32 @@ async def test_a_snapshot_stopped_half_way_starts_again_from_the_same_base(r, se
         assert again.snapshots == 1 and steady.snapshots == 0
         assert pg.rows(pg_url) == pg.rows(steady_url)
         assert {k[1] for k, v in pg.rows(pg_url).items() if v[3] == "revoked"} == set(people[:7])
+
+
+async def test_a_second_follower_of_the_same_outlet_and_database_waits_as_a_standby(r, settings, pg_url, caplog):
+    first = Follower("health", settings.redis_url, pg_url, api_for(settings, "health"))  # follows until stopped
+    running = asyncio.create_task(first.run())
+    while not (pg.scalar(pg_url, "SELECT to_regclass('permitbus_follow_position') IS NOT NULL")
+               and pg.scalar(pg_url, "SELECT count(*) FROM permitbus_follow_position")):
+        await asyncio.sleep(0.05)
+    await r.xadd("outlet:health", entry(GOOD))
+    await wait_for_rows(pg_url, 1)
+    second = Follower("health", settings.redis_url, pg_url, api_for(settings, "health"), once=True)
+    standby = asyncio.create_task(second.run())
+    await asyncio.sleep(1.5)
+    assert not standby.done() and "another follower holds this outlet" in caplog.text
+    later = {**GOOD, "subject_id": make_id(), "decision_id": "d2"}
+    await r.xadd("outlet:health", entry(later))
+    await wait_for_rows(pg_url, 2)  # the first goes on
+    first.stop()
+    await asyncio.wait_for(running, 5)
+    await asyncio.wait_for(standby, 10)  # then the standby takes over: caught up, it stops (--once)
+    assert second.applied == 0 and first.applied == 2
+
+
+async def wait_for_rows(url: str, n: int, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (pg.scalar(url, "SELECT to_regclass('permitbus_decision') IS NOT NULL")
+               and pg.scalar(url, "SELECT count(*) FROM permitbus_decision") >= n):
+        assert asyncio.get_running_loop().time() < deadline, f"fewer than {n} rows after {timeout} s"
+        await asyncio.sleep(0.05)

@@ -2,7 +2,8 @@
 
 Each batch is one verified read of up to ``batch`` outlet entries (``outlet.Reader``) and one
 PostgreSQL transaction holding their rows, their rejects and the new position
-(``store.commit_batch``). The stored position is the only state: a follower killed at any point
+(``store.commit_batch``). The next batch is read and decoded while PostgreSQL works on the one
+before (``_read`` ahead): the two take about the same time (BENCHMARKS.md). The stored position is the only state: a follower killed at any point
 starts again from it, and the version guard makes a batch applied twice the same as once.
 
 Recovery has one path: whatever goes away (Redis, PostgreSQL, the API), the session is closed
@@ -17,8 +18,10 @@ done, and ``run`` returns; every wait in the loop is at most a second.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import psycopg
@@ -59,14 +62,23 @@ def pg_refusal(exc: BaseException) -> str | None:
     return None
 
 
+@dataclass(slots=True)
+class Batch:
+    entries: int
+    new: str  # the position after it: its last entry's id
+    rows: list[Row]
+    rejected: list[Rejected]
+
+
 class Follower:
     def __init__(self, dept: str, redis_url: str, pg_url: str, api: Api | None, batch: int = 2000,
-                 once: bool = False) -> None:
+                 once: bool = False, read_ahead: bool = True) -> None:
         self.outlet = t.DEPARTMENT_OUTLETS[dept]
         self.entitlements = entitlements_of(self.outlet)
         self.allowed = frozenset(self.entitlements)
         self.redis_url, self.pg_url, self.api = redis_url, pg_url, api
         self.batch, self.once = batch, once
+        self.read_ahead = read_ahead  # off only to measure what it brings (benchmarks/follow.py)
         self.stopping = api.stopping if api else asyncio.Event()
         self.applied = self.rejected = 0
         self.snapshots = 0
@@ -151,31 +163,50 @@ class Follower:
         log.info("%s: following from %s", self.outlet, position)
         self.following = True
         reader = Reader(r, self.outlet, self.batch)
-        while not self.stopping.is_set():
-            try:
-                entries = await reader.next_batch(position)
-            except OutletGap as gap:
-                log.warning("%s: %s; taking a new snapshot", self.outlet, gap)
-                position = await self._snapshot(r, conn, str(gap))
-                continue
-            if not entries:
-                if self.once:
-                    return
-                await reader.wait(position, BLOCK_MS)
-                continue
-            new = entries[-1][0].decode()
-            rows: list[Row] = []
-            rejected: list[Rejected] = []
-            for eid, fields in entries:
-                x = from_entry(eid.decode(), fields, self.allowed)
-                (rows if isinstance(x, Row) else rejected).append(x)
-            rejected = await store.commit_batch(conn, self.outlet, position, new, rows, rejected)
-            if rejected:
-                self._log_rejected(rejected)
-            position = new
-            self.applied += len(entries)
-            self.rejected += len(rejected)
-            self._progress(position)
+        ahead: asyncio.Future | None = None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    batch = await (ahead or self._read(reader, position))
+                except OutletGap as gap:
+                    log.warning("%s: %s; taking a new snapshot", self.outlet, gap)
+                    position = await self._snapshot(r, conn, str(gap))
+                    continue
+                finally:
+                    ahead = None
+                if batch is None:
+                    if self.once:
+                        return
+                    await reader.wait(position, BLOCK_MS)
+                    continue
+                # the next batch is read and decoded while PostgreSQL works on this one
+                if self.read_ahead:
+                    ahead = asyncio.ensure_future(self._read(reader, batch.new))
+                rejected = await store.commit_batch(conn, self.outlet, position, batch.new, batch.rows,
+                                                    batch.rejected)
+                if rejected:
+                    self._log_rejected(rejected)
+                position = batch.new
+                self.applied += batch.entries
+                self.rejected += len(rejected)
+                self._progress(position)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
+
+    async def _read(self, reader: Reader, position: str) -> "Batch | None":
+        """The entries after ``position`` as rows and rejects (None: nothing there yet)."""
+        entries = await reader.next_batch(position)
+        if not entries:
+            return None
+        rows: list[Row] = []
+        rejected: list[Rejected] = []
+        for eid, fields in entries:
+            x = from_entry(eid.decode(), fields, self.allowed)
+            (rows if isinstance(x, Row) else rejected).append(x)
+        return Batch(len(entries), entries[-1][0].decode(), rows, rejected)
 
     async def _snapshot(self, r, conn, why: str) -> str:
         """Rows from the rosters and the position they start from (``snapshot.take``)."""
