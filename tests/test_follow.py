@@ -359,3 +359,69 @@ async def wait_for_rows(url: str, n: int, timeout: float = 10.0) -> None:
                and pg.scalar(url, "SELECT count(*) FROM permitbus_decision") >= n):
         assert asyncio.get_running_loop().time() < deadline, f"fewer than {n} rows after {timeout} s"
         await asyncio.sleep(0.05)
+
+
+async def test_an_outlet_without_rosters_needs_no_api(r, settings, pg_url):
+    """The employment service centres' outlet carries no entitlement yet: no snapshot to read,
+    the follower starts at the outlet's end without asking the API."""
+    f = Follower("hrss", settings.redis_url, pg_url, None, once=True)
+    await f.run()
+    assert f.snapshots == 1 and pg.scalar(pg_url, "SELECT position FROM permitbus_follow_position") == "0-0"
+    # with rosters to read and no API given, it says what it needs
+    from services.follow.snapshot import Refused
+
+    with pytest.raises(Refused, match="PERMITBUS_FOLLOW_API"):
+        await Follower("health", settings.redis_url, pg_url, None, once=True).run()
+
+
+# -- what goes away comes back ---------------------------------------------------------------------
+async def test_postgresql_and_redis_connections_lost_mid_run_it_goes_on_from_the_stored_position(
+        r, settings, pg_url, caplog):
+    f = Follower("health", settings.redis_url, pg_url, api_for(settings, "health"), batch=50)
+    running = asyncio.create_task(f.run())
+    decisions = [{**GOOD, "subject_id": make_id(), "decision_id": f"x{i}"} for i in range(600)]
+    try:
+        while not (pg.scalar(pg_url, "SELECT to_regclass('permitbus_follow_position') IS NOT NULL")
+                   and pg.scalar(pg_url, "SELECT count(*) FROM permitbus_follow_position")):
+            await asyncio.sleep(0.05)
+        for i, d in enumerate(decisions):
+            await r.xadd("outlet:health", entry(d))
+            if i == 200:  # PostgreSQL ends the follower's session (a restart, a failover)
+                pg.scalar(pg_url, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE application_name = 'permitbus follow'")
+            if i == 400:  # Redis drops its connections
+                await r.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+        await wait_for_rows(pg_url, len(decisions), timeout=30)
+    finally:
+        f.stop()
+        await asyncio.wait_for(running, 10)
+    assert pg.rows(pg_url) == as_rows({(HEALTH, d["subject_id"], ""): d for d in decisions})
+    assert "PostgreSQL unavailable" in caplog.text
+
+
+class Flaky(httpx.AsyncBaseTransport):
+    """The API's transport: the first ``n`` requests fail (unreachable, then 503)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    async def handle_async_request(self, request):
+        self.n -= 1
+        if self.n >= 1:
+            raise httpx.ConnectError("refused")
+        if self.n == 0:
+            return httpx.Response(503)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_api_away_during_the_snapshot_is_waited_for(r, settings, pg_url, caplog):
+    people = [make_id() for _ in range(4)]
+    async with services(settings):
+        await wave(r, settings, people, CODES[2])
+    app = create_app(settings.model_copy(update={"api_tokens": TOKENS}))
+    api = Api("http://api", TOKENS["health"], transport=Flaky(httpx.ASGITransport(app=app), 3))
+    f = Follower("health", settings.redis_url, pg_url, api, once=True)
+    await f.run()
+    await api.aclose()
+    assert f.snapshots == 1 and {k[1] for k in pg.rows(pg_url)} == set(people)
+    assert "read API unreachable" in caplog.text and "read API answered 503" in caplog.text

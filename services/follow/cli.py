@@ -9,6 +9,7 @@ the tables, no API for a snapshot that needs one), 1 for anything else. Stopping
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import sys
 
@@ -21,6 +22,7 @@ STOP_S = 8.0  # CONTRACT.md: stops within 10 s of SIGTERM
 
 
 async def follow(settings: Settings, dept: str, into: str, api_url: str | None, batch: int, once: bool) -> int:
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per roster page at INFO
     url = api_url or settings.follow_api
     api = None
     if url:

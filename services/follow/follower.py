@@ -210,14 +210,14 @@ class Follower:
 
     async def _snapshot(self, r, conn, why: str) -> str:
         """Rows from the rosters and the position they start from (``snapshot.take``)."""
+        if self.entitlements and self.api is None:
+            raise Refused(f"{self.outlet} needs a snapshot ({why}), read from the read API: give --api URL or "
+                          "PERMITBUS_FOLLOW_API, and the department's token in PERMITBUS_FOLLOW_TOKEN")
         base = await store.snapshot_base(conn, self.outlet)
         if base is None or judge(await span(r, self.outlet), base):
             last = (await span(r, self.outlet)).last
             base = f"{last[0]}-{last[1]}"
             await store.start_snapshot(conn, self.outlet, base)
-        if self.entitlements and self.api is None:
-            raise Refused(f"{self.outlet} needs a snapshot ({why}), read from the read API: give --api URL or "
-                          "PERMITBUS_FOLLOW_API, and the department's token in PERMITBUS_FOLLOW_TOKEN")
         started = time.monotonic()
         log.info("%s: snapshot of %s from outlet position %s (%s)", self.outlet,
                  ", ".join(self.entitlements) or "no rosters", base, why)

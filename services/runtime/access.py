@@ -304,7 +304,8 @@ def setup() -> Service:
 
 def department(dept: str) -> Service:
     """CONTRACT.md "Access": append to its own ingress stream, read its own quarantine, read,
-    group and acknowledge its own outlet; nothing else."""
+    group and acknowledge its own outlet; nothing else. ``permitbus follow`` runs under this user:
+    XREAD and XINFO STREAM on the outlet (services/follow/outlet.py)."""
     own: list[Use] = []
     for feed in t.department_feeds(dept):
         own += [uses(feed.ingress, "xadd"), uses(feed.quarantine, "xrange", "xrevrange", "xread", "xlen")]
