@@ -127,7 +127,7 @@ async def run_naive(redis_url: str, url: str, entries: int, synchronous_commit: 
             row = from_entry(eid.decode(), fields, frozenset({HEALTH}))
             async with conn.transaction():
                 if isinstance(row, Row):
-                    await conn.execute(upsert, row.tuple())
+                    await conn.execute(upsert, row.columns())
                 await conn.execute(f"UPDATE {store.POSITION} SET position = %s WHERE outlet = %s",
                                    (eid.decode(), OUTLET))
             position = eid.decode()

@@ -425,3 +425,26 @@ async def test_an_api_away_during_the_snapshot_is_waited_for(r, settings, pg_url
     await api.aclose()
     assert f.snapshots == 1 and {k[1] for k in pg.rows(pg_url)} == set(people)
     assert "read API unreachable" in caplog.text and "read API answered 503" in caplog.text
+
+
+# -- the command ------------------------------------------------------------------------------------
+def test_the_command_says_what_is_missing_and_prints_no_password(redis_url, pg_url, monkeypatch, capsys):
+    from services.cli import main
+
+    monkeypatch.setenv("PERMITBUS_REDIS_URL", redis_url)
+    monkeypatch.delenv("PERMITBUS_FOLLOW_TOKEN", raising=False)
+    assert main(["follow", "health", "--into", pg_url, "--api", "http://127.0.0.1:9"]) == 2
+    assert "PERMITBUS_FOLLOW_TOKEN" in capsys.readouterr().err
+    assert main(["follow", "health", "--into", pg_url, "--batch", "0"]) == 2
+    # a libpq key=value string with a password (trust auth ignores it): never echoed
+    dbname = pg_url.rsplit("/", 1)[1]
+    into = f"host=127.0.0.1 port=5432 user=postgres dbname={dbname} password=sekrit-pw"
+    assert main(["follow", "hrss", "--into", into, "--once"]) == 0
+    err = capsys.readouterr().err
+    assert "outlet:hrss into the database: 0 entries applied" in err and "sekrit-pw" not in err
+    assert main(["follow", "hrss", "--into", pg_url.replace("postgres@", "postgres:sekrit-pw@"), "--once"]) == 0
+    err = capsys.readouterr().err
+    assert "postgres:***@" in err and "sekrit-pw" not in err
+    # PostgreSQL refusing the database: exit 2, one line
+    assert main(["follow", "hrss", "--into", pg_url + "_none", "--once"]) == 2
+    assert "PostgreSQL refuses" in capsys.readouterr().err

@@ -51,6 +51,7 @@ async def follow(settings: Settings, dept: str, into: str, api_url: str | None, 
     finally:
         if api is not None:
             await api.aclose()
-    print(f"permitbus follow: {follower.outlet} into {redact_url(into)}: {follower.applied} entries applied, "
+    where = redact_url(into) if "://" in into else "the database"  # a libpq key=value string may hold a password
+    print(f"permitbus follow: {follower.outlet} into {where}: {follower.applied} entries applied, "
           f"{follower.rejected} rejected, {follower.snapshots} snapshots", file=sys.stderr)
     return 0

@@ -71,7 +71,7 @@ class Row:
     def key(self) -> tuple[str, str, str]:
         return self.entitlement, self.subject_id, self.application_id
 
-    def tuple(self) -> tuple:
+    def columns(self) -> tuple:
         return (self.entitlement, self.subject_id, self.application_id, self.status, self.district, self.priority,
                 self.version, self.decision_id, self.decided_at, self.payload)
 

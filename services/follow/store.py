@@ -76,7 +76,8 @@ class PositionMoved(RuntimeError):
 async def connect(url: str) -> psycopg.AsyncConnection:
     """A session for the follower: autocommit outside explicit transactions, the tables in place,
     a staging table of its own (temporary: nothing of it outlives the session)."""
-    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, application_name="permitbus follow")
+    extra = {} if "connect_timeout" in url else {"connect_timeout": 10}  # a host that never answers
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True, application_name="permitbus follow", **extra)
     await conn.execute("SET synchronous_commit = off")
     async with conn.transaction():
         # two followers (of two outlets) creating the tables at once would collide in pg_type
@@ -130,7 +131,7 @@ async def stage(conn: psycopg.AsyncConnection, rows: list[Row]) -> None:
     async with conn.cursor() as cur:
         async with cur.copy(f"COPY {STAGING} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
-                await copy.write_row(row.tuple())
+                await copy.write_row(row.columns())
         await cur.execute(UPSERT)
 
 
