@@ -67,6 +67,15 @@ def main(argv: list[str] | None = None) -> int:
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements) and /ops")
+    fol = sub.add_parser("follow", help="keep a department's PostgreSQL tables in step with its outlet "
+                                        "(until SIGTERM/SIGINT)")
+    fol.add_argument("dept", choices=["psb", "hrss", "edu", "housing", "health", "medins", "civil"])
+    fol.add_argument("--into", required=True, metavar="POSTGRESQL_URL",
+                     help="e.g. postgresql://sync@db.health.local/roster (libpq: PGPASSWORD, ~/.pgpass, sslmode work)")
+    fol.add_argument("--api", metavar="URL", help="the read API for snapshots (default: PERMITBUS_FOLLOW_API); "
+                                                  "the token comes from PERMITBUS_FOLLOW_TOKEN")
+    fol.add_argument("--batch", type=int, default=2000, help="outlet entries per transaction (default 2000)")
+    fol.add_argument("--once", action="store_true", help="stop once caught up with the outlet (exit 0)")
     status = sub.add_parser("status", help="every stage: backlog, pending, oldest, rate, workers, verdict "
                                            "(exit 0 all OK, 1 otherwise, 2 Redis unreachable)")
     status.add_argument("--json", action="store_true")
@@ -144,6 +153,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(status(settings, args.json, args.watch))
         except KeyboardInterrupt:
             return 0
+    if args.cmd == "follow":
+        from services.follow.cli import follow
+
+        if not 1 <= args.batch <= 50_000:
+            print("permitbus follow: --batch must be 1..50000", file=sys.stderr)
+            return 2
+        return asyncio.run(follow(settings, args.dept, args.into, args.api, args.batch, args.once))
     if args.cmd == "api":
         from services.outlets.api import serve_api
 

@@ -193,6 +193,8 @@ def relay() -> Service:
                        t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
+        if target.startswith("quarantine:"):  # the held payloads of the records it quarantines, read
+            moves += [uses(t.held(target), "hmget")]  # before pb_relay (services/outlets/relay.py)
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
@@ -313,7 +315,8 @@ def setup() -> Service:
 
 def department(dept: str) -> Service:
     """docs/contract.md "Access": append to its own ingress stream, read its own quarantine, read,
-    group and acknowledge its own outlet; nothing else."""
+    group and acknowledge its own outlet; nothing else. ``permitbus follow`` runs under this user:
+    XREAD and XINFO STREAM on the outlet (services/follow/outlet.py)."""
     own: list[Use] = []
     for feed in t.department_feeds(dept):
         own += [uses(feed.ingress, "xadd"), uses(feed.quarantine, "xrange", "xrevrange", "xread", "xlen")]

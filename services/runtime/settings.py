@@ -96,6 +96,10 @@ class Settings(BaseSettings):
                                 "started again (its loop is stuck)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    follow_api: str | None = Field(
+        None, description="permitbus follow: the read API it takes its snapshots from, e.g. http://10.0.0.5:8080")
+    follow_token: SecretStr | None = Field(
+        None, description="permitbus follow: the department's bearer token for that API (never printed)")
     log_level: str = "INFO"
 
     @field_validator("today", mode="before")
