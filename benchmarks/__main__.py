@@ -71,8 +71,9 @@ def rss_kb(pid: int) -> int:
 class Services:
     """The services as separate processes, with their RSS sampled."""
 
-    def __init__(self, url: str, partitions: int, batch: int, deciders: int = 1) -> None:
+    def __init__(self, url: str, partitions: int, batch: int, deciders: int = 1, up: bool = False) -> None:
         self.deciders = deciders
+        self.up = up  # one `permitbus up` (a supervisor and its worker processes) instead of one process a service
         self.env = {**os.environ, "PERMITBUS_REDIS_URL": url, "PERMITBUS_TODAY": TODAY.isoformat(),
                     "PERMITBUS_PARTITIONS": str(partitions), "PERMITBUS_BATCH_SIZE": str(batch),
                     "PERMITBUS_LOG_LEVEL": "WARNING", "PERMITBUS_INSECURE_DEV_KEYS": "1"}
@@ -86,14 +87,40 @@ class Services:
     def start(self, only: list[str] | None = None) -> None:
         """Start the services (or ``only`` those named), each as its own process."""
         self.procs, self.samples = {}, {}
+        if self.up and not only:
+            self.procs["up"] = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--workers",
+                                                 str(self.deciders)], env=self.env)
+            while len(self.pids()) < len(self.names()):
+                time.sleep(0.05)
+            self.samples = {name: [] for name in self.pids()}
+            return
         for name in only or self.names():
             service = name.rstrip("0123456789")
             self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env)
             self.samples[name] = []
 
+    def pids(self) -> dict[str, int]:
+        """The worker processes by name (under `permitbus up`: its children, named by role)."""
+        if "up" not in self.procs:
+            return {name: p.pid for name, p in self.procs.items()}
+        up, out, n = self.procs["up"].pid, {}, 0
+        for d in sorted(Path("/proc").iterdir(), key=lambda d: int(d.name) if d.name.isdigit() else 0):
+            try:
+                if not d.name.isdigit() or int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) != up:
+                    continue
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+            except (OSError, IndexError, ValueError):
+                continue
+            if b"run" in argv and (role := argv[argv.index(b"run") + 1].decode()) != "scheduler":
+                if role == "decider" and self.deciders > 1:
+                    n += 1
+                    role = f"decider{n}"
+                out[role] = int(d.name)
+        return out
+
     def sample(self) -> None:
-        for name, p in self.procs.items():
-            self.samples[name].append(rss_kb(p.pid))
+        for name, pid in self.pids().items():
+            self.samples.setdefault(name, []).append(rss_kb(pid))
 
     def stop(self) -> None:
         for p in self.procs.values():
@@ -282,44 +309,57 @@ async def populate(r, args, services: Services) -> tuple[list[bytes], int]:
 
 async def main(args) -> None:
     server, url, r = await private_redis()
-    services = Services(url, args.partitions, args.batch, args.deciders)
+    services = Services(url, args.partitions, args.batch, args.deciders, up=args.up)
     try:
         burst, holders = await populate(r, args, services)
         n_burst_months = args.burst_months
 
         # The month's file lands on the ingress stream (as a department's bulk export would), then
         # the services work it off: the time from their start to the last decision on the outlets.
-        services.stop()
-        t0 = time.perf_counter()
-        await publish(r, t.FEEDS["hrss:contribution"].ingress, burst)
-        publish_rate = len(burst) / (time.perf_counter() - t0)
-        decisions_before = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
         ingress = t.FEEDS["hrss:contribution"].ingress
-        read_before = (await r.xinfo_groups(ingress))[0]["entries-read"]
-        services.start()
-        # Start-up (imports, leases) is not part of the burst: the clock and the CPU counters
-        # start when the normalizer has read its first batch of it.
-        while (await r.xinfo_groups(ingress))[0]["entries-read"] == read_before:
-            await asyncio.sleep(0.005)
-        t0 = time.perf_counter()
-        rss_before = {k: rss_kb(p.pid) for k, p in services.procs.items()}
-        cpu_before = {k: cpu_s(p.pid) for k, p in services.procs.items()}
+        decisions_before = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
+        if services.up:
+            # `permitbus up` runs on: the month's file is published while it works, by a publisher on
+            # the same machine; the clock runs from the first record published to the last decision.
+            t0 = time.perf_counter()
+            pids = services.pids()
+            rss_before = {k: rss_kb(pid) for k, pid in pids.items()}
+            cpu_before = {k: cpu_s(pid) for k, pid in pids.items()}
+            publishing = asyncio.create_task(publish(r, ingress, burst))
+        else:
+            services.stop()
+            t0 = time.perf_counter()
+            await publish(r, ingress, burst)
+            publish_rate = len(burst) / (time.perf_counter() - t0)
+            read_before = (await r.xinfo_groups(ingress))[0]["entries-read"]
+            services.start()
+            # Start-up (imports, leases) is not part of the burst: the clock and the CPU counters
+            # start when the normalizer has read its first batch of it.
+            while (await r.xinfo_groups(ingress))[0]["entries-read"] == read_before:
+                await asyncio.sleep(0.005)
+            t0 = time.perf_counter()
+            pids = services.pids()
+            rss_before = {k: rss_kb(pid) for k, pid in pids.items()}
+            cpu_before = {k: cpu_s(pid) for k, pid in pids.items()}
         redis_cpu_before = cpu_s(server.pid)
         forks_before = cpu_s(server.pid, children=True), (await r.info("persistence"))["aof_rewrites"]
+        if services.up:
+            await publishing
+            publish_rate = len(burst) / (time.perf_counter() - t0)
         await until_idle(r, args.partitions, services)
         burst_s = time.perf_counter() - t0
-        cpu = {k: cpu_s(p.pid) - cpu_before[k] for k, p in services.procs.items()}
+        cpu = {k: cpu_s(pid) - cpu_before[k] for k, pid in pids.items()}
         cpu["redis"] = cpu_s(server.pid) - redis_cpu_before
         await wait_rewrite(r)
         cpu["redis AOF rewrites"] = cpu_s(server.pid, children=True) - forks_before[0]
         rewrites = (await r.info("persistence"))["aof_rewrites"] - forks_before[1]
         decisions = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()]) - decisions_before
         rate = len(burst) / burst_s
-        rss_after = {k: rss_kb(p.pid) for k, p in services.procs.items()}
+        rss_after = {k: rss_kb(pid) for k, pid in pids.items()}
         burst_samples = {k: list(v) for k, v in services.samples.items()}
 
         print(f"burst: {len(burst):,} contributions in {burst_s:.1f} s = {rate:,.0f}/s, {decisions:,} decisions; "
-              f"published beforehand at {publish_rate:,.0f}/s; CPU s: "
+              f"published {'meanwhile' if services.up else 'beforehand'} at {publish_rate:,.0f}/s; CPU s: "
               + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + f" ({rewrites} rewrites)", flush=True)
 
         lat_cfg = SimConfig(people=max(200, args.latency_rate * int(args.latency_seconds) // 40), seed=99,
@@ -347,7 +387,9 @@ async def main(args) -> None:
     peak = {k: max(v or [0]) for k, v in services.samples.items()}
     rows = [
         ("burst records", f"{len(burst):,}", f"{n_burst_months} months x {holders:,} permit holders"),
-        ("pipeline records/s", f"{rate:,.0f}", "ingress -> outlets, separate processes"),
+        ("pipeline records/s", f"{rate:,.0f}", "ingress -> outlets, " + (
+            f"`permitbus up --workers {args.deciders}`, the burst published meanwhile" if args.up
+            else "separate processes, the burst published beforehand")),
         ("raw redis-py loop records/s", f"{raw:,.0f}", "XREADGROUP 1000 + msgspec + XACK"),
         ("FastStream per-message records/s", f"{fs:,.0f}", f"on {len(sample):,} of the same records"),
         ("pipeline / FastStream per-message", f"{rate / fs:.1f}x", "target >= 15x"),
@@ -382,6 +424,8 @@ def size_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--partitions", type=int, default=16)
     ap.add_argument("--batch", type=int, default=2500)
     ap.add_argument("--deciders", type=int, default=2, help="decider processes sharing the partitions")
+    ap.add_argument("--up", action="store_true",
+                    help="run the services as `permitbus up --workers DECIDERS` and publish the burst while it runs")
 
 
 def cli(argv=None) -> None:

@@ -5,7 +5,7 @@ Every service speaks these types and nothing else:
 * ``schemas.events``   – canonical events, one per kind of department fact, written by the
                           normalizers on the partition streams ``evt:{pN}``;
 * ``schemas.picture``  – a person's picture (state) kept by the decider in ``ppl:{pN}``;
-* ``schemas.decision`` – the decision published on the outlets (CONTRACT.md, "Outlets").
+* ``schemas.decision`` – the decision published on the outlets (docs/contract.md, "Outlets").
 
 Each type carries a schema version (``SCHEMA_VERSION``); the JSON Schema files in
 ``schemas/json/`` are generated from them (``python -m schemas.export``).

@@ -1,4 +1,4 @@
-"""The decision, as published on the outlets (CONTRACT.md, "Outlets")."""
+"""The decision, as published on the outlets (docs/contract.md, "Outlets")."""
 
 from __future__ import annotations
 

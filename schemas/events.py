@@ -9,7 +9,7 @@ A normalizer reads the person's ID number into ``person_id`` (and a child's into
 before the event is written anywhere, ``services.ingress.atrest`` replaces it with the person's
 keyed pseudonym (``pseudonym``, the key of the picture) and, on every event but a contribution,
 the ID sealed under the data key (``sealed_id``; a child's: ``child_sealed``, with the birth date
-the rules need in ``child_born``), so that no full ID number rests on a partition stream (CONTRACT.md, "Personal data at rest").
+the rules need in ``child_born``), so that no full ID number rests on a partition stream (docs/contract.md, "Personal data at rest").
 Events written by an earlier release carry ``person_id`` in clear; the decider protects them the
 same way when it reads them.
 

@@ -26,10 +26,22 @@ def _partitions(spec: str | None, total: int) -> list[int] | None:
     return out
 
 
+def _date(s: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date YYYY-MM-DD: {s!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="permitbus", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("up", help="run every service in one process until SIGTERM/SIGINT")
+    upp = sub.add_parser("up", help="run every service, as worker processes, until SIGTERM/SIGINT")
+    upp.add_argument("--workers", type=int, metavar="N",
+                     help="decider processes (default: one per core); the other roles run one each")
+    upp.add_argument("--single", action="store_true", help="every service in this one process")
     run = sub.add_parser("run", help="run one service alone")
     run.add_argument("service", choices=["normalize", "decider", "relay", "scheduler"])
     run.add_argument("--feed", action="append", help="normalize only this feed (repeatable)")
@@ -57,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements) and /ops")
+    fol = sub.add_parser("follow", help="keep a department's PostgreSQL tables in step with its outlet "
+                                        "(until SIGTERM/SIGINT)")
+    fol.add_argument("dept", choices=["psb", "hrss", "edu", "housing", "health", "medins", "civil"])
+    fol.add_argument("--into", required=True, metavar="POSTGRESQL_URL",
+                     help="e.g. postgresql://sync@db.health.local/roster (libpq: PGPASSWORD, ~/.pgpass, sslmode work)")
+    fol.add_argument("--api", metavar="URL", help="the read API for snapshots (default: PERMITBUS_FOLLOW_API); "
+                                                  "the token comes from PERMITBUS_FOLLOW_TOKEN")
+    fol.add_argument("--batch", type=int, default=2000, help="outlet entries per transaction (default 2000)")
+    fol.add_argument("--once", action="store_true", help="stop once caught up with the outlet (exit 0)")
     status = sub.add_parser("status", help="every stage: backlog, pending, oldest, rate, workers, verdict "
                                            "(exit 0 all OK, 1 otherwise, 2 Redis unreachable)")
     status.add_argument("--json", action="store_true")
@@ -66,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("feed", help="e.g. psb:permit")
     tr.add_argument("record_id", help="the department's record id (ywlsh, LSH, sqbh, applicationNo)")
     tr.add_argument("--json", action="store_true")
+    ex = sub.add_parser("explain", help="why a rule decides what it decides about one person (IDs masked; "
+                                        "exit 1: nothing to explain)")
+    ex.add_argument("subject_id", help="the person's ID number (the child's for education)")
+    ex.add_argument("entitlement", help="e.g. health.family_doctor")
+    ex.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="judge on this date (default: D)")
+    ex.add_argument("--application", help="only this application (sqbh, applicationNo)")
+    ex.add_argument("--json", action="store_true")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -87,14 +115,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "retick", "status",
-                        "trace")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
+                        "explain", "retick")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
-        from services.runtime.runner import serve
+        if args.single:
+            from services.runtime.runner import serve
 
-        return asyncio.run(serve(settings))
+            return asyncio.run(serve(settings))
+        from services.runtime.supervisor import up
+
+        if args.workers is not None and args.workers < 1:
+            print("permitbus up: --workers must be at least 1", file=sys.stderr)
+            return 2
+        settings.require_keys()  # here, once, rather than in a crash loop of every worker
+        return up(args.workers, settings.heartbeat_file, settings.heartbeat_stale_s)
     if args.cmd == "run":
         from services.runtime.runner import serve
 
@@ -119,6 +155,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(status(settings, args.json, args.watch))
         except KeyboardInterrupt:
             return 0
+    if args.cmd == "follow":
+        from services.follow.cli import follow
+
+        if not 1 <= args.batch <= 50_000:
+            print("permitbus follow: --batch must be 1..50000", file=sys.stderr)
+            return 2
+        return asyncio.run(follow(settings, args.dept, args.into, args.api, args.batch, args.once))
     if args.cmd == "api":
         from services.outlets.api import serve_api
 
@@ -203,6 +246,11 @@ def main(argv: list[str] | None = None) -> int:
         from services.ops.trace import main as trace_main
 
         return asyncio.run(trace_main(settings, args.feed, args.record_id, args.json))
+    if args.cmd == "explain":
+        from services.ops.explain import main as explain_main
+
+        return asyncio.run(explain_main(settings, args.subject_id, args.entitlement, args.as_of, args.application,
+                                        args.json))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

@@ -64,7 +64,7 @@ def payloads(feed: str):
 any_feed_payload = st.sampled_from(FEEDS).flatmap(lambda f: st.tuples(st.just(f), payloads(f)))
 
 
-# -- the limits of CONTRACT.md, "What bad input gets": at and just past each bound ---------------
+# -- the limits of docs/contract.md, "What bad input gets": at and just past each bound ---------------
 MAX_BYTES = 65_536  # PERMITBUS_MAX_PAYLOAD_BYTES' default
 DATE_FIELDS = {  # field -> its spellings, as strftime formats
     "psb:permit": {"qfrq": ("%Y-%m-%d", "%Y%m%d"), "yxqz": ("%Y-%m-%d", "%Y%m%d"), "czsj": ("%Y-%m-%d 09:00:00",)},

@@ -1,4 +1,4 @@
-"""Readable builders of department records for tests (CONTRACT.md field names)."""
+"""Readable builders of department records for tests (docs/contract.md field names)."""
 
 from __future__ import annotations
 

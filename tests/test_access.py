@@ -1,4 +1,4 @@
-"""Closed by default (CONTRACT.md, "Access"): the stream graph as data, the ACL file derived from it,
+"""Closed by default (docs/contract.md, "Access"): the stream graph as data, the ACL file derived from it,
 `permitbus setup`, and every service and department under its own Redis user on a real Redis with
 that ACL file loaded: what each may do works, everything else is refused with NOPERM."""
 
@@ -548,4 +548,27 @@ async def test_a_worker_that_may_not_even_look_says_so_and_waits(server, caplog)
     finally:
         running.stop.set()
         assert await task == 0
+        await admin.aclose()
+
+
+async def test_the_relay_under_its_user_quarantines_an_unknown_permit(server):
+    """A renewal of a permit nobody holds (UNKNOWN_PERMIT, the decider's finding): the relay reads
+    its held payload (HMGET held{quarantine:psb:permit}) before pb_relay copies it; without that
+    right declared, the relay under pb-up stalled on every target."""
+    from tests.people import make_id, permit
+
+    admin = aioredis.Redis.from_url(server.admin)
+    await admin.flushall()
+    assert await run_setup(Settings(redis_url=server.url("pb-setup"))) == 0
+    stray = permit("QZ", make_id(), jzzbh="NJ-NOBODY", district="320104", qfrq="2026-01-01", yxqz="2027-12-31")
+    await admin.xadd("ingress:psb:permit", {"payload": json.dumps(stray, ensure_ascii=False).encode()})
+    procs = chaos.Procs(server.url("pb-up"))
+    procs.start()
+    try:
+        await chaos.wait_idle(admin, timeout=60, procs=procs)
+        rows = await admin.xrange("quarantine:psb:permit")
+        assert [f[b"reason"] for _, f in rows] == [b"UNKNOWN_PERMIT"]
+        assert json.loads(rows[0][1][b"payload"])["ywlsh"] == stray["ywlsh"]
+    finally:
+        assert procs.stop() == [0]
         await admin.aclose()

@@ -1,4 +1,4 @@
-"""Personal data at rest (CONTRACT.md): no full ID number and no name in clear past the normalizer,
+"""Personal data at rest (docs/contract.md, "Personal data at rest"): no full ID number and no name in clear past the normalizer,
 the IDs a decision needs sealed under the data key, keys required, rotated, and quarantine kept
 only for its retention. All against the real Redis."""
 
@@ -31,7 +31,7 @@ from tests.people import contribution, make_id, months, permit, school
 KEY1 = "k1-" + "a" * 40
 KEY2 = "k2-" + "b" * 40
 PSEUDO = "pseudonym-key-" + "c" * 32
-# Where CONTRACT.md allows a full ID or name: the departments' own records and what they receive.
+# Where docs/contract.md allows a full ID or name: the departments' own records and what they receive.
 CLEAR_ALLOWED = ("ingress:", "quarantine:", "dlq:", "out:", "outlet:", "roster{", "rosteridx{")
 ID_FIELDS = ("sfzh", "AAC002", "xssfzh", "jhrsfzh", "applicantId")
 NAME_FIELDS = ("xm", "AAC003", "xsxm")
@@ -110,7 +110,7 @@ async def test_a_simulated_city_leaves_no_id_or_name_at_rest(r, settings):
     assert len(events) > 4000
     assert found_in(events, ids, names) == set()
 
-    # 2. the whole path: every key but those where CONTRACT.md allows clear IDs
+    # 2. the whole path: every key but those where docs/contract.md allows clear IDs
     async with services(settings):
         await drain(r, settings, timeout=90)
     scanned = 0

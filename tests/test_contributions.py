@@ -1,4 +1,4 @@
-"""The packed contribution slots against a plain model of CONTRACT.md's rule (a later record for
+"""The packed contribution slots against a plain model of docs/contract.md's rule (a later record for
 the same person, type, month and region replaces the earlier one; a retried old record is a
 duplicate), over random sequences of records, including corrections and months out of order."""
 

@@ -89,7 +89,7 @@ async def test_due_dates_are_written_when_they_move_and_stay_in_step_with_the_pi
         await _due_index_matches_pictures(r, settings)
 
 
-# -- applications close on 31 December of their year (POLICY.md, education, last paragraph) ------
+# -- applications close on 31 December of their year (docs/policy.md, "The entitlements") ------
 async def _roster(r, outlet: str, entitlement: str, district: str) -> list[str]:
     from services.runtime import topology as t
 

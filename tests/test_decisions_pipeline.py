@@ -2,7 +2,7 @@
 
 Each test publishes raw records the way the departments do (builders in ``tests/people.py``),
 runs the services until every stage is idle, and reads what the departments receive on their
-outlets. Records of different feeds are not ordered against each other (CONTRACT.md), so where
+outlets. Records of different feeds are not ordered against each other (docs/contract.md, "Ingress"), so where
 a story needs an order between feeds it is told in steps: publish, drain, publish, drain.
 
 The evaluation date D is the fixture's ``today``, 2026-11-28, unless a test says otherwise.
@@ -308,7 +308,7 @@ async def test_education_application_closes_at_the_end_of_the_year_of_sqrq(r, se
     if redecided:
         expected.append(("eligible", PUKOU, [], 2))
     assert story(await p.outlet("edu"), child) == expected
-    # first read after its closing day: decided as of that day (POLICY.md), not as of D
+    # first read after its closing day: decided as of that day (docs/policy.md), not as of D
     assert of(await p.outlet("edu"), child, "as_of") == [(min(today, "2026-12-31"),)] * len(expected)
     assert story(await p.outlet("health"), guardian) == [("eligible", PUKOU, [], 1)]  # rosters still follow
 

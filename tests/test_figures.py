@@ -1,4 +1,4 @@
-"""The city's figures (POLICY.md, （十五）（十六）（十七）), kept current as events flow."""
+"""The city's figures (docs/policy.md, "Figures for the city": （十五）（十六）（十七）), kept current as events flow."""
 
 import json
 

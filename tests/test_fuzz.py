@@ -1,6 +1,6 @@
 """Fuzzing the feeds (hypothesis): every payload is either taken into effect or quarantined with a
 reason; none is lost, the feed never stops, no worker dies. The payloads include the extreme values
-of CONTRACT.md's limits (tests/fuzz_payloads.py ``extreme_record``): dates, months and birth dates
+of docs/contract.md's limits (tests/fuzz_payloads.py ``extreme_record``): dates, months and birth dates
 at and past their bounds, huge and non-finite numbers, deep nesting, duplicate fields, payloads at
 and past the size limit."""
 

@@ -1,5 +1,5 @@
 """Ingress normalization, pure and fast: ``understand(feed, entry_id, fields)`` on raw department
-records (CONTRACT.md, "Ingress") -> the canonical event, or a ``Reject`` with the specific reason
+records (docs/contract.md, "Ingress") -> the canonical event, or a ``Reject`` with the specific reason
 code of ``services/ingress/fields.py`` and a sentence for a person.
 
 Choices documented here (the contract leaves them open; the tests pin what the code does):

@@ -1,4 +1,4 @@
-"""The limits of CONTRACT.md, "What bad input gets", at and just past each bound, on ``understand``
+"""The limits of docs/contract.md, "What bad input gets", at and just past each bound, on ``understand``
 (pure): ``TOO_LARGE``, nesting depth, ``DUPLICATE_FIELD``, date and month ranges, birth dates,
 non-finite and huge numbers. End to end through the running services: the bad-record tables of
 tests/test_quarantine_duplicates.py, and tests/test_fuzz.py."""

@@ -1,6 +1,6 @@
 """deploy/monitoring/: the alert rules pass `promtool check rules` and, alert by alert, `promtool
 test rules`; the scrape config passes `promtool check config`; the rules and the Grafana dashboard
-use only the metric names of CONTRACT.md and of issue 12's notes, in valid PromQL; the dashboard
+use only the metric names of docs/contract.md and of issue 12's notes, in valid PromQL; the dashboard
 uses the provisioned datasource.
 
 promtool comes from Debian's `prometheus` package (.ci/run installs it when missing). Without it
@@ -22,7 +22,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 MON = ROOT / "deploy" / "monitoring"
 DASHBOARD = MON / "grafana" / "dashboards" / "permitbus.json"
 
-# CONTRACT.md "Operations": the families /metrics serves at least.
+# docs/contract.md "Operations": the families /metrics serves at least.
 CONTRACT_METRICS = {
     "permitbus_stage_backlog", "permitbus_stage_oldest_waiting_seconds", "permitbus_stage_workers",
     "permitbus_records_total", "permitbus_decisions_total", "permitbus_quarantine_entries",

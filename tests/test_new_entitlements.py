@@ -60,7 +60,7 @@ async def tick_to(running, r, settings, clock, on: str) -> int:
 # employment.unemployment_registration: the window moves on the first of the month, no event
 # =============================================================================================
 async def test_the_unemployment_window_moves_with_the_date_for_exactly_the_people_it_affects(r, settings):
-    """POLICY.md's example (D = 2021-09-01, last paid month 2021-06: eligible that day) through the
+    """docs/policy.md's example (D = 2021-09-01, last paid month 2021-06: eligible that day) through the
     services: the scheduler ticks that person on 2021-09-01 and no one else, and the revocation
     (NO_RECENT_EMPLOYMENT) comes with no event, on the first day the lookback no longer holds
     2021-06: 2022-09-01 by conditions 3-4 (tests/test_rules_employment_civil.py,

@@ -7,6 +7,10 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from services.runtime import topology as t
+
 from tests.conftest import publish, read_outlet
 from tests.harness import drain
 from tests.people import contribution, housing, make_id, months, permit, school
@@ -66,6 +70,22 @@ async def test_second_signal_exits_at_once(r, redis_url):
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=10)
     assert proc.returncode in (0, 130)
+
+
+@pytest.mark.parametrize("args", [("up",), ("up", "--single")])
+async def test_a_stop_delivered_twice_at_once_is_one_stop(r, redis_url, args):
+    """A signal sent to the process and to its group (a terminal's Ctrl-C, `timeout`, systemd's
+    control-group kill) arrives twice: a clean stop, not the second signal's exit at once."""
+    proc = start(redis_url, *args, PERMITBUS_LOG_LEVEL="INFO")
+    for _ in range(300):
+        await asyncio.sleep(0.1)
+        if await r.exists(*(t.lease("normalize", f) for f in t.FEEDS)) == len(t.FEEDS):
+            break  # every worker has started (the normalizers hold their feeds)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"second signal" not in out
 
 
 async def test_run_one_service_alone(r, settings, redis_url):

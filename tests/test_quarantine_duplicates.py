@@ -1,5 +1,5 @@
-"""Quarantine and duplicates, end to end on a real Redis (CONTRACT.md, "What bad input gets";
-"Departments retry: the same record ... must take effect once"; POLICY.md, UNKNOWN_PERMIT).
+"""Quarantine and duplicates, end to end on a real Redis (docs/contract.md, "What bad input gets";
+"Departments retry: the same record ... must take effect once"; docs/policy.md, "What the system knows of a person": UNKNOWN_PERMIT).
 
 * Every bad ingress entry lands once on ``quarantine:<feed>`` with ``payload`` (the original bytes),
   ``source_id`` (the ingress entry id), ``reason`` and ``detail``, and is acknowledged; the feed

@@ -1,4 +1,4 @@
-"""Operators' re-drives cannot lose or duplicate a record (CONTRACT.md, "What bad input gets"):
+"""Operators' re-drives cannot lose or duplicate a record (docs/contract.md, "What bad input gets"):
 exactly once even when killed half-way, a fix checked before anything changes with the original
 bytes kept, a dead letter only back to the stream it came from, a ``--payload`` that cannot apply
 refused. Against the real Redis; the CLI runs as its own process."""

@@ -1,4 +1,4 @@
-"""The entitlement rules of POLICY.md and when their verdicts become decisions (CONTRACT.md).
+"""The entitlement rules of docs/policy.md and when their verdicts become decisions (docs/contract.md, "When decisions are emitted").
 
 Pure tests, no Redis: a person's situation is built by folding canonical events (what the
 normalizers make of the departments' records) into a picture, exactly as the decider does, and

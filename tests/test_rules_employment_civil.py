@@ -98,7 +98,7 @@ EMPLOYMENT_CASES = [
     ("any region: Hangzhou 330100", [QF, worked("202606", region="330100")], "19900101", (), PUKOU),
     *[(f"every employee scheme counts: {t}", [QF, worked("202606", aae140=t)], "19900101", (), PUKOU)
       for t in ("110", "120", "210", "310", "410", "510")],
-    # every failed condition, in POLICY.md's order
+    # every failed condition, in docs/policy.md's order
     ("no permit, 70, working now, not before", [worked("202610")], "19560101",
      ("NO_VALID_PERMIT", "OUT_OF_WORKING_AGE", "EMPLOYED", "NO_RECENT_EMPLOYMENT"), None),
     ("15 and working", [QF, twelve_months_to("202610")], "20110101", ("OUT_OF_WORKING_AGE", "EMPLOYED"), PUKOU),
@@ -124,7 +124,7 @@ def test_employment_unemployment_registration(situation, events, birth, reasons,
     ("2022-09-01", ("NO_RECENT_EMPLOYMENT",)),  # lookback 2021-07 to 2022-06
 ])
 def test_the_policy_example(on, reasons):
-    """POLICY.md, employment: D = 2021-09-01, last paid month 2021-06: eligible, with the windows
+    """docs/policy.md, employment: D = 2021-09-01, last paid month 2021-06: eligible, with the windows
     the example names (gap 2021-07 and 2021-08, lookback 2020-07 to 2021-06). The example then says
     "revoked on 2022-07-01"; conditions 3 and 4 (2 gap months, then 12 lookback months) keep
     2021-06 in the lookback until August 2022, so the revocation comes on 2022-09-01. The numbered
@@ -265,7 +265,7 @@ def test_changes_by_itself_agrees_with_deciding_every_day():
 
 def test_the_scheduler_is_given_the_window_change_and_the_tick_revokes():
     """emit.next_change files the person under the window's change; that day's tick (no event)
-    revokes them with NO_RECENT_EMPLOYMENT, as POLICY.md's example says."""
+    revokes them with NO_RECENT_EMPLOYMENT, as docs/policy.md's example says."""
     desk = Desk()
     on = day("2021-08-15")
     desk.batch(QF(desk.pid, qfrq="2020-01-01", yxqz="2030-12-31", district=QINHUAI), on=on)
@@ -357,7 +357,7 @@ def test_a_birthday_on_29_february_comes_on_1_march_in_a_common_year():
 
 
 # =============================================================================================
-# Applications say revoked (POLICY.md, education; CONTRACT.md, "When decisions are emitted")
+# Applications say revoked (docs/policy.md, education; docs/contract.md, "When decisions are emitted")
 # =============================================================================================
 def test_a_housing_application_is_revoked_only_when_the_city_lowers_the_ceiling_it_was_decided_on(monkeypatch):
     """Nothing a department records can make an eligible housing application ineligible: settlement

@@ -259,11 +259,12 @@ def parse(text: str) -> dict:
 
 
 async def test_metrics_of_two_workers_and_a_kill_add_up(redis_url):
-    """Two ``permitbus up`` processes, one killed (-9) mid-burst and started again: the counters
-    kept in Redis add up to what was published and delivered; names and labels as the contract."""
+    """Two ``permitbus up --single`` processes (each worker known by its pid), one killed (-9)
+    mid-burst and started again: the counters kept in Redis add up to what was published and
+    delivered; names and labels as the contract."""
     inputs = chaos.city(1500, 3)
     r = await chaos.fresh(redis_url)
-    procs = chaos.Procs(redis_url, commands=[("up",), ("up",)])
+    procs = chaos.Procs(redis_url, commands=[("up", "--single"), ("up", "--single")])
     procs.start()
     try:
         for feed in chaos.FEED_ORDER:

@@ -1,4 +1,4 @@
-"""When a verdict becomes a decision (CONTRACT.md, "When decisions are emitted").
+"""When a verdict becomes a decision (docs/contract.md, "When decisions are emitted").
 
 * Application-based: one decision when first decided (``eligible`` or ``ineligible``), then one
   each time ``status``, ``district`` or ``priority`` changes while the application is open:
@@ -187,7 +187,7 @@ def next_change(pic: Picture, day: dt.date) -> dt.date | None:
 
 
 def figure_keys(pic: Picture, day: dt.date) -> list[str]:
-    """The city figures (POLICY.md, clauses （十五）（十六）（十七）) this person counts in now."""
+    """The city figures (docs/policy.md, "Figures for the city": clauses （十五）（十六）（十七）) this person counts in now."""
     keys = []
     person = pic.person
     permit = pic.valid_permit(day)

@@ -40,7 +40,9 @@ from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
 from services.picture.fold import CONTRIBUTIONS, MEDICAL, STORED, Quarantine, fold
 from services.ingress.atrest import Protector
 from services.outlets.relay import roster_field
+from services.picture import stored
 from services.picture.picture import Picture
+from services.picture.stored import NewerPicture  # noqa: F401 - raised by _stored; stops the decider
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.faults import brief, is_data_fault, refused_for_data
@@ -53,17 +55,12 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger("permitbus.decider")
 
-_person_decoder = msgspec.msgpack.Decoder(Person)
+_person_decoder = stored.decoder
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
 HELD = (PermitRenewed, PermitMoved, PermitCancelled)  # their payloads wait in t.held(QUARANTINE)
 SHARE_REFRESH_S = 0.5
-
-
-class NewerPicture(RuntimeError):
-    """A stored picture of a newer schema version: deciding it here would lose what this release
-    cannot read, so the decider stops instead."""
 
 
 @dataclass
@@ -504,17 +501,7 @@ def _read_pictures(pipe, p: int, keys: list[bytes]) -> None:
 def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes | None]) -> dict[bytes, Person]:
     """The stored pictures among HMGET's replies from ``ppl`` and ``arc`` (people not stored yet
     have none), each with all its contribution slots: those stored apart, then its own."""
-    out = {}
-    for k, blob, archive in zip(keys, blobs, archives):
-        if blob:
-            person = out[k] = _person_decoder.decode(blob)
-            if person.v > PICTURE_SCHEMA_VERSION:
-                raise NewerPicture(
-                    f"the picture {k.hex()} was written by a newer release (picture schema "
-                    f"v{person.v}; this one knows v{PICTURE_SCHEMA_VERSION}): stop this decider, run the newer one")
-            if person.archived and archive:
-                person.contrib = archive + person.contrib
-    return out
+    return {k: stored.person_of(k, blob, archive) for k, blob, archive in zip(keys, blobs, archives) if blob}
 
 
 def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:

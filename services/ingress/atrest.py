@@ -8,7 +8,7 @@ normalizers do not copy them into events.
 
 Contributions carry no sealed ID (the monthly burst is millions of them): no decision is ever
 about a person known from contributions alone, since every roster rule needs a valid permit or a
-settlement (POLICY.md), which come from the permit feed, whose events carry the sealed ID; the
+settlement (docs/policy.md), which come from the permit feed, whose events carry the sealed ID; the
 picture takes it from the first event that has one. Pseudonyms (about a microsecond each) are kept
 per ID number for the people met recently (a contribution file holds several records a person).
 """

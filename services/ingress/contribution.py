@@ -42,7 +42,7 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> ContributionRe
 
 # -- the fast path: the monthly burst is millions of these -----------------------------------
 class _Wire(msgspec.Struct):
-    """A record as CONTRACT.md spells it, checked by msgspec while it decodes (in C). A record
+    """A record as docs/contract.md spells it, checked by msgspec while it decodes (in C). A record
     this does not accept goes through ``normalize``, which names the exact problem; this accepts
     nothing that ``normalize`` rejects (tests/test_ingress_fast_path.py)."""
 

@@ -149,7 +149,7 @@ def check_digit(first17: str) -> str:
     return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
 
 
-# Dates a record may carry (CONTRACT.md): anything outside is a typo, and would overflow the
+# Dates a record may carry (docs/contract.md, "Limits"): anything outside is a typo, and would overflow the
 # date arithmetic downstream (the day after 9999-12-31 does not exist).
 FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
 FIRST_MONTH, LAST_MONTH = 199001, 209912
@@ -242,7 +242,7 @@ def positive_int(rec: dict[str, Any], name: str, maximum: int) -> int:
     return value
 
 
-MAX_NUMBER = 10**12  # CONTRACT.md: no figure a department sends is larger
+MAX_NUMBER = 10**12  # docs/contract.md, "Limits": no figure a department sends is larger
 _DECIMAL = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*", re.ASCII)
 
 

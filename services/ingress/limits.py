@@ -1,6 +1,6 @@
 """The shape of a payload, checked before anything parses it into a record.
 
-CONTRACT.md, "What bad input gets": a payload over ``PERMITBUS_MAX_PAYLOAD_BYTES`` (64 KiB) is
+docs/contract.md, "What bad input gets": a payload over ``PERMITBUS_MAX_PAYLOAD_BYTES`` (64 KiB) is
 ``TOO_LARGE``; JSON nested deeper than 32 levels is ``INVALID_JSON``; the same field twice in one
 object is ``DUPLICATE_FIELD``; a number too large for a 64-bit float (``1e400``: the only way JSON
 spells a number that is not finite; ``NaN`` is not JSON) is ``BAD_NUMBER``. Each is decided here,

@@ -1,6 +1,6 @@
 """The departments' records as JSON Schema: what ``permitbus asyncapi`` publishes for each feed.
 
-Each schema says, field by field, what CONTRACT.md ("Ingress") asks of the JSON object in an
+Each schema says, field by field, what docs/contract.md ("Ingress") asks of the JSON object in an
 ingress entry's ``payload``: required fields, spellings (patterns), codes (enums, taken from the
 normalizers' own lists), ranges and the input limits. It is documentation for a department's
 developer, built from the same constants the normalizers check against, so the two cannot drift
@@ -20,7 +20,7 @@ from services.ingress.limits import MAX_PAYLOAD_BYTES  # PERMITBUS_MAX_PAYLOAD_B
 from services.rules import params
 from services.rules.housing import INCOME_CEILING
 
-# CONTRACT.md "What bad input gets": limits that make a record bad input (quarantined, never a crash).
+# docs/contract.md "What bad input gets": limits that make a record bad input (quarantined, never a crash).
 
 _YEAR = "(19[0-9]{2}|20[0-9]{2})"  # 1900-2099: a date outside is BAD_DATE
 _MM, _DD = "(0[1-9]|1[0-2])", "(0[1-9]|[12][0-9]|3[01])"
@@ -180,6 +180,6 @@ def record_schema(feed: str) -> dict[str, Any]:
 
 
 def limits() -> dict[str, Any]:
-    """The input limits of CONTRACT.md, as the document states them."""
+    """The input limits of docs/contract.md, as the document states them."""
     return {"maxPayloadBytes": MAX_PAYLOAD_BYTES, "maxJsonDepth": MAX_JSON_DEPTH, "maxNumber": MAX_NUMBER,
             "duplicateFields": "DUPLICATE_FIELD"}

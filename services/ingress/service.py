@@ -4,7 +4,9 @@ A batch of ingress entries becomes, in one pipeline (or several of bounded size,
 canonical events on the partition streams ``evt:{pN}`` (partition = the person's ID hashed; one
 entry per partition holding the batch's events for it in order, ``schemas.events.envelopes``),
 quarantine copies, and the payloads of ``QZ``/``BG``/``ZX`` records held for the decider's verdict
-(``pb_hold``; events carry no payloads); only then are the entries acknowledged. A crash in
+(``pb_hold``; events carry no payloads), and for a school application where it is filed under the
+child (``filed:{pN}``: the application is kept in the guardian's picture; explaining it starts from
+the child); only then are the entries acknowledged. A crash in
 between leads to redelivery: the events are appended again and ignored by the decider as
 duplicates (same record id); quarantine copies are made once (``pb_quarantine`` remembers the
 ingress ids it has copied). What is read at a time is bounded by bytes as well as by count
@@ -31,7 +33,8 @@ from faststream.message import StreamMessage
 from faststream.redis import RedisBroker, StreamSub
 from redis.exceptions import ResponseError
 
-from schemas.events import ContributionRecorded, Event, PermitCancelled, PermitMoved, PermitRenewed, encode_event, envelopes
+from schemas.events import (ContributionRecorded, Event, PermitCancelled, PermitMoved, PermitRenewed, SchoolApplied,
+                            encode_event, envelopes)
 from services.ingress import contribution, housing, limits, permit, school
 from services.ingress.budget import ReadBudget, batch_bytes
 from services.ingress.atrest import Protector
@@ -86,6 +89,14 @@ def understand(feed: str, entry_id: str, fields: dict[bytes, bytes],
         return NORMALIZERS[feed](rec, entry_id, raw)
     except Reject as rej:
         return rej
+
+
+def _child_of(ev: Event, protector: Protector, parts: int) -> tuple[int, bytes] | None:
+    """A school application's child: (partition, pseudonym), to file the application under the
+    child (``t.filed``); read before ``protect`` takes the child's ID out of the event."""
+    if not isinstance(ev, SchoolApplied) or not ev.child_id:
+        return None
+    return partition_of(ev.child_id, parts), protector.pseudonym(ev.child_id)
 
 
 class Normalizer:
@@ -174,6 +185,7 @@ class Normalizer:
         feed, max_bytes = self.feed.name, self.settings.max_payload_bytes
         protect, batch_of = self.protector.protect, by_partition.setdefault
         protect_contribution = self.protector.protect_contribution
+        filed: dict[int, dict[bytes, int]] | None = {} if self.feed.name == school.FEED else None
         for eid, fields in entries:
             sid = eid.decode()
             out = understand(feed, sid, fields, max_bytes)
@@ -190,9 +202,14 @@ class Normalizer:
             elif not isinstance(out, Reject):
                 try:
                     p = partition_of(out.person_id, parts)
+                    child = _child_of(out, self.protector, parts) if filed is not None else None
                     data = encode_event(protect(out))
                 except (OverflowError, msgspec.EncodeError) as exc:
                     out = Reject("BAD_NUMBER", f"a number is out of range ({str(exc)[:60]})")
+                else:
+                    if child is not None:  # the child's application is filed in the guardian's picture
+                        filed.setdefault(child[0], {})[
+                            child[1] + p.to_bytes(2, "big") + out.pseudonym + out.application_id.encode()] = 0
             if isinstance(out, Reject):
                 payload = fields.get(b"payload", b"")
                 pipes.take(len(payload)).fcall(
@@ -210,6 +227,8 @@ class Normalizer:
                 n_events += 1
                 if trace_accepted and (rid := traceable(out.record_id)):
                     index[rid] = f"{sid} p{p}"
+        for p, members in (filed or {}).items():  # t.filed: before the events that file them
+            pipes.take(sum(map(len, members))).zadd(t.filed(p), members)
         for p, events in by_partition.items():  # one entry per partition, not one per record
             for envelope in envelopes(events):
                 pipes.take(len(envelope)).xadd(t.evt(p), {"b": envelope})

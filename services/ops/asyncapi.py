@@ -36,7 +36,7 @@ from services.runtime import topology as t
 
 TITLE = "permitbus"
 SERVER = "redis://localhost:6379"  # a placeholder: each deployment's PERMITBUS_REDIS_URL
-STATUSES = ("eligible", "ineligible", "revoked")  # CONTRACT.md "Outlets"
+STATUSES = ("eligible", "ineligible", "revoked")  # docs/contract.md "Outlets"
 ENTRY_ID = {"type": "string", "pattern": "^[0-9]+-[0-9]+$", "description": "A Redis stream entry id."}
 PAYLOAD_ENTRY = {"fields": ["payload"], "payload": "the message payload as UTF-8 JSON text in the field `payload`"}
 FIELDS_ENTRY = {"fields": "the payload's properties, one stream entry field each (strings or bytes)"}
@@ -71,7 +71,7 @@ def decision_schema(outlet: str) -> dict[str, Any]:
                          "subject and application."}
     props["caused_by"]["description"] = "The ingress record ids (`ywlsh`, `LSH`, `sqbh`, `applicationNo`) whose " \
                                         "arrival produced this decision."
-    props["reasons"]["description"] = "Reason codes from POLICY.md; empty when eligible."
+    props["reasons"]["description"] = "Reason codes from docs/policy.md; empty when eligible."
     props["basis"]["description"] = "The clauses of 宁政办发〔2021〕5号 the decision rests on, e.g. `（六）`."
     props["decision_id"]["description"] = "Unique."
     props["priority"]["description"] = "Housing priority groups; false elsewhere."
@@ -183,7 +183,7 @@ def build() -> dict[str, Any]:
     from faststream.specification import AsyncAPI
 
     broker = RedisBroker(SERVER, protocol_version="7", description="The deployment's Redis (PERMITBUS_REDIS_URL); "
-                         "each department connects as its own ACL user `dept-<dept>` (CONTRACT.md \"Access\").")
+                         "each department connects as its own ACL user `dept-<dept>` (docs/contract.md \"Access\").")
     for feed in t.FEEDS.values():
         _subscribe(broker, feed)
     entries: dict[str, dict[str, Any]] = {f.ingress: PAYLOAD_ENTRY for f in t.FEEDS.values()}
@@ -222,7 +222,7 @@ permitbus: Nanjing's departments publish their records on Redis streams; permitb
 entitlements of 宁政办发〔2021〕5号 and pushes each department the decisions it needs.
 
 * Ingress (`ingress:<feed>`): each entry has one field, `payload`, the record as UTF-8 JSON exactly \
-as the department's system emits it (the payload schemas below). Limits (CONTRACT.md): a payload \
+as the department's system emits it (the payload schemas below). Limits (docs/contract.md, "Limits"): a payload \
 over 64 KiB is `TOO_LARGE`, JSON nested deeper than 32 levels `INVALID_JSON`, the same field twice \
 in one object `DUPLICATE_FIELD`; such a record, like any record that cannot be understood, is \
 copied to `quarantine:<feed>` with a reason and never stops the feed.

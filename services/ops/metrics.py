@@ -1,4 +1,4 @@
-"""``GET /metrics`` on ``permitbus api``: Prometheus' text format, no token (CONTRACT.md, "Operations").
+"""``GET /metrics`` on ``permitbus api``: Prometheus' text format, no token (docs/contract.md, "Operations").
 
 Every figure is read from Redis at each scrape (``services/ops/status.py``'s ``collect``: a fixed
 number of calls per stage and partition), not counted in this process: the counters are kept by
@@ -20,7 +20,7 @@ FEED_OF_QUARANTINE = {f.quarantine: f.name for f in t.FEEDS.values()}
 
 
 def families(doc: dict) -> list:
-    """The metric families of one ``collect()`` reading, names and labels as CONTRACT.md has them,
+    """The metric families of one ``collect()`` reading, names and labels as docs/contract.md has them,
     plus the operators' extras (pending, rate, verdict, deliveries per outlet, Redis memory, AOF)."""
     stages = doc["stages"]
 

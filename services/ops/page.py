@@ -1,4 +1,4 @@
-"""The operations page, ``GET /ops`` on ``permitbus api`` (CONTRACT.md "Operations").
+"""The operations page, ``GET /ops`` on ``permitbus api`` (docs/contract.md "Operations").
 
 One static file (``static/ops.html``: HTML, CSS and JavaScript, no build step, nothing fetched
 from elsewhere: it works offline) and a small JSON API under ``/ops/api/`` that it calls with the

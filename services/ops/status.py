@@ -94,7 +94,7 @@ def _value(reply, default=None):
 
 
 async def collect(r, settings, now: float | None = None) -> dict:
-    """The ``permitbus status --json`` document (CONTRACT.md, "Operations"), with extra keys for
+    """The ``permitbus status --json`` document (docs/contract.md, "Operations"), with extra keys for
     ``/metrics``: ``records``, ``decisions``, ``deliveries``, ``latency``, ``lease_changes``, ``redis``,
     ``history_s``.
     Appends a trend sample (see the module's docstring)."""

@@ -1,6 +1,6 @@
 """The departments' read API: current rosters and a subject's current entitlements.
 
-CONTRACT.md: a department reads the whole current roster of one of its entitlements (per
+docs/contract.md, "Rosters and subjects": a department reads the whole current roster of one of its entitlements (per
 district) together with the outlet position it corresponds to, then follows the outlet from that
 position (``XREAD … STREAMS outlet:<dept> <position>``) without gaps or repeats. Only the
 department that owns an entitlement may read it: each department has its own bearer token
@@ -9,6 +9,8 @@ department that owns an entitlement may read it: each department has its own bea
     GET /v1/rosters/{entitlement}/{district}[?limit=N&cursor=C]
         -> {position, count, entries: [decision, …] (one page), next: cursor | null}
     GET /v1/subjects/{subject_id}   -> the caller's current eligible decisions for that person
+    GET /v1/subjects/{subject_id}/explain/{entitlement}   -> why: each condition, its facts
+                                    (services/outlets/explain.py)
     GET /health
     GET /asyncapi.json              -> the AsyncAPI 3.0 document of every stream (no token: no data in it)
     GET /ops, /ops/api/*  the operations page, with the ``ops`` token only (services/ops/page.py)
@@ -225,6 +227,9 @@ def create_app(settings: Settings) -> FastAPI:
         return SubjectEntitlements(subject_id=subject_id, entries=found)
 
     app.include_router(ops_router(settings, r, tokens, rate))
+    from services.outlets.explain import router as explain_router
+
+    app.include_router(explain_router(settings, r, department))  # GET /v1/subjects/{id}/explain/{entitlement}
     return app
 
 

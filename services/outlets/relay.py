@@ -66,7 +66,7 @@ def _roster_change(fields: dict[bytes, bytes], pseudonym: Pseudonymizer) -> tupl
     eligible); an entry with no ``payload`` is a closed application leaving its roster (field
     ``field``) and appends nothing. Entries of a decider of an earlier release state no action:
     listed while eligible, as that release did. The subject index is keyed by pseudonym (an index
-    holds no ID in clear, CONTRACT.md)."""
+    holds no ID in clear, docs/contract.md, "Personal data at rest")."""
     stated = fields.get(b"roster")
     payload = fields.get(b"payload")
     if payload is None:
@@ -210,7 +210,7 @@ class Relay:
 
     async def _with_held_payloads(self, target: str, entries: list) -> list:
         """A decider's quarantine entries (``UNKNOWN_PERMIT``) name the record by its ingress id;
-        its payload waits in ``held{<target>}``, sealed under the data key (CONTRACT.md: names and
+        its payload waits in ``held{<target>}``, sealed under the data key (docs/contract.md, "Personal data at rest": names and
         IDs rest in clear only in the quarantine itself). Read them in one HMGET and open them here;
         pb_relay copies them and drops the held ones in the step that moves the position. Rare:
         renewals, moves and cancellations of permits nobody holds."""

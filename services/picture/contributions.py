@@ -1,6 +1,6 @@
 """A person's contribution records, packed: 13 bytes a (month, type, region) slot.
 
-CONTRACT.md: a later record for the same person, type, month and region replaces the earlier
+docs/contract.md, "ingress:hrss:contribution": a later record for the same person, type, month and region replaces the earlier
 one. Each slot keeps the fingerprint of the record now in force; fingerprints of replaced
 records are kept apart, so that a department's retry of an old record (same ``LSH``) is
 recognised as a duplicate and cannot undo a later correction.
@@ -145,9 +145,16 @@ class Contributions:
 
     # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:
-        """POLICY.md: months with a paid employee-scheme record from a Jiangsu region (32xxxx),
+        """docs/policy.md, "What the system knows of a person": months with a paid employee-scheme record from a Jiangsu region (32xxxx),
         each month once however many types or cities paid it."""
         return self.employee_months
+
+    def records(self) -> Iterator[tuple[int, str, str, bool]]:
+        """(month index, insurance type, region code, paid) of every record in force, oldest month
+        first: what an explanation lists (services/rules/explain.py), never the hot path."""
+        for m, lo, hi, _ in _SLOT.iter_unpack(self.buf):
+            v = lo | hi << 16
+            yield m, TYPES[(v >> 1) & 7], f"{v >> 4:06d}", bool(v & 1)
 
     def paid_medical_months(self) -> list[int]:
         """Month indexes with a paid employee medical (310) record, any region."""

@@ -1,4 +1,4 @@
-"""Fold one canonical event into a picture (POLICY.md, "What the system knows of a person").
+"""Fold one canonical event into a picture (docs/policy.md, "What the system knows of a person").
 
 Returns what the event touched, so that the decider re-decides only what can have changed:
 ``ALL`` (permit, settlement, date), ``CONTRIBUTIONS`` (the rules that read contributions: the

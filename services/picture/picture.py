@@ -1,6 +1,6 @@
 """The working view of one person during a batch: the stored ``Person`` plus derived facts.
 
-The facts here are the vocabulary of POLICY.md ("What the system knows of a person"); the
+The facts here are the vocabulary of docs/policy.md ("What the system knows of a person"); the
 rules in ``services.rules`` read them and nothing else.
 """
 
@@ -48,7 +48,7 @@ class Picture:
 
     # -- facts -----------------------------------------------------------------------------
     def valid_permit(self, day: dt.date) -> Permit | None:
-        """POLICY.md: a permit, not cancelled, with qfrq ≤ D ≤ yxqz."""
+        """docs/policy.md, "What the system knows of a person": a permit, not cancelled, with qfrq ≤ D ≤ yxqz."""
         p = self.person.permit
         if p is None or p.cancelled:
             return None
@@ -156,7 +156,7 @@ class Picture:
 
 
 def seal_at_rest(person: Person, keys: DataKeys) -> bool:
-    """Make a picture fit to be stored (CONTRACT.md, "Personal data at rest"): every ID number
+    """Make a picture fit to be stored (docs/contract.md, "Personal data at rest"): every ID number
     sealed under the current data key. Seals the clear IDs of a picture of schema 1 or 2 and
     re-seals what an older data key sealed; True if anything changed. Cheap when nothing has to:
     one byte compared per sealed value."""

@@ -1,4 +1,4 @@
-"""Where a rule lives: one module per entitlement of POLICY.md, each next to its clause.
+"""Where a rule lives: one module per entitlement of docs/policy.md, each next to its clause.
 
 ``ROSTER_RULES`` decide about a person (settlement, family doctor, medical insurance,
 unemployment registration, temporary assistance);

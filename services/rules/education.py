@@ -1,7 +1,8 @@
 """``education.compulsory_enrollment`` — clauses （七）（八）, outlet ``outlet:edu``.
 
-（八）: 随迁子女 … 以居住证为主要依据 … 接受义务教育. Decided on the guardian's situation;
+（八）: 进一步推动建立以居住证为主要依据的随迁子女入学政策，保障符合政策规定的随迁子女平等接受教育的权利. Decided on the guardian's situation;
 the subject is the child. Open until 31 December of the year of ``sqrq``.
+Each condition goes through ``why.check`` (``services/rules/why.py``), which explains it.
 """
 
 from __future__ import annotations
@@ -11,37 +12,61 @@ import datetime as dt
 from schemas.picture import Application
 from services.ingress.fields import birth_date
 from services.picture.picture import Picture
+from services.rules.params import fixed
 from services.rules.verdict import Verdict
+from services.rules.why import SILENT, Condition
 
 ENTITLEMENT = "education.compulsory_enrollment"
 BASIS = ("（七）", "（八）")
-PRIMARY_MIN_AGE = 6  # on 31 August of the year of sqrq
-MAX_AGE = 18  # under 18 on sqrq
+PRIMARY_MIN_AGE = fixed("education.primary_min_age", 6, "宁政办发〔2021〕5号（八）; docs/policy.md: on 31 August")
+MAX_AGE = fixed("education.max_age", 18, "宁政办发〔2021〕5号（八）; docs/policy.md: under 18 on sqrq")
+
+GUARDIAN = Condition("guardian_permit_or_settled", "GUARDIAN_NO_VALID_PERMIT",
+                     "the guardian (jhrsfzh) holds a valid residence permit on D, or is settled (落户)",
+                     ("settlement", "permit", "on"))
+DISTRICT = Condition("district_matches", "DISTRICT_MISMATCH",
+                     "that permit's district, or the settlement district, is the district applied in (sqqx); "
+                     "checked when the guardian has either",
+                     ("district_applied", "settlement_district", "permit_district"))
+PRIMARY_AGE = Condition("primary_min_age", "UNDER_AGE",
+                        "for primary school (XX): the child is at least 6 on 31 August of the year of sqrq",
+                        ("stage", "born", "age_on", "age", "minimum"))
+UNDER_MAX = Condition("under_max_age", "OVER_AGE", "the child is under 18 on sqrq",
+                      ("born", "applied_on", "age", "maximum"))
+CONDITIONS = (GUARDIAN, DISTRICT, PRIMARY_AGE, UNDER_MAX)
 
 
 def age_on(born: dt.date, day: dt.date) -> int:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-def decide(app: Application, guardian: Picture, day: dt.date) -> Verdict:
+def decide(app: Application, guardian: Picture, day: dt.date, why=SILENT) -> Verdict:
     reasons = []
     applied_on = dt.date.fromordinal(app.applied_on)
     permit = guardian.valid_permit(day)
-    districts = {d for d in (guardian.settlement_district, permit.district if permit else None) if d}
-    if not districts:  # 1. guardian holds a valid permit, or is settled
+    settled_in = guardian.settlement_district
+    permit_in = permit.district if permit else None
+    # 1. the guardian holds a valid permit, or is settled
+    if not why.check(GUARDIAN, settled_in is not None or permit_in is not None,
+                     guardian.person, guardian.person.permit, day):
         reasons.append("GUARDIAN_NO_VALID_PERMIT")
-    elif app.district not in districts:  # 2. that permit's district, or the settlement district, is sqqx
+    # 2. that permit's district, or the settlement district, is sqqx
+    elif not why.check(DISTRICT, app.district in (settled_in, permit_in), app.district, settled_in, permit_in):
         reasons.append("DISTRICT_MISMATCH")
     born = dt.date.fromordinal(app.born) if app.born else birth_date(app.subject_id)
-    if app.stage == "XX" and age_on(born, dt.date(applied_on.year, 8, 31)) < PRIMARY_MIN_AGE:
-        reasons.append("UNDER_AGE")  # 3.
-    if age_on(born, applied_on) >= MAX_AGE:
-        reasons.append("OVER_AGE")  # 4.
+    if app.stage == "XX":  # 3.
+        aug31 = dt.date(applied_on.year, 8, 31)
+        age = age_on(born, aug31)
+        if not why.check(PRIMARY_AGE, age >= PRIMARY_MIN_AGE.value, app.stage, born, aug31, age, PRIMARY_MIN_AGE):
+            reasons.append("UNDER_AGE")
+    age = age_on(born, applied_on)
+    if not why.check(UNDER_MAX, age < MAX_AGE.value, born, applied_on, age, MAX_AGE):  # 4.
+        reasons.append("OVER_AGE")
     return Verdict(district=app.district, reasons=tuple(reasons), basis=BASIS)
 
 
 def closes_on(app: Application) -> dt.date:
-    """The closing day: 31 December of the year of application (POLICY.md)."""
+    """The closing day: 31 December of the year of application (docs/policy.md, "The entitlements")."""
     return dt.date(dt.date.fromordinal(app.applied_on).year, 12, 31)
 
 

@@ -4,6 +4,7 @@
 services, where they live. The employment service centres want, per district, the people who may
 register there and who have just stopped working, to reach them first. A roster entitlement.
 The ages and month windows are dated parameters (``params/employment.*.toml``), in force on D.
+Each condition goes through ``why.check`` (``services/rules/why.py``), which explains it.
 
 The window moves on the first day of every month with no event at all, and the age on birthdays:
 ``changes_by_itself`` gives the scheduler the next date on which this person's outcome changes so.
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from typing import NamedTuple
 
 from services.picture.contributions import month_index
 from services.picture.picture import Picture
 from services.rules import params
+from services.rules.params import InForce
 from services.rules.verdict import Verdict
+from services.rules.why import SILENT, Condition
 
 ENTITLEMENT = "employment.unemployment_registration"
 BASIS = ("（九）",)
@@ -28,25 +30,56 @@ GAP_MONTHS = "employment.gap_months"  # 2 calendar months before D's month witho
 LOOKBACK_MONTHS = "employment.lookback_months"  # 12 calendar months before those, with some
 PARAMETERS = (WORKING_AGE_MIN, WORKING_AGE_MAX, GAP_MONTHS, LOOKBACK_MONTHS)
 
+WHERE = Condition("permit_or_settled", "NO_VALID_PERMIT",
+                  "settled (落户), or a valid residence permit on D: the settlement district when settled, "
+                  "else the permit's", ("settlement", "permit", "on"))
+WORKING_AGE = Condition("working_age", "OUT_OF_WORKING_AGE",
+                        "at least 16 and under 60 years old on D, from the birth date in the ID number (not "
+                        "checked for a person known from contributions only, who has no ID on file)",
+                        ("born", "on", "age", "minimum", "maximum"))
+NOT_WORKING = Condition("no_work_in_gap", "EMPLOYED",
+                        "no paid employee-scheme record (110 120 210 310 410 510, any region) for the 2 "
+                        "calendar months before D's month", ("on", "gap", "gap_worked"))
+WORKED_BEFORE = Condition("work_in_lookback", "NO_RECENT_EMPLOYMENT",
+                          "at least one paid employee-scheme month (any region) in the 12 calendar months "
+                          "before those", ("on", "gap", "lookback", "lookback_worked"))
+CONDITIONS = (WHERE, WORKING_AGE, NOT_WORKING, WORKED_BEFORE)
 
-class InForce(NamedTuple):
-    """The figures of （九） in force on a day (POLICY.md, "Parameters")."""
 
-    youngest: int  # employment.working_age_min
-    oldest: int  # employment.working_age_max
-    gap: int  # employment.gap_months
-    lookback: int  # employment.lookback_months
+def decide(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
+    reasons = []
+    permit = pic.valid_permit(day)
+    district = pic.settlement_district if pic.settled else permit.district if permit else None
+    if not why.check(WHERE, district is not None, pic.person, pic.person.permit, day):  # 1. settlement wins
+        reasons.append("NO_VALID_PERMIT")
+    youngest, oldest, gap, lookback = in_force(day)
+    age = pic.age_on(day)  # None: known from contributions only (no ID), so condition 1 fails anyway
+    if age is not None and not why.check(WORKING_AGE, youngest.value <= age < oldest.value,
+                                         pic.birth_date, day, age, youngest, oldest):
+        reasons.append("OUT_OF_WORKING_AGE")  # 2. 16 ≤ age < 60 on D
+    this = month_index(day.year * 100 + day.month)
+    g, n = gap.value, lookback.value
+    if not why.check(NOT_WORKING, not pic.paid_employee_in(this - g, this - 1), day, gap, pic):
+        reasons.append("EMPLOYED")  # 3. no paid employee month in the 2 before D's
+    if not why.check(WORKED_BEFORE, pic.paid_employee_in(this - g - n, this - g - 1), day, gap, lookback, pic):
+        reasons.append("NO_RECENT_EMPLOYMENT")  # 4. one in the 12 before those
+    return Verdict(district=district, reasons=tuple(reasons), basis=BASIS)
 
 
-def in_force(day: dt.date) -> InForce:
-    """The parameters' values on ``day``, read once per day and parameter source (a decider asks
-    for the same D for every person; ``params.get`` is the source: tests replace it)."""
+def in_force(day: dt.date) -> tuple[InForce, InForce, InForce, InForce]:
+    """The four figures of （九） in force on ``day`` (youngest, oldest, gap, lookback; whole
+    numbers), read once per day and parameter source: a decider asks for the same D for every
+    person (``params.get`` is the source; tests replace it)."""
     key = (day, params.get)
     got = _IN_FORCE.get(key)
     if got is None:
         if len(_IN_FORCE) > 256:
             _IN_FORCE.clear()
-        got = _IN_FORCE[key] = InForce(*(int(params.get(name).at(day)) for name in PARAMETERS))
+        got = []
+        for name in PARAMETERS:
+            f = params.get(name).in_force(day)
+            got.append(InForce(f.name, int(f.value), f.since, f.reference))
+        got = _IN_FORCE[key] = tuple(got)
     return got
 
 
@@ -63,29 +96,6 @@ def _new_values(after: int, until: int) -> int | None:
 
 _IN_FORCE: dict = {}
 _NEW_VALUES: dict = {}
-
-
-def decide(pic: Picture, day: dt.date) -> Verdict:
-    reasons = []
-    permit = pic.valid_permit(day)
-    if pic.settled:  # 1. settled, or a valid permit on D; settlement wins
-        district = pic.settlement_district
-    elif permit is not None:
-        district = permit.district
-    else:
-        district = None
-        reasons.append("NO_VALID_PERMIT")
-    figures = in_force(day)
-    age = pic.age_on(day)  # None: known from contributions only (no ID), so condition 1 fails anyway
-    if age is not None and not figures.youngest <= age < figures.oldest:
-        reasons.append("OUT_OF_WORKING_AGE")  # 2. 16 ≤ age < 60 on D
-    this = month_index(day.year * 100 + day.month)
-    gap, lookback = figures.gap, figures.lookback
-    if pic.paid_employee_in(this - gap, this - 1):  # 3. no paid employee month in the 2 before D's
-        reasons.append("EMPLOYED")
-    if not pic.paid_employee_in(this - gap - lookback, this - gap - 1):  # 4. one in the 12 before those
-        reasons.append("NO_RECENT_EMPLOYMENT")
-    return Verdict(district=district, reasons=tuple(reasons), basis=BASIS)
 
 
 # -- when the outcome changes with no event -------------------------------------------------------
@@ -109,7 +119,7 @@ def changes_by_itself(pic: Picture, day: dt.date) -> dt.date | None:
         until = p.valid_until  # the permit's end is a change of its own
     else:
         return None
-    youngest, oldest, gap, lookback = in_force(day)
+    youngest, oldest, gap, lookback = (f.value for f in in_force(day))
     this = day.year * 12 + day.month - 1
     last, later = pic.worked_around(this, this - gap - lookback)
     worked = [last, *later] if last is not None else later

@@ -22,6 +22,22 @@ class ParameterError(ValueError):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class InForce:
+    """A figure as a rule used it, for an explanation: its value, the date from which that value
+    applies (None: a figure fixed in the rule's module, not yet a dated file) and its authority."""
+
+    name: str
+    value: object
+    since: dt.date | None
+    reference: str
+
+
+def fixed(name: str, value: object, reference: str) -> InForce:
+    """A figure of the policy kept in a rule's module (no dates): the rule reads ``.value``."""
+    return InForce(name, value, None, reference)
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -29,12 +45,18 @@ class Parameter:
     unit: str
     dates: tuple[dt.date, ...]
     values: tuple[float, ...]
+    reference: str = ""
 
     def at(self, day: dt.date) -> float:
         i = bisect.bisect_right(self.dates, day) - 1
         if i < 0:
             raise ParameterError(f"{self.name} has no value in force on {day.isoformat()}")
         return self.values[i]
+
+    def in_force(self, day: dt.date) -> InForce:
+        """``at(day)`` with the date it applies from and the reference."""
+        value = self.at(day)
+        return InForce(self.name, value, self.dates[bisect.bisect_right(self.dates, day) - 1], self.reference)
 
 
 def load(name: str, directory: pathlib.Path | None = None) -> Parameter:
@@ -62,6 +84,7 @@ def load(name: str, directory: pathlib.Path | None = None) -> Parameter:
         unit=str(doc.get("unit", "")),
         dates=tuple(d for d, _ in rows),
         values=tuple(v for _, v in rows),
+        reference=str(doc.get("reference", "")),
     )
 
 

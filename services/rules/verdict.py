@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# POLICY.md, "Reason codes": the order in which an ineligible decision lists them.
+# docs/policy.md, "Reason codes": the order in which an ineligible decision lists them.
 REASON_ORDER: tuple[str, ...] = (
     "ALREADY_SETTLED",
     "NO_VALID_PERMIT",

@@ -147,6 +147,8 @@ def normalize(feed: t.Feed) -> Service:
         # the original records are kept PERMITBUS_QUARANTINE_RETENTION_DAYS (services/runtime/retention.py)
         uses((feed.quarantine, t.dlq(feed.ingress)), "xtrim"),
         *calls("pb_lease", t.lease("normalize", feed.name), t.lease_changes(t.lease("normalize", feed.name))),
+        # where a child's applications are filed: the guardian's picture (explaining a decision)
+        *((uses(t.filed("*"), "zadd"),) if feed.name == "edu:application" else ()),
         *calls("pb_trace", t.trace_ingress(feed.name, "*")),  # permitbus trace's index, a batch a call
         uses(t.trace_ingress(feed.name, "*"), "hset", "pexpire"),  # ... and a dead letter's line
         WORKER,
@@ -191,6 +193,8 @@ def relay() -> Service:
                        t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
+        if target.startswith("quarantine:"):  # the held payloads of the records it quarantines, read
+            moves += [uses(t.held(target), "hmget")]  # before pb_relay (services/outlets/relay.py)
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
@@ -228,7 +232,15 @@ def api() -> Service:
         reads += calls("pb_roster_next", snapshot[0], snapshot[1])
         reads += calls("pb_subject", index, districts, subjects)
     # the operations page (services/ops/page.py) does what the operator commands do
-    return Service("api", "pb-api", (*reads, *operations(), uses((), "ping")))
+    return Service("api", "pb-api", (*reads, *explaining(), *operations(), uses((), "ping")))
+
+
+def explaining() -> tuple[Use, ...]:
+    """What explaining a decision reads (services/outlets/explain.py: the API, ``permitbus explain``):
+    one person's picture with its months stored apart (one MULTI/EXEC), and where a child's
+    applications are filed."""
+    return (uses((t.people("*"), t.archive("*")), "hget"), uses((), "multi", "exec"),
+            uses(t.filed("*"), "zrange"))
 
 
 def status_reads() -> tuple[Use, ...]:
@@ -255,7 +267,7 @@ def status_reads() -> tuple[Use, ...]:
 
 
 def ops() -> Service:
-    """``permitbus quarantine|dlq|figures|trace|status|rekey|retick``."""
+    """``permitbus quarantine|dlq|figures|trace|status|rekey|explain|retick``."""
     return Service("ops", "pb-ops", (
         *operations(),
         # `permitbus rekey`: every picture re-sealed under the current data key; `permitbus retick`:
@@ -263,6 +275,7 @@ def ops() -> Service:
         uses(t.people("*"), "hscan"),
         *calls("pb_reseal", t.people("*")),
         uses(t.evt("*"), "xadd"),
+        *explaining(),  # `permitbus explain`
         uses((), "ping", "function|list"),
     ))
 
@@ -303,8 +316,9 @@ def setup() -> Service:
 
 
 def department(dept: str) -> Service:
-    """CONTRACT.md "Access": append to its own ingress stream, read its own quarantine, read,
-    group and acknowledge its own outlet; nothing else."""
+    """docs/contract.md "Access": append to its own ingress stream, read its own quarantine, read,
+    group and acknowledge its own outlet; nothing else. ``permitbus follow`` runs under this user:
+    XREAD and XINFO STREAM on the outlet (services/follow/outlet.py)."""
     own: list[Use] = []
     for feed in t.department_feeds(dept):
         own += [uses(feed.ingress, "xadd"), uses(feed.quarantine, "xrange", "xrevrange", "xread", "xlen")]
@@ -411,6 +425,9 @@ KINDS = {
     "ppl:{pN}": "hash: pseudonym -> picture (msgpack) with the last 6-11 months of contributions; its ID numbers "
                 "sealed (AES-256-GCM, `PERMITBUS_DATA_KEY`)",
     "arc:{pN}": "hash: pseudonym -> the older months of contributions (packed slots)",
+    "filed:{pN}": "sorted set (by lexicographic range): a child's pseudonym, the guardian's partition and "
+                  "pseudonym, the application id: where an education application about the child is filed "
+                  "(`permitbus explain`)",
     "due:{pN}": "sorted set: pseudonym -> date its outcomes may change by themselves",
     "fig:{pN}": "hash: figure counters",
     "att:{pN}": "hash: evt id -> failed attempts (poison events)",

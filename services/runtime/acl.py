@@ -1,5 +1,5 @@
 """``permitbus acl --passwords FILE``: the Redis ACL file (``aclfile`` format) derived from the
-declarations in ``services/runtime/access.py`` (CONTRACT.md, "Access").
+declarations in ``services/runtime/access.py`` (docs/contract.md, "Access").
 
 Each user starts from nothing (``resetkeys resetchannels -@all``) and gets, per declared ``Use``,
 one Redis 7 selector ``(+command … %R~key …)``: a command is allowed only on the keys declared with

@@ -1,4 +1,4 @@
-"""What may be printed of a secret-bearing value (CONTRACT.md: no command ever prints a password
+"""What may be printed of a secret-bearing value (docs/contract.md, "Personal data at rest": no command ever prints a password
 or a key): every URL that reaches a screen or a log goes through ``redact_url``; tokens and keys
 are never printed at all (``Settings`` keeps them out of reprs and validation errors).
 

@@ -72,7 +72,7 @@ async def load_functions(r: aioredis.Redis) -> None:
 
 
 async def ensure_groups(r: aioredis.Redis) -> None:
-    """CONTRACT.md: groups on ingress streams start at id 0, so nothing published earlier is lost."""
+    """docs/contract.md, "Running": groups on ingress streams start at id 0, so nothing published earlier is lost."""
     for feed in topology.FEEDS.values():
         try:
             await r.xgroup_create(feed.ingress, topology.NORMALIZER_GROUP, id="0", mkstream=True)

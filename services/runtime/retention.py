@@ -1,5 +1,5 @@
 """Quarantine and dead letters keep the original record (names and ID numbers included: an operator
-fixes and re-drives it) only for ``PERMITBUS_QUARANTINE_RETENTION_DAYS`` (CONTRACT.md, "Personal data
+fixes and re-drives it) only for ``PERMITBUS_QUARANTINE_RETENTION_DAYS`` (docs/contract.md, "Personal data
 at rest"). The workers that write them trim them as part of a periodic step they already take:
 each normalizer its feed's quarantine and ``dlq:ingress:<feed>``, the relay the permit quarantine it
 fills (``UNKNOWN_PERMIT``) and ``dlq:decider``.

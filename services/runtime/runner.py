@@ -2,7 +2,8 @@
 
 Stops cleanly on SIGTERM/SIGINT: the normalizers finish and acknowledge the batch in hand, the
 decider and relay finish their current atomic step, and the process exits 0 within 10 s. A
-second signal exits at once (status 130).
+second signal (a second or more after the first: one sent to the process and to its group
+arrives twice) exits at once (status 130).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -22,6 +24,7 @@ from redis.exceptions import ResponseError
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
+from services.runtime import heartbeat
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
@@ -122,7 +125,12 @@ async def serve(
     tune_gc()
     loop = asyncio.get_running_loop()
     if handle_signals:
+        first: list[float] = []
+
         def on_signal(signum: int) -> None:
+            if first and time.monotonic() - first[0] < 1.0:
+                return  # the same stop delivered twice (to this process and to its group)
+            first.append(time.monotonic())
             if running.stop.is_set():
                 log.warning("second signal: exiting at once")
                 os._exit(130)
@@ -132,6 +140,18 @@ async def serve(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, on_signal, sig)
 
+    beat = (asyncio.create_task(heartbeat.beat(settings.heartbeat_file, running.ready, running.stop),
+                                name="heartbeat") if settings.heartbeat_file else None)
+    try:
+        return await _serve(settings, services, feeds, partitions, clock, running)
+    finally:
+        if beat is not None:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)  # removes the file
+
+
+async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | None,
+                 partitions: Iterable[int] | None, clock: Clock, running: Running) -> int:
     r = connect(settings.redis_url)
     if not await wait_for_redis(r, running.stop, services):
         await r.aclose()

@@ -1,6 +1,6 @@
 """ID numbers at rest: sealed (encrypted and authenticated) under the deployment's data key.
 
-CONTRACT.md, "Personal data at rest": past the normalizer a person is a keyed pseudonym (the key
+docs/contract.md, "Personal data at rest": past the normalizer a person is a keyed pseudonym (the key
 of the picture), and the full ID number is kept only where a decision must name it again (the
 subject of a roster decision, a child or an applicant of an application), sealed with AES-256-GCM
 (``cryptography``: a maintained binding of OpenSSL; no home-made cipher).

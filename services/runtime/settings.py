@@ -1,4 +1,4 @@
-"""Configuration from the environment (names of CONTRACT.md, prefix ``PERMITBUS_``)."""
+"""Configuration from the environment (names of docs/contract.md, prefix ``PERMITBUS_``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 class Settings(BaseSettings):
     # Secrets (the Redis URL's password, the pseudonym key, API tokens) stay out of reprs and of
-    # validation errors: no command prints a password or a key (CONTRACT.md).
+    # validation errors: no command prints a password or a key (docs/contract.md, "Personal data at rest").
     model_config = SettingsConfigDict(env_prefix="PERMITBUS_", extra="ignore", hide_input_in_errors=True)
 
     redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against", repr=False)
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
     max_payload_bytes: int = Field(
         65_536, ge=1024, le=16 * 1024 * 1024,
-        description="an ingress payload over this many bytes is quarantined TOO_LARGE (CONTRACT.md)",
+        description="an ingress payload over this many bytes is quarantined TOO_LARGE (docs/contract.md, \"Limits\")",
     )
     normalizer_read_bytes: int = Field(
         4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024,
@@ -87,8 +87,19 @@ class Settings(BaseSettings):
                     "contribution feed is left out by default: indexing each record of its monthly burst cost "
                     "about a quarter of the burst's throughput (BENCHMARKS.md). Quarantined and dead-lettered "
                     "records, and those that led to a decision, are traced on every feed")
+    heartbeat_file: str | None = Field(
+        None, description="a worker rewrites this file every 2 s while its event loop runs, `ready` or "
+                          "`waiting` (for Redis or set-up): the probe of containers, which cannot ask a worker "
+                          "over HTTP (services/runtime/heartbeat.py)")
+    heartbeat_stale_s: float = Field(
+        30.0, gt=0, description="`permitbus up`: a worker whose heartbeat file is older than this is killed and "
+                                "started again (its loop is stuck)")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    follow_api: str | None = Field(
+        None, description="permitbus follow: the read API it takes its snapshots from, e.g. http://10.0.0.5:8080")
+    follow_token: SecretStr | None = Field(
+        None, description="permitbus follow: the department's bearer token for that API (never printed)")
     log_level: str = "INFO"
 
     @field_validator("today", mode="before")
@@ -106,7 +117,7 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a date YYYY-MM-DD, got {value!r}: no such day") from None
 
     def require_keys(self) -> None:
-        """Refuse to start without the deployment's own keys (CONTRACT.md, "Personal data at rest").
+        """Refuse to start without the deployment's own keys (docs/contract.md, "Personal data at rest").
 
         Raises ``SystemExit`` with one line naming the variables, never a key's value."""
         missing = [name for name, v in (("PERMITBUS_PSEUDONYM_KEY", self.pseudonym_key),

@@ -1,6 +1,6 @@
 """``permitbus setup`` and what a worker needs of it.
 
-Set-up is the one administrative step (CONTRACT.md, "Access"): it loads this release's function
+Set-up is the one administrative step (docs/contract.md, "Access"): it loads this release's function
 library, creates the normalizers' consumer groups at ``0``, and checks the Redis it is given. Run
 once per deployment and per release by an administrative user (``pb-setup``), it leaves workers
 needing no administrative right: a worker started before it says, in one line, what is missing and

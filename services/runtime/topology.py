@@ -59,7 +59,7 @@ OUTLETS: dict[str, Outlet] = {
     )
 }
 
-# Each department's outlet (CONTRACT.md "Outlets"): every department has one.
+# Each department's outlet (docs/contract.md "Outlets"): every department has one.
 DEPARTMENT_OUTLETS: dict[str, str] = {
     d: f"outlet:{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")
 }
@@ -95,6 +95,17 @@ def archive(p: int) -> str:
     ``Person.archived``), written only when they change: the picture in ``people(p)`` keeps the
     recent months, so the monthly burst rewrites a few months of slots, not the whole history."""
     return f"arc:{{p{p}}}"
+
+
+def filed(p: int) -> str:
+    """Sorted set, all scores 0, read by lexicographic range: where a subject's applications are
+    filed when they are kept in another person's picture (an education application is decided on
+    the guardian's situation, so it lives in the guardian's picture; its subject is the child).
+    Member: the subject's pseudonym (12 bytes), the guardian's partition (2 bytes, big-endian),
+    the guardian's pseudonym (12 bytes), the application id. In the subject's partition ``p``;
+    pseudonyms only. Written by the education feed's normalizer; read to explain a decision
+    (``services/outlets/explain.py``)."""
+    return f"filed:{{p{p}}}"
 
 
 def decider_meta(p: int) -> str:

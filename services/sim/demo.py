@@ -1,6 +1,6 @@
 """``permitbus demo`` and ``permitbus simulate``: a simulated Nanjing through the real services.
 
-The demo never touches a deployment (CONTRACT.md, "Running"): it runs on a private
+The demo never touches a deployment (docs/contract.md, "Running"): it runs on a private
 ``redis-server`` of its own, whatever ``PERMITBUS_REDIS_URL`` says. Pointed at a Redis with
 ``--redis``, it first makes the database its own: an empty one gets the marker
 ``topology.DEMO_MARKER`` before anything else is written; a marked one (an earlier demo's) is

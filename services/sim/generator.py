@@ -1,4 +1,4 @@
-"""A deterministic simulated Nanjing: raw department records exactly as CONTRACT.md says they are published.
+"""A deterministic simulated Nanjing: raw department records exactly as docs/contract.md says they are published.
 
 ``generate(cfg)`` builds a population of adults without local registration and yields, interleaved by a
 simulated clock, what the four departments publish about them: residence permits (QF, then QZ/BG, then
