@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         qr.add_argument("stream")
         qr.add_argument("id", nargs="?", help="one entry (default: all)")
         qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
+    from services.audit.cli import add_parser as add_audit
+
+    add_audit(sub)
     args = ap.parse_args(argv)
     try:
         settings = Settings()
@@ -85,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from services.runtime.logs import setup
 
-    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace")
+    quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
+                        "audit")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -183,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.ops.trace import main as trace_main
 
         return asyncio.run(trace_main(settings, args.feed, args.record_id, args.json))
+    if args.cmd == "audit":
+        from services.audit.cli import main as audit_main
+
+        return asyncio.run(audit_main(settings, args))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

@@ -493,7 +493,8 @@ KINDS = {
                              "that delivers it: `prev` (SHA-256 of the entry before it), `who` (the subject's "
                              "pseudonym), `dec` (the decision sealed with `PERMITBUS_DATA_KEY`)",
     "audithead{<target>}": "hash: each partition's audit chain head (`<p>`: its hash, `<p>:id`: its entry), "
-                           "`<p>:anchor` where the chain starts after a trim, `since` (the first outlet id audited)",
+                           "`<p>:anchor` where the chain starts after a trim, `trim` (its bound), `since` (the first outlet id "
+                           "audited)",
     "auditidx{<target>}": "hash: subject pseudonym -> `<audit id>@<p>` of each decision about them on the outlet (a "
                           "person's disclosures)",
     "auditsig{<target>}": "stream: Ed25519-signed heads of the outlet's audit chains (`permitbus audit sign`): "

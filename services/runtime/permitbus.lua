@@ -452,7 +452,8 @@ end
 -- Trim an audit stream of (outlet, partition) to its retention (exact MINID), remembering where
 -- the chain now starts: `<partition>:anchor` in the head is the prev of the first entry kept (or
 -- the head itself when none is), so that `permitbus audit verify` can tell entries trimmed from
--- entries removed; `<partition>:trimmed` counts them.
+-- entries removed; `<partition>:trimmed` counts them, and `trim` is the highest bound used (the
+-- outlet entries older than it may have lost their audit entries to the retention).
 -- KEYS: audit stream, audit head (the outlet's slot)   ARGV: partition, minid   Returns: trimmed
 local function pb_audit_trim(keys, args)
   local n = redis.call('XTRIM', keys[1], 'MINID', args[2])
@@ -467,6 +468,8 @@ local function pb_audit_trim(keys, args)
     anchor = anchor or redis.call('HGET', keys[2], args[1]) or ''
     redis.call('HSET', keys[2], args[1] .. ':anchor', anchor)
     redis.call('HINCRBY', keys[2], args[1] .. ':trimmed', n)
+    local bound = redis.call('HGET', keys[2], 'trim')
+    if not bound or id_after(args[2], bound) then redis.call('HSET', keys[2], 'trim', args[2]) end
   end
   return n
 end

@@ -301,7 +301,8 @@ def audit(outlet: str, p: int | str) -> str:
 def audit_head(outlet: str) -> str:
     """Hash: ``<p>`` -> the hash of the last audit entry of partition p (its chain's head),
     ``<p>:id`` -> that entry's id, ``<p>:anchor`` -> the prev of the first entry kept after a
-    trim, ``<p>:trimmed`` -> entries trimmed, ``since`` -> the first outlet id ever audited."""
+    trim, ``<p>:trimmed`` -> entries trimmed, ``trim`` -> the highest retention bound trimmed to,
+    ``since`` -> the first outlet id ever audited."""
     return f"audithead{{{outlet}}}"
 
 
