@@ -391,6 +391,19 @@ async def test_export_writes_masked_json_lines_of_the_window(r, settings, redis_
     out = await asyncio.to_thread(run_cli, redis_url, "audit", "export", "--from", "2020-01-01", "--to", "2020-12-31",
                                   "--outlet", "health", PERMITBUS_PARTITIONS="4")
     assert not [x for x in out.splitlines() if x.startswith("{")] and "0 disclosures" in out
+    # a decision that does not open (altered): its line says so, the others are written
+    outlet, p, rows = (await chains(r, settings.partitions))[0]
+    bad = [(eid, dict(f)) for eid, f in rows]
+    bad[0][1][b"dec"] = bad[0][1][b"dec"][:-1] + bytes([bad[0][1][b"dec"][-1] ^ 1])
+    await rewrite(r, t.audit(outlet, p), bad)
+    out = await asyncio.to_thread(run_cli, redis_url, "audit", "export", "--from", str(today - dt.timedelta(days=1)),
+                                  "--to", str(today), PERMITBUS_PARTITIONS="4")
+    lines = {(x["outlet"], x["id"]): x for x in (json.loads(y) for y in out.splitlines() if y.startswith("{"))}
+    assert len(lines) == total and lines[(outlet, rows[0][0].decode())]["decision"] is None
+    assert "does not open" in lines[(outlet, rows[0][0].decode())]["unreadable"]
+    assert sum(x["decision"] is None for x in lines.values()) == 1
+    found = problems(await verify(r, settings.partitions, settings.data_keyring()))
+    assert any(x.startswith(f"{t.audit(outlet, p)} {rows[0][0].decode()}: its decision does not open") for x in found)
 
 
 # -- kill -9 ----------------------------------------------------------------------------------------

@@ -76,6 +76,22 @@ async def test_a_person_sees_every_decision_about_them_newest_first(r, settings)
         other = (await c.get(f"/v1/people/{b}/disclosures", headers=auth("citizen"))).json()
     assert [(x["outlet"], x["decision_id"]) for x in other["disclosures"]] == await told(r, b)
     assert not {x["decision_id"] for x in other["disclosures"]} & {d for _, d in want}
+    # an audit entry altered so that its decision no longer opens: left out, the rest still shown
+    outlet, did = want[0]
+    keys = settings.data_keyring()
+    for p in range(settings.partitions):
+        rows = await r.xrange(t.audit(outlet, p))
+        mine = [(eid, f) for eid, f in rows if json.loads(keys.open_audit(f[b"dec"]))["decision_id"] == did]
+        if mine:
+            await r.delete(t.audit(outlet, p))
+            for eid, f in rows:
+                if eid == mine[0][0]:
+                    f = {**f, b"dec": f[b"dec"][:-1] + bytes([f[b"dec"][-1] ^ 1])}
+                await r.xadd(t.audit(outlet, p), f, id=eid)
+    async with client(settings) as c:
+        res = await c.get(f"/v1/people/{a}/disclosures", headers=auth("citizen"))
+    assert res.status_code == 200
+    assert [(x["outlet"], x["decision_id"]) for x in res.json()["disclosures"]] == want[1:]
 
 
 async def test_pages_follow_the_cursor_without_repeat_or_gap_and_outlive_the_outlet(r, settings):

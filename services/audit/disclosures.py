@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 
 import msgspec
@@ -37,7 +38,9 @@ from services.runtime import topology as t
 from services.runtime.clock import SHANGHAI
 from services.runtime.identity import Pseudonymizer, mask
 from services.runtime.redis import stream_id
+from services.runtime.sealing import SealError
 
+log = logging.getLogger("permitbus.api")
 CITIZEN = "citizen"  # the citizen portal's entry in PERMITBUS_API_TOKENS: it opens no department's data
 PAGE_DEFAULT, PAGE_MAX = 50, 500
 CURSOR = re.compile(r"([0-9]{1,20})-([0-9]{1,20})\.([a-z]{1,20})")
@@ -95,7 +98,12 @@ def router(r, settings, who) -> APIRouter:
         for (eid, p, outlet), rows in zip(page, await pipe.execute()):
             if not rows or rows[0][1].get(b"who") != who_:
                 continue  # trimmed past the retention
-            decision = msgspec.json.decode(keys.open_audit(rows[0][1][b"dec"]))
+            try:
+                decision = msgspec.json.decode(keys.open_audit(rows[0][1].get(b"dec", b"")))
+            except SealError:
+                log.error("%s %s: its decision does not open (permitbus audit verify)", t.audit(outlet, p),
+                          eid.decode())
+                continue
             if decision.get("subject_id") != subject_id:
                 continue
             ms = stream_id(eid)[0]

@@ -27,7 +27,7 @@ from services.runtime import topology as t
 from services.runtime.clock import SHANGHAI
 from services.runtime.identity import mask
 from services.runtime.redis import stream_id
-from services.runtime.sealing import DataKeys
+from services.runtime.sealing import DataKeys, SealError
 
 PAGE = 1000
 DEPARTMENT = {o.stream: o.department for o in t.OUTLETS.values()}
@@ -73,13 +73,22 @@ async def _merged(r, outlet: str, partitions: int, lo: int, hi: int) -> AsyncIte
 
 
 def line(outlet: str, p: int, eid: bytes, fields: dict, keys: DataKeys) -> str:
-    decision = json.loads(keys.open_audit(fields[b"dec"]))
-    decision["subject_id"] = mask(decision.get("subject_id"))
+    """One disclosure as a JSON line; an entry whose decision does not open (altered, or sealed
+    under a key this deployment lacks) is written with ``decision`` null and why."""
+    try:
+        decision = json.loads(keys.open_audit(fields.get(b"dec", b"")))
+        decision["subject_id"] = mask(decision.get("subject_id"))
+        why = None
+    except SealError as exc:
+        decision, why = None, str(exc)
     ms = stream_id(eid)[0]
     row = {"outlet": outlet, "department": DEPARTMENT.get(outlet), "stream": t.audit(outlet, p), "id": eid.decode(),
            "delivered_at": dt.datetime.fromtimestamp(ms / 1000, SHANGHAI).isoformat(timespec="milliseconds"),
-           "subject": fields[b"who"].hex(), "prev": fields[b"prev"].hex(),
-           "hash": chain.entry_hash(fields.items()).hex(), "data_key_id": fields[b"dec"][0], "decision": decision}
+           "subject": fields.get(b"who", b"").hex(), "prev": fields.get(b"prev", b"").hex(),
+           "hash": chain.entry_hash(fields.items()).hex(), "data_key_id": (fields.get(b"dec") or b"\0")[0],
+           "decision": decision}
+    if why:
+        row["unreadable"] = why
     return masked(json.dumps(row, ensure_ascii=False).encode())
 
 

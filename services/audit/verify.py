@@ -207,11 +207,12 @@ async def _signatures(r, outlet: str, public: dict, report: Report) -> dict[int,
             continue
         try:
             pub.verify(f.get(b"sig", b""), heads_message(outlet, f.get(b"at", b""), f.get(b"heads", b"")))
-        except InvalidSignature:
+            heads = parse_heads(f[b"heads"])
+        except (InvalidSignature, ValueError):
             report.problems.append(Problem(key, sid.decode(), f"the signature does not verify with key {kid!r}"))
             continue
         report.signatures += 1
-        for p, eid, h in parse_heads(f[b"heads"]):
+        for p, eid, h in heads:
             signed[p][eid] = (h, sid.decode())
     return signed
 

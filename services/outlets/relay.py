@@ -274,6 +274,8 @@ class Relay:
         """Queue one pb_relay call; returns the audit chain's head after it (``head`` chained
         through the call's audited entries)."""
         keys, (minid, now) = run.head
+        if head is None and run.target in t.AUDITED:  # a bug, not the entries' fault: never park them for it
+            raise RuntimeError(f"relay: no audit head loaded for {run.target} partition {run.p}")
         args = [run.p, pos, chunk[-1][0], minid, len(chunk), now, "-" if head is None else head]
         for _, entry, audit in chunk:
             args += entry[:-1]  # the last item is the entry's trace line
