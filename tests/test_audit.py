@@ -439,3 +439,21 @@ async def test_the_relay_killed_mid_burst_leaves_the_audit_log_equal_to_the_outl
         await r.flushdb()
         await r.aclose()
 
+
+
+def test_the_hashed_bytes_are_pinned():
+    """What an entry's hash covers is a format: a change would make every stored chain fail to
+    verify. Pinned against hashlib fed by hand, and a fixed vector."""
+    import hashlib
+
+    fields = [(b"prev", bytes(range(32))), (b"who", b"w" * 12), (b"dec", b"\x01sealed")]
+    h = hashlib.sha256(b"permitbus:audit:v1\n")
+    for k, v in fields:
+        h.update(len(k).to_bytes(4, "big") + k + len(v).to_bytes(4, "big") + v)
+    assert chain.entry_hash(fields) == chain.link(*(v for _, v in fields)) == h.digest()
+    assert chain.genesis("audit:{outlet:health}:p0") == hashlib.sha256(
+        b"permitbus:audit:genesis:v1\naudit:{outlet:health}:p0").digest()
+    assert chain.entry_hash(fields).hex() == VECTOR
+
+
+VECTOR = "3e054ce47adfe09877280fc592cdef220e34ed9b063ec4ea32f69b28355b3cbf"
