@@ -25,3 +25,11 @@ def test_stage_runner_small():
     assert normalize.startswith("normalize: ") and "/s; CPU s: normalize " in normalize, out
     assert deciders.startswith("decider1 + decider2 + relay: "), out
     assert "xreadgroup" in out and "fcall" in out, out  # Redis's command statistics per stage
+
+
+def test_relay_runner_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.relay", "--decisions", "300"], capture_output=True,
+                          timeout=120)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    assert "relay: 300 decisions in " in out and "audited 300;" in out, out
