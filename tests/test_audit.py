@@ -115,6 +115,9 @@ async def test_every_delivery_is_audited_with_its_decision_and_verify_passes(r, 
         assert int(counted or 0) == await r.xlen(outlet)
     out = await asyncio.to_thread(run_cli, redis_url, "audit", "verify", PERMITBUS_PARTITIONS="4")
     assert f"intact: {n:,} audit entries" in out
+    # run with another PERMITBUS_PARTITIONS, it still finds every chain (the heads name them)
+    out = await asyncio.to_thread(run_cli, redis_url, "audit", "verify", "--json", PERMITBUS_PARTITIONS="1")
+    assert json.loads(out.splitlines()[-1])["entries"] == n
 
 
 async def test_no_id_number_and_no_name_rests_in_the_audit_keys(r, settings):

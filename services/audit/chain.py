@@ -69,3 +69,9 @@ def refs(value: bytes | None) -> list[tuple[bytes, int]]:
         eid, _, p = ref.partition(b"@")
         out.append((eid, int(p)))
     return out
+
+
+def partitions(heads: dict[bytes, bytes], configured: int) -> list[int]:
+    """The partitions whose chains an outlet has: those configured (``PERMITBUS_PARTITIONS``) and
+    any its heads name (a tool run with another setting still sees every chain)."""
+    return sorted(set(range(configured)) | {int(f) for f in heads if f.isdigit()})

@@ -54,7 +54,8 @@ async def _stream(r, key: str, lo: int, hi: int) -> AsyncIterator[tuple[bytes, d
 
 async def _merged(r, outlet: str, partitions: int, lo: int, hi: int) -> AsyncIterator[tuple[bytes, int, dict]]:
     """The outlet's audit entries of the window, all partitions, by id."""
-    its = {p: _stream(r, t.audit(outlet, p), lo, hi).__aiter__() for p in range(partitions)}
+    parts = chain.partitions(await r.hgetall(t.audit_head(outlet)), partitions)
+    its = {p: _stream(r, t.audit(outlet, p), lo, hi).__aiter__() for p in parts}
     heap: list = []
 
     async def push(p: int) -> None:

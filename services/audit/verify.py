@@ -222,13 +222,14 @@ async def verify(r, partitions: int, keys: DataKeys | None = None, public: dict 
     for outlet in t.AUDITED:
         signed = await _signatures(r, outlet, public or {}, report)
         heads = await r.hgetall(t.audit_head(outlet))  # the snapshot
-        ids = [stream_id(heads[f"{p}:id".encode()]) for p in range(partitions) if f"{p}:id".encode() in heads]
+        parts = chain.partitions(heads, partitions)
+        ids = [stream_id(heads[f"{p}:id".encode()]) for p in parts if f"{p}:id".encode() in heads]
         bound = max(ids) if ids else None
         first_outlet = await r.xrange(outlet, "-", "+", count=1)
         since, trim = heads.get(b"since"), heads.get(b"trim")
         lo = max(stream_id(first_outlet[0][0]), stream_id(since), stream_id(trim)) if first_outlet and since else None
         window = _Window(lo, keys)
-        for p in range(partitions):
+        for p in parts:
             await _chain(r, outlet, p, heads, signed.get(p, {}), window, report)
         if lo is None or bound is None or lo > bound:
             continue
