@@ -536,6 +536,14 @@ async def _audit_readers(srv, want: chaos.Outcome) -> None:
     today = dt.datetime.now(SHANGHAI).date()
     assert await export(auditor, settings.data_keyring(), chaos.PARTITIONS, today - dt.timedelta(days=1), today,
                         lines.append) == delivered
+    # an entry past a head that does not move (verify reads the head again): named, no NOPERM
+    admin = aioredis.Redis.from_url(srv.admin)
+    forged = await admin.xadd(t.audit("outlet:health", 0), {"prev": b"x"}, id="99999999999999-0")
+    report = await verify(auditor, chaos.PARTITIONS)
+    assert [str(x) for x in report.problems] == [
+        f"{t.audit('outlet:health', 0)} {forged.decode()}: inserted: an entry after the head"]
+    await admin.xdel(t.audit("outlet:health", 0), forged)
+    await admin.aclose()
     key = Ed25519PrivateKey.generate()
     assert await signing.sign(auditor, key, "k1", 1830)
     report = await verify(auditor, chaos.PARTITIONS, None, {"k1": key.public_key()})

@@ -259,8 +259,8 @@ def audit() -> Service:
     appends the signed heads; it changes nothing else."""
     return Service("audit", "pb-audit", (
         uses(tuple(t.audit(o, "*") for o in t.AUDITED), "xrange"),
-        uses(tuple(t.audit_head(o) for o in t.AUDITED), "hgetall", "hmget"),
-        uses(t.AUDITED, "xrange", "xinfo|stream", "exists"),
+        uses(tuple(t.audit_head(o) for o in t.AUDITED), "hgetall", "hget"),
+        uses(t.AUDITED, "xrange"),
         uses(tuple(t.audit_signatures(o) for o in t.AUDITED), "xadd", "xrange", "xrevrange", "xtrim"),
         uses((), "ping"),
     ))
