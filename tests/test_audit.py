@@ -418,8 +418,12 @@ async def test_the_relay_killed_mid_burst_leaves_the_audit_log_equal_to_the_outl
     rnd = chaos.rng(13)
     commands = [("run", "normalize"), ("run", "decider"), ("run", "relay"), ("run", "scheduler")]
 
+    # not during the last feed: a relay restarted just before the stop may still be importing when
+    # SIGTERM comes (it would not exit 0, which chaos.run requires of every process)
+    plan = {"psb:permit": 3, "hrss:contribution": 3, "edu:application": 2}
+
     async def disturb(feed, procs, r):
-        for _ in range(3 if feed in ("psb:permit", "hrss:contribution") else 1):
+        for _ in range(plan.get(feed, 0)):
             await asyncio.sleep(rnd.uniform(0.05, 0.6))
             procs.kill9(2)
             await asyncio.sleep(rnd.uniform(0.0, 0.3))
