@@ -285,14 +285,18 @@ async def test_verify_names_an_entry_altered(r, settings):
 
 async def test_verify_names_an_entry_inserted(r, settings):
     await run_city(r, settings)
-    outlet, p, rows = (await chains(r, settings.partitions))[0]
+    # an id between two entries of a chain and of no outlet entry (the second's prev copied: it
+    # looks like a link)
+    found = []
+    for outlet, p, rows in await chains(r, settings.partitions):
+        delivered = {stream_id(eid) for eid, _ in await r.xrange(outlet)}
+        for x, y in zip(rows, rows[1:]):
+            (am, aseq), (bm, bseq) = stream_id(x[0]), stream_id(y[0])
+            for cand in ((am, aseq + 1), (am + 1, 0), (bm - 1, 0), (bm, bseq - 1)):
+                if cand[1] >= 0 and (am, aseq) < cand < (bm, bseq) and cand not in delivered:
+                    found.append((outlet, p, rows, x, y, f"{cand[0]}-{cand[1]}".encode()))
+    outlet, p, rows, (a, fa), (b, fb), between = found[0]
     stream = t.audit(outlet, p)
-    # an id between two entries, of no outlet entry (the second's prev copied: it looks like a link)
-    delivered = {eid for eid, _ in await r.xrange(outlet)}
-    (a, fa), (b, fb), between = next(
-        (x, y, f"{stream_id(x[0])[0]}-{stream_id(x[0])[1] + 1}".encode()) for x, y in zip(rows, rows[1:])
-        if stream_id(y[0]) > (stream_id(x[0])[0], stream_id(x[0])[1] + 1)
-        and f"{stream_id(x[0])[0]}-{stream_id(x[0])[1] + 1}".encode() not in delivered)
     forged = {b"prev": fb[b"prev"], b"who": fa[b"who"], b"dec": fa[b"dec"]}
     rebuilt = [(eid, f) for eid, f in rows if stream_id(eid) <= stream_id(a)] + [(between, forged)] + \
               [(eid, f) for eid, f in rows if stream_id(eid) > stream_id(a)]
