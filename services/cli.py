@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
     acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
     acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
+    rt = sub.add_parser("retick", help="decide every person once more as of today (after a release adds rules)")
+    rt.add_argument("--partitions", help="only these partitions, e.g. 0-7 or 3,5 (default: all)")
     rk = sub.add_parser("rekey", help="re-seal every picture under the current data key (after a key rotation)")
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.runtime.logs import setup
 
     quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
-                        "explain", "audit")
+                        "explain", "audit", "retick")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -226,6 +228,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not old else 1
 
         return asyncio.run(run_rekey())
+    if args.cmd == "retick":
+        from services.ops.retick import retick
+        from services.runtime.clock import Clock
+        from services.runtime.redis import connect
+
+        async def run_retick() -> int:
+            parts = _partitions(args.partitions, settings.partitions) or list(range(settings.partitions))
+            day = settings.today or Clock().today()
+            r = connect(settings.redis_url)
+            try:
+                n = await retick(r, parts, day, progress=lambda p, k: print(f"partition {p}: {k:,} people", flush=True))
+            finally:
+                await r.aclose()
+            print(f"{n:,} people to be decided again as of {day.isoformat()} (a date.tick each)")
+            return 0
+
+        return asyncio.run(run_retick())
     if args.cmd == "trace":
         from services.ops.trace import main as trace_main
 

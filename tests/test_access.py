@@ -5,6 +5,7 @@ that ACL file loaded: what each may do works, everything else is refused with NO
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fnmatch
 import json
 import logging
@@ -286,6 +287,15 @@ async def _readers(srv, want: chaos.Outcome) -> None:
     assert await read_counters(ops, chaos.PARTITIONS)
     with pytest.raises(NoPermissionError):
         await ops.hgetall(t.people(0))  # the operators see backlogs and parked records, not pictures
+    # permitbus retick under pb-ops: a date.tick on each partition stream for every picture
+    from services.ops.retick import retick
+
+    admin = aioredis.Redis.from_url(srv.admin)
+    before = sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)])
+    pictures = sum([await admin.hlen(t.people(p)) for p in range(chaos.PARTITIONS)])
+    assert await retick(ops, range(chaos.PARTITIONS), dt.date.fromisoformat(chaos.TODAY)) == pictures > 0
+    assert sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)]) > before
+    await admin.aclose()
     # permitbus trace under pb-ops: a record that led to a health decision
     from services.ops.trace import trace
 
@@ -305,11 +315,40 @@ async def _readers(srv, want: chaos.Outcome) -> None:
             res = await c.post("/ops/api/redrive", headers=auth,
                                json={"stream": t.quarantine_streams()[0], "id": entries[0]["id"]})
             assert res.status_code == 422
-    dept = aioredis.Redis.from_url(srv.url("dept-health"))
-    await dept.xgroup_create("outlet:health", "db", id="0")
-    got = await dept.xreadgroup("db", "one", {"outlet:health": ">"}, count=100_000)
-    assert len(got[0][1]) == len(want.decisions["outlet:health"])
-    await dept.aclose()
+    # every department follows its own outlet under its own user, the two new ones included
+    for dept_name in ("health", "hrss", "civil"):
+        outlet = t.DEPARTMENT_OUTLETS[dept_name]
+        assert {d["status"] for d in want.decisions[outlet]} >= {"eligible", "revoked"}, outlet
+        dept = aioredis.Redis.from_url(srv.url(f"dept-{dept_name}"))
+        await dept.xgroup_create(outlet, "db", id="0")
+        got = await dept.xreadgroup("db", "one", {outlet: ">"}, count=100_000)
+        assert len(got[0][1]) == len(want.decisions[outlet])
+        with pytest.raises(NoPermissionError):
+            await dept.xrange("outlet:health" if dept_name != "health" else "outlet:civil")
+        await dept.aclose()
+    # the read API under pb-api: the new rosters, each for its own department's token only
+    tokens = {"hrss": "tok-hrss", "civil": "tok-civil"}
+    app = create_app(api_settings.model_copy(update={"api_tokens": tokens}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        for dept_name, ent in (("hrss", "employment.unemployment_registration"),
+                               ("civil", "civil.temporary_assistance")):
+            listed = [d for d in _current(want.decisions[t.DEPARTMENT_OUTLETS[dept_name]]) if d["status"] == "eligible"]
+            district = listed[0]["district"]
+            res = await c.get(f"/v1/rosters/{ent}/{district}", headers={"Authorization": f"Bearer tok-{dept_name}"})
+            assert res.status_code == 200
+            assert sorted(e["subject_id"] for e in res.json()["entries"]) == sorted(
+                d["subject_id"] for d in listed if d["district"] == district)
+            other = "civil" if dept_name == "hrss" else "hrss"
+            res = await c.get(f"/v1/rosters/{ent}/{district}", headers={"Authorization": f"Bearer tok-{other}"})
+            assert res.status_code == 403
+
+
+def _current(decisions: list[dict]) -> list[dict]:
+    """The latest decision per subject (a roster entitlement), in outlet order."""
+    latest: dict[str, dict] = {}
+    for d in decisions:
+        latest[d["subject_id"]] = d
+    return list(latest.values())
 
 
 async def test_permitbus_up_under_pb_up_with_a_kill_9(server):

@@ -560,6 +560,9 @@ async def test_redelivered_good_entries_take_effect_once(r, settings):
         "eligible|320113|health.family_doctor": 1,
         "eligible|320105|health.family_doctor": 1,
         "eligible|320105|medins.resident_enrollment": 1,
+        "eligible|320111|civil.temporary_assistance": 1,
+        "eligible|320113|civil.temporary_assistance": 1,
+        "eligible|320105|civil.temporary_assistance": 1,
         "applications|320113|education.compulsory_enrollment|2026|eligible": 1,
         "applications|320105|housing.security|2026|eligible": 1,
     }
@@ -678,10 +681,10 @@ async def test_a_retried_application_is_decided_once(r, settings):
         await drain(r, settings)
         out4, figs4 = await snapshot(r, settings)
         assert view(out4["outlet:edu"]) == [(child, "JY-RETRY", "eligible", "320113", 1, []),
-                                            (child, "JY-RETRY", "ineligible", "320113", 2, ["DISTRICT_MISMATCH"])]
+                                            (child, "JY-RETRY", "revoked", "320113", 2, ["DISTRICT_MISMATCH"])]
         out5, figs5 = await retry(r, settings, "edu:application", app)
     assert (out5, figs5) == (out4, figs4)
-    assert figs4["applications|320113|education.compulsory_enrollment|2026|ineligible"] == 1
+    assert figs4["applications|320113|education.compulsory_enrollment|2026|revoked"] == 1
     assert "applications|320113|education.compulsory_enrollment|2026|eligible" not in figs4
     for feed in FEEDS:
         assert await r.xlen(f"quarantine:{feed}") == 0

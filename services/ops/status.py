@@ -1,6 +1,6 @@
 """Every stage at a glance: ``permitbus status``, ``GET /metrics`` and the ops page read this.
 
-A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay target: the five
+A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay target: the seven
 outlets, and the permit feed's quarantine and ``dlq:decider``, which the relay feeds from outboxes
 too) and ``schedule``. For each: entries waiting (``backlog``), read and not finished
 (``pending``: only the normalizers' consumer group has such; the decider and relay commit from a

@@ -302,12 +302,14 @@ def status_reads() -> tuple[Use, ...]:
 
 
 def ops() -> Service:
-    """``permitbus quarantine|dlq|figures|trace|status|rekey|explain``."""
+    """``permitbus quarantine|dlq|figures|trace|status|rekey|explain|retick``."""
     return Service("ops", "pb-ops", (
         *operations(),
-        # `permitbus rekey`: every picture re-sealed under the current data key
+        # `permitbus rekey`: every picture re-sealed under the current data key; `permitbus retick`:
+        # every picture read (HSCAN), a date.tick appended for each (services/ops/retick.py)
         uses(t.people("*"), "hscan"),
         *calls("pb_reseal", t.people("*")),
+        uses(t.evt("*"), "xadd"),
         *explaining(),  # `permitbus explain`
         uses((), "ping", "function|list"),
     ))

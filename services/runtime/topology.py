@@ -53,10 +53,13 @@ OUTLETS: dict[str, Outlet] = {
         Outlet("outlet:health", "Health Commission", "health.family_doctor", False),
         Outlet("outlet:housing", "Housing Bureau", "housing.security", True),
         Outlet("outlet:medins", "Medical Insurance Bureau", "medins.resident_enrollment", False),
+        Outlet("outlet:hrss", "Human Resources and Social Security Bureau", "employment.unemployment_registration",
+               False),
+        Outlet("outlet:civil", "Civil Affairs Bureau", "civil.temporary_assistance", False),
     )
 }
 
-# Each department's outlet (docs/contract.md "Outlets"), including those whose entitlements come later.
+# Each department's outlet (docs/contract.md "Outlets"): every department has one.
 DEPARTMENT_OUTLETS: dict[str, str] = {
     d: f"outlet:{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")
 }
@@ -67,7 +70,7 @@ def department_feeds(dept: str) -> list[Feed]:
     return [f for f in FEEDS.values() if f.name.split(":", 1)[0] == dept]
 
 
-# Every stream the relay moves outbox entries to: the five outlets, and the quarantine of the
+# Every stream the relay moves outbox entries to: the seven outlets, and the quarantine of the
 # permit feed (UNKNOWN_PERMIT is found by the decider, which knows what permit a person holds).
 # The decider's dead letters (events whose processing keeps failing) go through the relay too.
 DECIDER_DLQ = "dlq:decider"
