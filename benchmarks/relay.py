@@ -20,7 +20,8 @@ import time
 
 os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")
 from benchmarks.__main__ import cpu_s, private_redis
-from services.ingress.fields import DISTRICTS, check_digit
+from schemas.districts import DISTRICTS
+from schemas.ids import check_digit
 from services.outlets.relay import Relay
 from services.runtime import topology as t
 from services.runtime.settings import Settings

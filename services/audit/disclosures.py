@@ -33,10 +33,11 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from services.audit import chain
-from services.ingress.fields import id_problem
+from schemas.ids import id_problem
 from services.runtime import topology as t
 from services.runtime.clock import SHANGHAI
-from services.runtime.identity import Pseudonymizer, mask
+from schemas.ids import mask
+from services.runtime.identity import Pseudonymizer
 from services.runtime.redis import stream_id
 from services.runtime.sealing import SealError
 

@@ -25,7 +25,7 @@ from services.audit import chain
 from services.ops.cli import masked
 from services.runtime import topology as t
 from services.runtime.clock import SHANGHAI
-from services.runtime.identity import mask
+from schemas.ids import mask
 from services.runtime.redis import stream_id
 from services.runtime.sealing import DataKeys, SealError
 

@@ -30,7 +30,8 @@ import msgspec
 from pydantic import WithJsonSchema
 
 from schemas.decision import Decision
-from services.ingress.fields import DISTRICTS, REASONS
+from schemas.districts import DISTRICTS
+from services.ingress.fields import REASONS
 from services.ingress.records import limits, record_schema
 from services.runtime import topology as t
 

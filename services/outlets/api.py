@@ -45,7 +45,8 @@ from pydantic import BaseModel
 
 from services.audit.disclosures import CITIZEN
 from services.audit.disclosures import router as disclosures_router
-from services.ingress.fields import DISTRICTS, id_problem
+from schemas.districts import DISTRICTS
+from schemas.ids import id_problem
 from services.ops.page import OPS
 from services.ops.page import router as ops_router
 from services.runtime import topology as t

@@ -34,7 +34,7 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_decoder
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS, INDEX
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
@@ -47,7 +47,7 @@ from services.runtime.settings import Settings
 from services.ops.trace import day_of, record_ids_of_entry
 
 log = logging.getLogger("permitbus.relay")
-DISTRICT_INDEX = {code: str(i + 1) for i, code in enumerate(DISTRICTS)}
+DISTRICT_INDEX = {code: str(i) for code, i in INDEX.items()}  # stored in roster indexes (schemas/districts.py)
 ENTITLEMENT_OF = {o.stream: o.entitlement for o in t.OUTLETS.values()}
 SHARE_REFRESH_S = 2.0
 PRUNE_SCAN = 1000  # audit index fields looked at per outlet and periodic step
