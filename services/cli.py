@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
         qr.add_argument("stream")
         qr.add_argument("id", nargs="?", help="one entry (default: all)")
         qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
+    from services.audit.cli import add_parser as add_audit
+
+    add_audit(sub)
     args = ap.parse_args(argv)
     try:
         settings = Settings()
@@ -116,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.runtime.logs import setup
 
     quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
-                        "explain", "retick")
+                        "explain", "audit", "retick")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -251,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(explain_main(settings, args.subject_id, args.entitlement, args.as_of, args.application,
                                         args.json))
+    if args.cmd == "audit":
+        from services.audit.cli import main as audit_main
+
+        return asyncio.run(audit_main(settings, args))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

@@ -260,6 +260,7 @@ async def test_pipeline_under_the_service_users_equals_an_unrestricted_run(serve
     assert keys and not [k for k in keys if not any(fnmatch.fnmatchcase(k, p) for p in patterns)]
     # the read API, the operators' tools and a department, each under its own user
     await _readers(server, want)
+    await _audit_readers(server, want)
     await admin.aclose()
 
 
@@ -572,3 +573,50 @@ async def test_the_relay_under_its_user_quarantines_an_unknown_permit(server):
     finally:
         assert procs.stop() == [0]
         await admin.aclose()
+
+
+async def _audit_readers(srv, want: chaos.Outcome) -> None:
+    """The audit log under its users: verify, export and sign as pb-audit (which reads no picture
+    and writes nothing but signatures), a person's disclosures through the API as pb-api."""
+    import datetime as dt
+
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from services.audit import signing
+    from services.audit.export import export
+    from services.audit.verify import verify
+    from services.outlets.api import create_app
+    from services.runtime.clock import SHANGHAI
+
+    settings = settings_for(srv.url("pb-audit"))
+    auditor = aioredis.Redis.from_url(srv.url("pb-audit"))
+    delivered = sum(len(v) for v in want.decisions.values())
+    report = await verify(auditor, chaos.PARTITIONS, settings.data_keyring())
+    assert report.intact and report.entries == report.compared == delivered, [str(x) for x in report.problems]
+    lines: list[str] = []
+    today = dt.datetime.now(SHANGHAI).date()
+    assert await export(auditor, settings.data_keyring(), chaos.PARTITIONS, today - dt.timedelta(days=1), today,
+                        lines.append) == delivered
+    # an entry past a head that does not move (verify reads the head again): named, no NOPERM
+    admin = aioredis.Redis.from_url(srv.admin)
+    forged = await admin.xadd(t.audit("outlet:health", 0), {"prev": b"x"}, id="99999999999999-0")
+    report = await verify(auditor, chaos.PARTITIONS)
+    assert [str(x) for x in report.problems] == [
+        f"{t.audit('outlet:health', 0)} {forged.decode()}: inserted: an entry after the head"]
+    await admin.xdel(t.audit("outlet:health", 0), forged)
+    await admin.aclose()
+    key = Ed25519PrivateKey.generate()
+    assert await signing.sign(auditor, key, "k1", 1830)
+    report = await verify(auditor, chaos.PARTITIONS, None, {"k1": key.public_key()})
+    assert report.intact and report.signatures >= 1
+    for refused_call in (auditor.hgetall(t.people(0)), auditor.xadd(t.audit("outlet:health", 0), {"x": "y"}),
+                         auditor.hgetall(t.audit_index("outlet:health"))):
+        with pytest.raises(NoPermissionError):
+            await refused_call
+    await auditor.aclose()
+    subject = next(d for d in want.decisions["outlet:health"])["subject_id"]
+    api_settings = settings_for(srv.url("pb-api")).model_copy(update={"api_tokens": {"citizen": "c-tok"}})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(api_settings)), base_url="http://api") as c:
+        res = await c.get(f"/v1/people/{subject}/disclosures", headers={"Authorization": "Bearer c-tok"})
+    assert res.status_code == 200 and res.json()["disclosures"]

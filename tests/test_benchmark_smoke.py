@@ -36,3 +36,11 @@ def test_follow_benchmark_small():
                 "| naive: a transaction per entry, synchronous_commit on | 50 |"):
         assert row in out, out
     assert out.count("| 400 |") == 3, out  # every follow run ends with one row per person
+
+
+def test_relay_runner_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.relay", "--decisions", "300"], capture_output=True,
+                          timeout=120)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    assert "relay: 300 decisions in " in out and "audited 300;" in out, out

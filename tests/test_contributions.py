@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.ingress.contribution import EMPLOYEE_TYPES
+from schemas.codes import EMPLOYEE_TYPES
 from services.picture.contributions import (
     CHANGED, DUPLICATE, MEDICAL, STORED, TYPES, UNKNOWN, Contributions, month_index,
 )

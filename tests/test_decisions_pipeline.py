@@ -14,7 +14,7 @@ import datetime as dt
 
 import pytest
 
-from services.ingress.fields import check_digit
+from schemas.ids import check_digit
 from tests.conftest import publish, read_outlet
 from tests.harness import drain, services
 from tests.people import contribution, housing, make_id, months, permit, school

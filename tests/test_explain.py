@@ -27,14 +27,14 @@ from schemas.events import ContributionRecorded, HousingApplied, PermitCancelled
     PermitRenewed, SchoolApplied, Settled
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider import emit
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.outlets.api import create_app
 from services.picture.fold import Quarantine, fold
 from services.picture.picture import Picture
 from services.rules import ALL_RULES, APPLICATION_RULES, ROSTER_RULES
 from services.rules.explain import explain_application, explain_roster
 from services.rules.verdict import REASON_ORDER
-from services.runtime.identity import mask
+from schemas.ids import mask
 from services.sim.generator import SimConfig, generate
 from tests.conftest import publish, read_outlet
 from tests.harness import drain, services
@@ -181,7 +181,7 @@ def events_of(draw):
         elif kind == "school":
             born = draw(st.dates(dt.date(2006, 1, 1), dt.date(2024, 12, 31)))
             child = f"{CHILD[:6]}{born:%Y%m%d}"
-            from services.ingress.fields import check_digit
+            from schemas.ids import check_digit
             out.append(SchoolApplied(**base, application_id=base["record_id"], child_id=child + "123"[:3] +
                                      check_digit(child + "123"), stage=draw(st.sampled_from(["XX", "CZ"])),
                                      district=draw(district), applied_on=draw(day_in)))

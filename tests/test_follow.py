@@ -21,7 +21,7 @@ from services.follow.follower import Follower
 from services.follow.outlet import Span, before, judge
 from services.follow.rows import Rejected, Row, from_entry
 from services.follow.snapshot import Api
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 
 CODES = list(DISTRICTS)
 from services.outlets.api import create_app

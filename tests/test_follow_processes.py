@@ -20,7 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.follow.snapshot import Api
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.runtime.localredis import free_port
 from services.runtime.settings import Settings
 from services.runtime.setup import run_setup

@@ -507,11 +507,11 @@ async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings)
     keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
             t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE),
             t.trace_target(QUARANTINE, "20261201")]
-    call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000]
+    call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000, "-"]  # "-": no audit log here
     lines = ""
     for _, fields in entries:
         *args, line = _entry_args(QUARANTINE, fields, None)  # the last item: the entry's trace line
-        call += args
+        call += args + ["", "", ""]
         lines += line + "\n"
     call += [86_400_000, lines]
     assert await r.fcall(fn("pb_relay"), *call) == [1, b"5-2"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.runtime import topology as t
 
 

@@ -31,7 +31,7 @@ import msgspec
 
 from services.follow import store
 from services.follow.rows import Rejected, from_roster
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.runtime.redis import stream_id
 
 log = logging.getLogger("permitbus.follow")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.codes import STAGES
 from schemas.events import SchoolApplied
 from services.ingress import fields as f
 
 FEED = "edu:application"
-STAGES = frozenset({"XX", "CZ"})
 
 
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> SchoolApplied:

@@ -18,15 +18,15 @@ import struct
 from array import array
 from collections.abc import Iterator
 
-from services.ingress.contribution import EMPLOYEE_TYPES
+from schemas.codes import EMPLOYEE_MEDICAL, EMPLOYEE_TYPES, INSURANCE_TYPES_IN_ORDER
 
 # month index (y*12+m-1); region<<4 | type index<<1 | paid in 24 bits (low 16, high 8); fingerprint
 _SLOT = struct.Struct("<HHBQ")
 _SIZE = _SLOT.size
-TYPES: tuple[str, ...] = ("110", "120", "210", "310", "410", "510", "170", "390")
+TYPES: tuple[str, ...] = INSURANCE_TYPES_IN_ORDER  # the stored type index (append-only, schemas/codes.py)
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPES)}
 _EMPLOYEE = frozenset(_TYPE_INDEX[t] for t in EMPLOYEE_TYPES)
-_MEDICAL = _TYPE_INDEX["310"]
+_MEDICAL = _TYPE_INDEX[EMPLOYEE_MEDICAL]
 # what ``record`` did: DUPLICATE (nothing), STORED (kept; no fact a rule reads changed), CHANGED (the
 # months recognised or worked changed, and maybe more), MEDICAL (only whether a month has a paid 310)
 DUPLICATE, STORED, CHANGED, MEDICAL = 0, 1, 2, 3

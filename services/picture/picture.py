@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.picture import Application, Permit, Person
-from services.ingress.fields import birth_date
+from schemas.ids import birth_date
 from services.picture.contributions import Contributions, month_index, split_for_storage
 from services.runtime.sealing import DataKeys
 

@@ -20,7 +20,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from schemas.picture import Application, Outcome, Permit, Person
-from services.ingress.contribution import EMPLOYEE_TYPES
+from schemas.codes import EMPLOYEE_TYPES
 from services.picture.contributions import month_index
 from services.picture.picture import Picture
 from services.rules import APPLICATION_RULES, ROSTER_RULES

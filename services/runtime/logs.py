@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from services.runtime.identity import mask
+from schemas.ids import mask
 
 
 class OncePerOutage(logging.Filter):

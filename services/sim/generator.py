@@ -21,7 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from services.ingress.fields import DISTRICTS, check_digit
+from schemas.districts import DISTRICTS
+from schemas.ids import check_digit
 
 PERMIT, CONTRIB, SCHOOL, HOUSING = "psb:permit", "hrss:contribution", "edu:application", "housing:application"
 ID_FIELD = {PERMIT: "ywlsh", CONTRIB: "LSH", SCHOOL: "sqbh", HOUSING: "applicationNo"}
