@@ -752,7 +752,7 @@ def test_next_change_of_medical_insurance_window():
     desk.batch(paid(desk.pid, "202611", "310"))
     desk.batch(LH(desk.pid, XUANWU))
     # the 202611 payment stops covering D's window on 1 February 2027
-    assert desk.pic.next_change(D) == day("2027-02-01")
+    assert emit.next_change(desk.pic, D) == day("2027-02-01")
     out = desk.batch(tick("2027-02-01"), on=day("2027-02-01"))
     assert brief(out, MEDINS) == [("eligible", XUANWU, [], 1)]
 

@@ -6,8 +6,7 @@ from typing import Any
 
 from schemas.events import HousingApplied
 from services.ingress import fields as f
-from services.rules import params
-from services.rules.housing import INCOME_CEILING
+from services.rules import housing as rule
 
 FEED = "housing:application"
 
@@ -18,9 +17,10 @@ MAX_HOUSEHOLD = 100
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied:
     application_id = f.text(rec, "applicationNo")
     applied_on = f.date(rec, "appliedOn", "YYYY-MM-DD")
-    first = params.get(INCOME_CEILING).dates[0]
+    first = rule.applications_from()
     if applied_on < first:
-        raise f.Reject("BAD_DATE", f"'appliedOn' is before {first.isoformat()}, when the income ceiling starts")
+        raise f.Reject("BAD_DATE", f"'appliedOn' is before {first.isoformat()}, when the income ceiling and the "
+                                   "other figures of housing security start")
     return HousingApplied(
         record_id=application_id,
         source_id=source_id,

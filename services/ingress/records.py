@@ -17,8 +17,8 @@ from services.ingress import contribution, housing, permit, school
 from services.ingress.fields import DISTRICTS, MAX_NUMBER  # the normalizer's own limits, stated
 from services.ingress.limits import MAX_DEPTH as MAX_JSON_DEPTH
 from services.ingress.limits import MAX_PAYLOAD_BYTES  # PERMITBUS_MAX_PAYLOAD_BYTES may change it
-from services.rules import params
-from services.rules.housing import INCOME_CEILING
+from services.rules import education as education_rule
+from services.rules import housing as housing_rule
 
 # docs/contract.md "What bad input gets": limits that make a record bad input (quarantined, never a crash).
 
@@ -145,12 +145,13 @@ def school_record() -> dict[str, Any]:
         "jhrsfzh": id_number("The guardian, not the child (else `SAME_PERSON`)"),
         "xd": code("学段, the stage: " + " · ".join(f"`{k}` {v}" for k, v in stages.items()) + ".", list(stages)),
         "sqqx": district("The district where the place is requested"),
-        "sqrq": date("申请日期, the application date", "YYYY/MM/DD", "YYYY年M月D日"),
+        "sqrq": date(f"申请日期, the application date, not before {education_rule.applications_from().isoformat()} "
+                     "(when the figures of the education rule start)", "YYYY/MM/DD", "YYYY年M月D日"),
     }, ["sqbh", "xsxm", "xssfzh", "jhrsfzh", "xd", "sqqx", "sqrq"])
 
 
 def housing_record() -> dict[str, Any]:
-    first = params.get(INCOME_CEILING).dates[0].isoformat()
+    first = housing_rule.applications_from().isoformat()
     return _record("HousingApplication", "Housing Security and Property Bureau (市住房保障和房产局): an application "
                    "for housing security.", {
         "applicationNo": text("The application id, unique."),
