@@ -31,7 +31,7 @@ from services.ingress.fields import Reject
 from services.ingress.service import understand
 from services.picture.fold import Quarantine, fold
 from services.picture.picture import Picture
-from services.policy.situations import Situation, Step
+from services.policy.situations import Situation
 from services.rules import APPLICATION_RULES, ROSTER_RULES, params
 from services.rules.why import Trace
 

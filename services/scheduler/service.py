@@ -48,6 +48,7 @@ class Scheduler:
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "scheduler")
         self.ticked = 0
+        self._checking = asyncio.Lock()  # one check at a time in this process (its loop, or a caller's)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
 
     def stop(self) -> None:
@@ -88,7 +89,14 @@ class Scheduler:
     async def check(self) -> int:
         """Tick everyone due if the date moved since the last check, or everyone if the rules in
         force changed (a parameter or formula dated D or earlier, first met or edited). Returns
-        people ticked."""
+        people ticked.
+
+        Checks of this process run one at a time: a check called while the loop's is under way
+        (tests call it so) waits for it, finds the date ticked already, and ticks nobody twice."""
+        async with self._checking:
+            return await self._check()
+
+    async def _check(self) -> int:
         await self.heartbeat()
         day = self.clock.today()
         last, stored = await self.r.hmget(t.scheduler_state(), "date", "rules")
