@@ -69,12 +69,10 @@ def formula(app: Application, guardian: Picture, day: dt.date, why=SILENT) -> Ve
     return Verdict(district=app.district, reasons=tuple(reasons), basis=BASIS)
 
 
-FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS)
-
-
-def decide(app: Application, guardian: Picture, day: dt.date, why=SILENT) -> Verdict:
-    """The formula in force on the date of application (``services/rules/versions.py``), judged on D."""
-    return FORMULAS.at(dt.date.fromordinal(app.applied_on)).decide(app, guardian, day, why)
+FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS, __name__,
+                    day_of=lambda app, guardian, day, *_: dt.date.fromordinal(app.applied_on))
+# the formula in force on the date of application (``services/rules/versions.py``): while there is one, that formula
+decide = formula
 
 
 def closes_on(app: Application) -> dt.date:

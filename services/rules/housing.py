@@ -59,12 +59,10 @@ def formula(app: Application, applicant: Picture, day: dt.date, why=SILENT) -> V
     return Verdict(district=app.district, reasons=tuple(reasons), priority=priority, basis=BASIS)
 
 
-FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS)
-
-
-def decide(app: Application, applicant: Picture, day: dt.date, why=SILENT) -> Verdict:
-    """The formula in force on the date of application (``services/rules/versions.py``), judged on D."""
-    return FORMULAS.at(dt.date.fromordinal(app.applied_on)).decide(app, applicant, day, why)
+FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS, __name__,
+                    day_of=lambda app, applicant, day, *_: dt.date.fromordinal(app.applied_on))
+# the formula in force on the date of application (``services/rules/versions.py``): while there is one, that formula
+decide = formula
 
 
 def closes_on(app: Application) -> dt.date:

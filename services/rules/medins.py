@@ -42,12 +42,9 @@ def formula(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
     return Verdict(district=pic.settlement_district, reasons=tuple(reasons), basis=BASIS)
 
 
-FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS)
-
-
-def decide(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
-    """The formula in force on D (``services/rules/versions.py``)."""
-    return FORMULAS.at(day).decide(pic, day, why)
+FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS, __name__)
+# the formula in force on D (``services/rules/versions.py``): while there is one, that formula
+decide = formula
 
 
 def changes_by_itself(pic: Picture, day: dt.date) -> dt.date | None:

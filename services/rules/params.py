@@ -175,20 +175,29 @@ class Parameter:
 class Param:
     """A rule's handle on a declared parameter: ``on(day)`` is the value in force that day, with its
     date and reference (an ``InForce``), from the folder in force. A decider asks for the same D for
-    every person: the last answer is kept (one comparison instead of a look-up, BENCHMARKS.md)."""
+    every person, and an application rule for a few dates of application: answers are kept per day
+    for the folder in force (one comparison, or one dict look-up, instead of a search; BENCHMARKS.md)."""
 
-    __slots__ = ("name", "_day", "_of", "_hit")
+    __slots__ = ("name", "_day", "_of", "_hit", "_memo")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._day = self._of = self._hit = None
+        self._memo: dict[dt.date, InForce] = {}
 
     def on(self, day: dt.date) -> InForce:
-        p = get(self.name)
-        if p is self._of and day == self._day:
+        if day is self._day and _active is self._of:  # the decider passes one date object per batch
             return self._hit
-        hit = p.in_force(day)
-        self._day, self._of, self._hit = day, p, hit
+        if _active is self._of:
+            hit = self._memo.get(day)
+        else:
+            self._memo = {}
+            hit = None
+        if hit is None:
+            if len(self._memo) >= 4096:
+                self._memo = {}
+            hit = self._memo[day] = get(self.name).in_force(day)
+        self._day, self._of, self._hit = day, _active, hit
         return hit
 
     def __repr__(self) -> str:
