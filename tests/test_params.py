@@ -402,3 +402,44 @@ async def test_explain_before_the_first_value_says_so(r, settings, capsys):
     code = await explain_main(settings, person, "settlement.four_districts", as_of=dt.date(2020, 6, 1))
     assert code == 1
     assert "has no value in force on 2020-06-01 (its first value is dated 2021-01-01)" in capsys.readouterr().err
+
+
+async def test_the_full_tick_runs_under_the_schedulers_own_user(tmp_path):
+    """The scheduler's ACL user (services/runtime/access.py) may read every picture (HSCAN) and
+    append the ticks: a changed digest ticks everyone with no NOPERM."""
+    import redis.asyncio as aioredis
+
+    from services.runtime.runner import Running, serve
+    from services.runtime.settings import Settings
+    from services.runtime.setup import run_setup
+    from tests.aclredis import acl_redis
+
+    with acl_redis(tmp_path) as srv:
+        assert await run_setup(Settings(redis_url=srv.url("pb-setup"))) == 0
+        admin = aioredis.Redis.from_url(srv.admin)
+        dept = aioredis.Redis.from_url(srv.url("dept-psb"))
+        people = [make_id() for _ in range(5)]
+        await publish(dept, "psb:permit", *[permit("QF", p, district="320111", yxqz="2099-12-31") for p in people])
+        await dept.aclose()
+        common = dict(partitions=4, today=D, scheduler_interval_s=0.05, lease_ttl_ms=1000)
+        runs = {s: Running() for s in ("normalize", "decider", "relay")}
+        tasks = [asyncio.create_task(serve(Settings(redis_url=srv.url(u), **common), [s], running=runs[s],
+                                           handle_signals=False))
+                 for s, u in (("normalize", "pb-normalize"), ("decider", "pb-decide"), ("relay", "pb-relay"))]
+        await asyncio.wait_for(asyncio.gather(*(run.ready.wait() for run in runs.values())), 20)
+        await drain(admin, Settings(redis_url=srv.admin, **common))
+        await admin.hset(t.scheduler_state(), mapping={"date": D.isoformat(), "rules": "an older digest"})
+        sched = Running()
+        task = asyncio.create_task(serve(Settings(redis_url=srv.url("pb-schedule"), **common), ["scheduler"],
+                                         running=sched, handle_signals=False))
+        await asyncio.wait_for(sched.ready.wait(), 20)
+        for _ in range(200):
+            if await admin.hget(t.scheduler_state(), "rules") == rules.in_force(D).encode():
+                break
+            await asyncio.sleep(0.05)
+        assert sched.scheduler.ticked == 5
+        assert int(await admin.hget(t.scheduler_state(), "ticked")) == 5
+        for run in (*runs.values(), sched):
+            run.stop.set()
+        assert await asyncio.gather(*tasks, task) == [0, 0, 0, 0]
+        await admin.aclose()
