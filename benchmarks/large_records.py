@@ -19,7 +19,7 @@ import signal
 import time
 
 from benchmarks.__main__ import Services, private_redis, rss_kb
-from services.ingress.fields import check_digit
+from schemas.ids import check_digit
 from services.runtime import topology as t
 
 CONTRIB, PERMIT = t.FEEDS["hrss:contribution"].ingress, t.FEEDS["psb:permit"].ingress

@@ -79,3 +79,8 @@ class Person(msgspec.Struct, array_like=True):
     # slots. 0: nothing stored apart.
     archived: int = 0
     sid: bytes = b""  # the person's ID, sealed (services.runtime.sealing); v3
+    # Ordinal of the birth date in the ID (the working ages of （九）); 0: not read yet. Last
+    # field, with a default: a picture written before it reads as 0, and the decider fills it from
+    # the sealed ID the first time a rule asks (``Picture.birth_date``). A release that does not
+    # know it drops it when it writes the picture back: it is read again the same way.
+    born: int = 0

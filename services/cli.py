@@ -63,10 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="load the functions, create the consumer groups, check Redis (administrative)")
     acl = sub.add_parser("acl", help="print the Redis ACL file of every service and department user")
     acl.add_argument("--passwords", required=True, help='JSON file {"<user>": "<password>"}')
+    rt = sub.add_parser("retick", help="decide every person once more as of today (after a release adds rules)")
+    rt.add_argument("--partitions", help="only these partitions, e.g. 0-7 or 3,5 (default: all)")
     rk = sub.add_parser("rekey", help="re-seal every picture under the current data key (after a key rotation)")
     rk.add_argument("--partitions", help="only these partitions, e.g. 0-7")
     rk.add_argument("--check", action="store_true", help="only count sealed values by key id")
     sub.add_parser("api", help="serve the departments' read API (rosters, a subject's entitlements) and /ops")
+    fol = sub.add_parser("follow", help="keep a department's PostgreSQL tables in step with its outlet "
+                                        "(until SIGTERM/SIGINT)")
+    fol.add_argument("dept", choices=["psb", "hrss", "edu", "housing", "health", "medins", "civil"])
+    fol.add_argument("--into", required=True, metavar="POSTGRESQL_URL",
+                     help="e.g. postgresql://sync@db.health.local/roster (libpq: PGPASSWORD, ~/.pgpass, sslmode work)")
+    fol.add_argument("--api", metavar="URL", help="the read API for snapshots (default: PERMITBUS_FOLLOW_API); "
+                                                  "the token comes from PERMITBUS_FOLLOW_TOKEN")
+    fol.add_argument("--batch", type=int, default=2000, help="outlet entries per transaction (default 2000)")
+    fol.add_argument("--once", action="store_true", help="stop once caught up with the outlet (exit 0)")
     status = sub.add_parser("status", help="every stage: backlog, pending, oldest, rate, workers, verdict "
                                            "(exit 0 all OK, 1 otherwise, 2 Redis unreachable)")
     status.add_argument("--json", action="store_true")
@@ -109,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         qr.add_argument("stream")
         qr.add_argument("id", nargs="?", help="one entry (default: all)")
         qr.add_argument("--payload", help="replace the payload (an operator's fix) before re-driving")
+    from services.audit.cli import add_parser as add_audit
+
+    add_audit(sub)
     args = ap.parse_args(argv)
     try:
         settings = Settings()
@@ -118,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.runtime.logs import setup
 
     quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
-                        "explain", "params", "policy")
+                        "explain", "audit", "retick", "params", "policy")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -161,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(status(settings, args.json, args.watch))
         except KeyboardInterrupt:
             return 0
+    if args.cmd == "follow":
+        from services.follow.cli import follow
+
+        if not 1 <= args.batch <= 50_000:
+            print("permitbus follow: --batch must be 1..50000", file=sys.stderr)
+            return 2
+        return asyncio.run(follow(settings, args.dept, args.into, args.api, args.batch, args.once))
     if args.cmd == "api":
         from services.outlets.api import serve_api
 
@@ -224,6 +245,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if not old else 1
 
         return asyncio.run(run_rekey())
+    if args.cmd == "retick":
+        from services.ops.retick import retick
+        from services.runtime.clock import Clock
+        from services.runtime.redis import connect
+
+        async def run_retick() -> int:
+            parts = _partitions(args.partitions, settings.partitions) or list(range(settings.partitions))
+            day = settings.today or Clock().today()
+            r = connect(settings.redis_url)
+            try:
+                n = await retick(r, parts, day, progress=lambda p, k: print(f"partition {p}: {k:,} people", flush=True))
+            finally:
+                await r.aclose()
+            print(f"{n:,} people to be decided again as of {day.isoformat()} (a date.tick each)")
+            return 0
+
+        return asyncio.run(run_retick())
     if args.cmd == "trace":
         from services.ops.trace import main as trace_main
 
@@ -243,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         from services.policy.report import main as policy_test
 
         return policy_test(args.files, settings, coverage=args.coverage)
+    if args.cmd == "audit":
+        from services.audit.cli import main as audit_main
+
+        return asyncio.run(audit_main(settings, args))
     if args.cmd in ("quarantine", "dlq"):
         from services.ops.cli import operate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 
-from services.ingress.fields import check_digit
+from schemas.ids import check_digit
 
 _seq = itertools.count(1)
 

@@ -5,6 +5,7 @@ that ACL file loaded: what each may do works, everything else is refused with NO
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import fnmatch
 import json
 import logging
@@ -259,6 +260,7 @@ async def test_pipeline_under_the_service_users_equals_an_unrestricted_run(serve
     assert keys and not [k for k in keys if not any(fnmatch.fnmatchcase(k, p) for p in patterns)]
     # the read API, the operators' tools and a department, each under its own user
     await _readers(server, want)
+    await _audit_readers(server, want)
     await admin.aclose()
 
 
@@ -285,6 +287,15 @@ async def _readers(srv, want: chaos.Outcome) -> None:
     assert await read_counters(ops, chaos.PARTITIONS)
     with pytest.raises(NoPermissionError):
         await ops.hgetall(t.people(0))  # the operators see backlogs and parked records, not pictures
+    # permitbus retick under pb-ops: a date.tick on each partition stream for every picture
+    from services.ops.retick import retick
+
+    admin = aioredis.Redis.from_url(srv.admin)
+    before = sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)])
+    pictures = sum([await admin.hlen(t.people(p)) for p in range(chaos.PARTITIONS)])
+    assert await retick(ops, range(chaos.PARTITIONS), dt.date.fromisoformat(chaos.TODAY)) == pictures > 0
+    assert sum([await admin.xlen(t.evt(p)) for p in range(chaos.PARTITIONS)]) > before
+    await admin.aclose()
     # permitbus trace under pb-ops: a record that led to a health decision
     from services.ops.trace import trace
 
@@ -304,11 +315,40 @@ async def _readers(srv, want: chaos.Outcome) -> None:
             res = await c.post("/ops/api/redrive", headers=auth,
                                json={"stream": t.quarantine_streams()[0], "id": entries[0]["id"]})
             assert res.status_code == 422
-    dept = aioredis.Redis.from_url(srv.url("dept-health"))
-    await dept.xgroup_create("outlet:health", "db", id="0")
-    got = await dept.xreadgroup("db", "one", {"outlet:health": ">"}, count=100_000)
-    assert len(got[0][1]) == len(want.decisions["outlet:health"])
-    await dept.aclose()
+    # every department follows its own outlet under its own user, the two new ones included
+    for dept_name in ("health", "hrss", "civil"):
+        outlet = t.DEPARTMENT_OUTLETS[dept_name]
+        assert {d["status"] for d in want.decisions[outlet]} >= {"eligible", "revoked"}, outlet
+        dept = aioredis.Redis.from_url(srv.url(f"dept-{dept_name}"))
+        await dept.xgroup_create(outlet, "db", id="0")
+        got = await dept.xreadgroup("db", "one", {outlet: ">"}, count=100_000)
+        assert len(got[0][1]) == len(want.decisions[outlet])
+        with pytest.raises(NoPermissionError):
+            await dept.xrange("outlet:health" if dept_name != "health" else "outlet:civil")
+        await dept.aclose()
+    # the read API under pb-api: the new rosters, each for its own department's token only
+    tokens = {"hrss": "tok-hrss", "civil": "tok-civil"}
+    app = create_app(api_settings.model_copy(update={"api_tokens": tokens}))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+        for dept_name, ent in (("hrss", "employment.unemployment_registration"),
+                               ("civil", "civil.temporary_assistance")):
+            listed = [d for d in _current(want.decisions[t.DEPARTMENT_OUTLETS[dept_name]]) if d["status"] == "eligible"]
+            district = listed[0]["district"]
+            res = await c.get(f"/v1/rosters/{ent}/{district}", headers={"Authorization": f"Bearer tok-{dept_name}"})
+            assert res.status_code == 200
+            assert sorted(e["subject_id"] for e in res.json()["entries"]) == sorted(
+                d["subject_id"] for d in listed if d["district"] == district)
+            other = "civil" if dept_name == "hrss" else "hrss"
+            res = await c.get(f"/v1/rosters/{ent}/{district}", headers={"Authorization": f"Bearer tok-{other}"})
+            assert res.status_code == 403
+
+
+def _current(decisions: list[dict]) -> list[dict]:
+    """The latest decision per subject (a roster entitlement), in outlet order."""
+    latest: dict[str, dict] = {}
+    for d in decisions:
+        latest[d["subject_id"]] = d
+    return list(latest.values())
 
 
 async def test_permitbus_up_under_pb_up_with_a_kill_9(server):
@@ -510,3 +550,73 @@ async def test_a_worker_that_may_not_even_look_says_so_and_waits(server, caplog)
         running.stop.set()
         assert await task == 0
         await admin.aclose()
+
+
+async def test_the_relay_under_its_user_quarantines_an_unknown_permit(server):
+    """A renewal of a permit nobody holds (UNKNOWN_PERMIT, the decider's finding): the relay reads
+    its held payload (HMGET held{quarantine:psb:permit}) before pb_relay copies it; without that
+    right declared, the relay under pb-up stalled on every target."""
+    from tests.people import make_id, permit
+
+    admin = aioredis.Redis.from_url(server.admin)
+    await admin.flushall()
+    assert await run_setup(Settings(redis_url=server.url("pb-setup"))) == 0
+    stray = permit("QZ", make_id(), jzzbh="NJ-NOBODY", district="320104", qfrq="2026-01-01", yxqz="2027-12-31")
+    await admin.xadd("ingress:psb:permit", {"payload": json.dumps(stray, ensure_ascii=False).encode()})
+    procs = chaos.Procs(server.url("pb-up"))
+    procs.start()
+    try:
+        await chaos.wait_idle(admin, timeout=60, procs=procs)
+        rows = await admin.xrange("quarantine:psb:permit")
+        assert [f[b"reason"] for _, f in rows] == [b"UNKNOWN_PERMIT"]
+        assert json.loads(rows[0][1][b"payload"])["ywlsh"] == stray["ywlsh"]
+    finally:
+        assert procs.stop() == [0]
+        await admin.aclose()
+
+
+async def _audit_readers(srv, want: chaos.Outcome) -> None:
+    """The audit log under its users: verify, export and sign as pb-audit (which reads no picture
+    and writes nothing but signatures), a person's disclosures through the API as pb-api."""
+    import datetime as dt
+
+    import httpx
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from services.audit import signing
+    from services.audit.export import export
+    from services.audit.verify import verify
+    from services.outlets.api import create_app
+    from services.runtime.clock import SHANGHAI
+
+    settings = settings_for(srv.url("pb-audit"))
+    auditor = aioredis.Redis.from_url(srv.url("pb-audit"))
+    delivered = sum(len(v) for v in want.decisions.values())
+    report = await verify(auditor, chaos.PARTITIONS, settings.data_keyring())
+    assert report.intact and report.entries == report.compared == delivered, [str(x) for x in report.problems]
+    lines: list[str] = []
+    today = dt.datetime.now(SHANGHAI).date()
+    assert await export(auditor, settings.data_keyring(), chaos.PARTITIONS, today - dt.timedelta(days=1), today,
+                        lines.append) == delivered
+    # an entry past a head that does not move (verify reads the head again): named, no NOPERM
+    admin = aioredis.Redis.from_url(srv.admin)
+    forged = await admin.xadd(t.audit("outlet:health", 0), {"prev": b"x"}, id="99999999999999-0")
+    report = await verify(auditor, chaos.PARTITIONS)
+    assert [str(x) for x in report.problems] == [
+        f"{t.audit('outlet:health', 0)} {forged.decode()}: inserted: an entry after the head"]
+    await admin.xdel(t.audit("outlet:health", 0), forged)
+    await admin.aclose()
+    key = Ed25519PrivateKey.generate()
+    assert await signing.sign(auditor, key, "k1", 1830)
+    report = await verify(auditor, chaos.PARTITIONS, None, {"k1": key.public_key()})
+    assert report.intact and report.signatures >= 1
+    for refused_call in (auditor.hgetall(t.people(0)), auditor.xadd(t.audit("outlet:health", 0), {"x": "y"}),
+                         auditor.hgetall(t.audit_index("outlet:health"))):
+        with pytest.raises(NoPermissionError):
+            await refused_call
+    await auditor.aclose()
+    subject = next(d for d in want.decisions["outlet:health"])["subject_id"]
+    api_settings = settings_for(srv.url("pb-api")).model_copy(update={"api_tokens": {"citizen": "c-tok"}})
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(api_settings)), base_url="http://api") as c:
+        res = await c.get(f"/v1/people/{subject}/disclosures", headers={"Authorization": "Bearer c-tok"})
+    assert res.status_code == 200 and res.json()["disclosures"]

@@ -25,3 +25,22 @@ def test_stage_runner_small():
     assert normalize.startswith("normalize: ") and "/s; CPU s: normalize " in normalize, out
     assert deciders.startswith("decider1 + decider2 + relay: "), out
     assert "xreadgroup" in out and "fcall" in out, out  # Redis's command statistics per stage
+
+
+def test_follow_benchmark_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.follow", "--entries", "600", "--subjects", "400",
+                           "--batches", "100,300", "--naive-entries", "50"], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    for row in ("| follow --batch 100 | 600 |", "| follow --batch 300, without reading ahead | 600 |",
+                "| naive: a transaction per entry, synchronous_commit on | 50 |"):
+        assert row in out, out
+    assert out.count("| 400 |") == 3, out  # every follow run ends with one row per person
+
+
+def test_relay_runner_small():
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.relay", "--decisions", "300"], capture_output=True,
+                          timeout=120)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    assert "relay: 300 decisions in " in out and "audited 300;" in out, out

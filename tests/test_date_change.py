@@ -44,9 +44,9 @@ async def test_expired_permit_revokes_roster_entitlements_next_day(r, settings):
     assert psb[1]["district"] == "320116" and psb[1]["caused_by"] == []
     health = {(d["subject_id"], d["status"]) for d in await read_outlet(r, "outlet:health")}
     assert (expiring, "revoked") in health and (guardian, "revoked") in health and (lasting, "revoked") not in health
-    edu = await read_outlet(r, "outlet:edu")  # the open application is decided again
+    edu = await read_outlet(r, "outlet:edu")  # the open application is decided again: the place is withdrawn
     assert [(d["status"], d["reasons"], d["version"]) for d in edu] == [
-        ("eligible", [], 1), ("ineligible", ["GUARDIAN_NO_VALID_PERMIT"], 2)]
+        ("eligible", [], 1), ("revoked", ["GUARDIAN_NO_VALID_PERMIT"], 2)]
 
 
 async def _due_index_matches_pictures(r, settings) -> int:

@@ -14,7 +14,7 @@ import datetime as dt
 
 import pytest
 
-from services.ingress.fields import check_digit
+from schemas.ids import check_digit
 from tests.conftest import publish, read_outlet
 from tests.harness import drain, services
 from tests.people import contribution, housing, make_id, months, permit, school
@@ -276,9 +276,9 @@ async def test_education_decided_again_when_the_guardians_situation_changes(r, s
     assert story(edu, child) == [
         ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1),
         ("eligible", PUKOU, [], 2),
-        ("ineligible", PUKOU, ["DISTRICT_MISMATCH"], 3),
+        ("revoked", PUKOU, ["DISTRICT_MISMATCH"], 3),  # eligible once: the place offered is withdrawn
         ("eligible", PUKOU, [], 4),
-        ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 5),
+        ("revoked", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 5),
     ]
     assert of(edu, child, "caused_by") == [([x],) for x in (app["sqbh"], qf["ywlsh"], bg["ywlsh"],
                                                              bg_back["ywlsh"], zx["ywlsh"])]

@@ -16,9 +16,11 @@ import re
 
 import pytest
 
+from schemas import codes
 from schemas.decision import Decision, decision_decoder
-from services.ingress import contribution, permit, records, school
-from services.ingress.fields import DISTRICTS, REASONS, Reject
+from schemas.districts import DISTRICTS
+from services.ingress import records
+from services.ingress.fields import REASONS, Reject
 from services.ingress.service import understand
 from services.ops import metrics, status
 from services.ops.asyncapi import STATUSES
@@ -71,9 +73,9 @@ def test_contract_names_every_field_and_code_of_every_feed():
         part = section(CONTRACT, f"### `{feed.ingress}`")
         fields = records.record_schema(feed.name)["properties"]
         assert not missing(part, fields, "| `{}` |"), feed.name
-    assert not missing(section(CONTRACT, "### `ingress:psb:permit`"), permit.OPERATIONS)
-    assert not missing(section(CONTRACT, "### `ingress:hrss:contribution`"), contribution.INSURANCE_TYPES)
-    assert not missing(section(CONTRACT, "### `ingress:edu:application`"), school.STAGES)
+    assert not missing(section(CONTRACT, "### `ingress:psb:permit`"), codes.OPERATIONS)
+    assert not missing(section(CONTRACT, "### `ingress:hrss:contribution`"), codes.INSURANCE_TYPES)
+    assert not missing(section(CONTRACT, "### `ingress:edu:application`"), codes.STAGES)
     assert not missing(section(CONTRACT, "## Ingress"), DISTRICTS)
     assert not missing(CONTRACT, DISTRICTS.values(), "{}")  # the districts' names too
 
@@ -129,7 +131,7 @@ def test_every_ingress_example_gives_the_outcome_it_states():
         if kind == "psb:permit" and outcome == "ok":
             seen[kind].add("op:" + got.__class__.__name__)
     assert all("ok" in seen.get(f, ()) for f in t.FEEDS), "a feed without a valid example"
-    assert len({s for s in seen["psb:permit"] if s.startswith("op:")}) == len(permit.OPERATIONS), \
+    assert len({s for s in seen["psb:permit"] if s.startswith("op:")}) == len(codes.OPERATIONS), \
         "every permit operation has an example"
     shown = set().union(*seen.values())
     assert not missing(" ".join(f"`{s}`" for s in shown), set(REASONS) - NOT_A_PAYLOAD), "a reason without example"

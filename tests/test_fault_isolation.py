@@ -227,13 +227,15 @@ async def test_a_fault_while_deciding_or_committing_parks_the_record_and_the_res
     await _no_leftover_attempts(r, settings3)
 
 
-def _relay_faults(monkeypatch, point: str, victim: str) -> None:
+def _relay_faults(monkeypatch, point: str, victim: str, targets: tuple[str, ...] = ("outlet:health",)) -> None:
+    """A fault in relaying the victim's decisions to ``targets`` (its decisions elsewhere flow)."""
+    entitlements = [o.entitlement.encode() for o in t.OUTLETS.values() if o.stream in targets]
     if point == "decode":
         real = relay.decision_decoder
 
         class Decoder:
             def decode(self, data):
-                if victim.encode() in data:
+                if victim.encode() in data and any(e in data for e in entitlements):
                     raise msgspec.ValidationError(INJECTED)
                 return real.decode(data)
 
@@ -243,7 +245,7 @@ def _relay_faults(monkeypatch, point: str, victim: str) -> None:
 
         def entry_args(target, fields, pseudonym):
             args = real_args(target, fields, pseudonym)
-            if target == "outlet:health" and victim.encode() in fields[b"payload"]:
+            if target in targets and victim.encode() in fields[b"payload"]:
                 args[-6:-1] = ["set", args[-5], "99", *args[-3:-1]]  # a district the roster has no key for
             return args
 
@@ -253,7 +255,7 @@ def _relay_faults(monkeypatch, point: str, victim: str) -> None:
 
         def entry_args(target, fields, pseudonym):
             args = real_args(target, fields, pseudonym)
-            if target == "outlet:health" and victim.encode() in fields[b"payload"]:
+            if target in targets and victim.encode() in fields[b"payload"]:
                 args[2] = None  # redis-py cannot send it: nothing of the pipeline goes
             return args
 

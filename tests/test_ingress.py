@@ -30,7 +30,8 @@ from schemas.events import (
     Settled,
     encode_event,
 )
-from services.ingress.fields import REASONS, Reject, check_digit
+from schemas.ids import check_digit
+from services.ingress.fields import REASONS, Reject
 from services.ingress.service import understand
 from tests.people import contribution, housing, permit, school
 

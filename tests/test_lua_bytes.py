@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from services.decider import commit
 from services.outlets import relay as relay_mod
 from services.outlets.relay import Relay
+from services.audit import chain
 from services.runtime import topology as t
 from services.runtime.redis import ensure_groups, load_functions
 from tests.people import housing, make_id, permit
@@ -140,7 +141,8 @@ async def test_relay_calls_are_bounded_by_bytes(r, settings, small, monkeypatch)
 
     def chunks(prepared, limit):
         out = real(prepared, limit)
-        made.append([sum(_sizes(args) for _, args in c) for c in out])
+        # an outlet entry's audit (its pseudonym, sealed decision and hash) goes in the same call
+        made.append([sum(_sizes(args) + _sizes(audit or ()) + 32 for _, args, audit in c) for c in out])
         return out
 
     monkeypatch.setattr(relay_mod, "_chunks", chunks)
@@ -178,13 +180,20 @@ async def test_a_refused_pb_commit_or_pb_relay_has_written_nothing(r, settings):
 
     target = "outlet:health"
     rkeys = [target, t.relay_pos(target), t.quarantine_marks(target)] + relay_mod.roster_keys(target)
+    rkeys += [t.audit(target, 0), t.audit_head(target), t.audit_index(target)]
     rkeys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target), t.trace_target(target, "20261201")]
-    entry_ok = [1, b"payload", b"{}", "set", "a", "1", "", ""]
-    entry_bad = [1, b"payload", b"{}", "set", "b", "12", "", ""]  # 11 districts
+    head = chain.genesis(t.audit(target, 0))
+    audit_ok = [b"who", b"sealed", chain.link(head, b"who", b"sealed")]
+    entry_ok = [1, b"payload", b"{}", "set", "a", "1", "", "", *audit_ok]
+    entry_bad = [1, b"payload", b"{}", "set", "b", "12", "", "", b"who", b"sealed", b"h" * 32]  # 11 districts
     with pytest.raises(Exception, match="PBARG pb_relay"):
-        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 2, "-", *entry_ok, *entry_bad,
+        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 2, "-", head, *entry_ok, *entry_bad,
                       1000, "\n\n")
+    unaudited = [1, b"payload", b"{}", "set", "a", "1", "", "", "", "", ""]
+    with pytest.raises(Exception, match="PBARG pb_relay: entry 1: delivered without its audit"):
+        await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", head, *unaudited, 1000, "\n")
     assert await r.exists(*rkeys) == 0
     # the same arguments without the bad entry go through
-    assert await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", *entry_ok, 1000, "\n") == [1, b"1-1"]
-    assert await r.xlen(target) == 1
+    assert await r.fcall(fn("pb_relay"), len(rkeys), *rkeys, 0, "0-0", "1-1", "-", 1, "-", head, *entry_ok, 1000,
+                         "\n") == [1, b"1-1"]
+    assert await r.xlen(target) == 1 and await r.xlen(t.audit(target, 0)) == 1

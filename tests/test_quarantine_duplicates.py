@@ -507,11 +507,11 @@ async def test_the_quarantine_relay_step_is_guarded_by_its_position(r, settings)
     keys = [QUARANTINE, t.relay_pos(QUARANTINE), t.quarantine_marks(QUARANTINE), held,
             t.relay_dlq(QUARANTINE), t.relay_attempts(QUARANTINE), t.counters(QUARANTINE),
             t.trace_target(QUARANTINE, "20261201")]
-    call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000]
+    call = [len(keys), *keys, 0, b"0-0", b"5-2", "-", len(entries), 1_000, "-"]  # "-": no audit log here
     lines = ""
     for _, fields in entries:
         *args, line = _entry_args(QUARANTINE, fields, None)  # the last item: the entry's trace line
-        call += args
+        call += args + ["", "", ""]
         lines += line + "\n"
     call += [86_400_000, lines]
     assert await r.fcall(fn("pb_relay"), *call) == [1, b"5-2"]
@@ -560,6 +560,9 @@ async def test_redelivered_good_entries_take_effect_once(r, settings):
         "eligible|320113|health.family_doctor": 1,
         "eligible|320105|health.family_doctor": 1,
         "eligible|320105|medins.resident_enrollment": 1,
+        "eligible|320111|civil.temporary_assistance": 1,
+        "eligible|320113|civil.temporary_assistance": 1,
+        "eligible|320105|civil.temporary_assistance": 1,
         "applications|320113|education.compulsory_enrollment|2026|eligible": 1,
         "applications|320105|housing.security|2026|eligible": 1,
     }
@@ -678,10 +681,10 @@ async def test_a_retried_application_is_decided_once(r, settings):
         await drain(r, settings)
         out4, figs4 = await snapshot(r, settings)
         assert view(out4["outlet:edu"]) == [(child, "JY-RETRY", "eligible", "320113", 1, []),
-                                            (child, "JY-RETRY", "ineligible", "320113", 2, ["DISTRICT_MISMATCH"])]
+                                            (child, "JY-RETRY", "revoked", "320113", 2, ["DISTRICT_MISMATCH"])]
         out5, figs5 = await retry(r, settings, "edu:application", app)
     assert (out5, figs5) == (out4, figs4)
-    assert figs4["applications|320113|education.compulsory_enrollment|2026|ineligible"] == 1
+    assert figs4["applications|320113|education.compulsory_enrollment|2026|revoked"] == 1
     assert "applications|320113|education.compulsory_enrollment|2026|eligible" not in figs4
     for feed in FEEDS:
         assert await r.xlen(f"quarantine:{feed}") == 0

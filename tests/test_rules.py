@@ -38,7 +38,7 @@ from services.decider import emit
 from services.decider.emit import application_step, evaluate, roster_step
 from services.picture.fold import ALL, CONTRIBUTIONS, Quarantine, fold
 from services.picture.picture import Picture
-from services.rules import education, health, housing, medins, params, settlement
+from services.rules import civil, education, employment, health, housing, medins, params, settlement
 from services.rules.verdict import REASON_ORDER
 from tests.people import make_id
 
@@ -54,6 +54,8 @@ EDUCATION = "education.compulsory_enrollment"
 HEALTH = "health.family_doctor"
 MEDINS = "medins.resident_enrollment"
 HOUSING = "housing.security"
+EMPLOYMENT = "employment.unemployment_registration"
+CIVIL = "civil.temporary_assistance"
 
 _seq = itertools.count(1)
 
@@ -174,7 +176,8 @@ def test_reason_codes_are_listed_in_the_order_of_policy():
     assert REASON_ORDER == (
         "ALREADY_SETTLED", "NO_VALID_PERMIT", "DISTRICT_NOT_COVERED", "INSUFFICIENT_CONTRIBUTIONS",
         "GUARDIAN_NO_VALID_PERMIT", "DISTRICT_MISMATCH", "UNDER_AGE", "OVER_AGE", "NOT_SETTLED",
-        "IN_EMPLOYEE_MEDICAL_INSURANCE", "OWNS_HOME", "INCOME_ABOVE_LIMIT",
+        "IN_EMPLOYEE_MEDICAL_INSURANCE", "OWNS_HOME", "INCOME_ABOVE_LIMIT", "OUT_OF_WORKING_AGE", "EMPLOYED",
+        "NO_RECENT_EMPLOYMENT",
     )
 
 
@@ -184,6 +187,8 @@ def test_reason_codes_are_listed_in_the_order_of_policy():
     (health, ["（七）", "（十二）"]),
     (medins, ["（十一）"]),
     (housing, ["（十三）"]),
+    (employment, ["（九）"]),
+    (civil, ["（十四）"]),
 ], ids=lambda x: getattr(x, "ENTITLEMENT", ""))
 def test_each_rule_rests_on_its_clauses(rule, basis):
     assert list(rule.BASIS) == basis
@@ -244,11 +249,14 @@ def test_roster_is_silent_for_people_never_eligible():
     desk = Desk()
     assert desk.batch(*six_months(desk.pid, n=3)) == []  # nothing known that makes anyone eligible
     out = desk.batch(QF(desk.pid, district=XUANWU))  # health starts; settlement: wrong district, 3 months
-    assert [(d.entitlement, d.status, d.district, d.version) for d in out] == [(HEALTH, "eligible", XUANWU, 1)]
-    assert desk.batch(*six_months(desk.pid, first="202601")) == []  # settlement still not covered
+    assert [(d.entitlement, d.status, d.district, d.version) for d in out] == [
+        (HEALTH, "eligible", XUANWU, 1), (CIVIL, "eligible", XUANWU, 1)]
+    assert desk.batch(*six_months(desk.pid, first="202609", n=2)) == []  # settlement still not covered; at work
     out = desk.batch(ZX(desk.pid))
-    assert [(d.entitlement, d.status, d.reasons) for d in out] == [(HEALTH, "revoked", ["NO_VALID_PERMIT"])]
+    assert [(d.entitlement, d.status, d.reasons) for d in out] == [
+        (HEALTH, "revoked", ["NO_VALID_PERMIT"]), (CIVIL, "revoked", ["NO_VALID_PERMIT"])]
     assert brief(desk.decisions, SETTLEMENT) == [] and brief(desk.decisions, MEDINS) == []
+    assert brief(desk.decisions, EMPLOYMENT) == []  # paid in 202609-202610, the months before D's: employed
 
 
 def test_roster_is_silent_for_a_person_with_only_an_application():
@@ -287,7 +295,7 @@ def test_roster_move_between_covered_districts_reemits_eligible():
     desk.batch(QF(desk.pid, district=PUKOU))
     out = desk.batch(BG(desk.pid, LISHUI))
     assert sorted((d.entitlement, d.status, d.district, d.version) for d in out) == [
-        (HEALTH, "eligible", LISHUI, 2), (SETTLEMENT, "eligible", LISHUI, 2)]
+        (CIVIL, "eligible", LISHUI, 2), (HEALTH, "eligible", LISHUI, 2), (SETTLEMENT, "eligible", LISHUI, 2)]
 
 
 def test_settling_revokes_settlement_and_starts_medical_insurance():
@@ -299,6 +307,7 @@ def test_settling_revokes_settlement_and_starts_medical_insurance():
         SETTLEMENT: ("revoked", PUKOU, ["ALREADY_SETTLED"], 2),
         HEALTH: ("eligible", QINHUAI, [], 2),  # settlement wins over the permit district
         MEDINS: ("eligible", QINHUAI, [], 1),
+        CIVIL: ("eligible", QINHUAI, [], 2),
     }
 
 
@@ -315,16 +324,16 @@ def test_medins_revoked_when_employee_medical_insurance_is_paid():
 @pytest.mark.parametrize("situation, change", [
     ("renewal that keeps the permit valid", lambda p: QZ(p, "2025-01-01", "2029-12-31")),
     ("move to the district it is already in", lambda p: BG(p, PUKOU)),
-    ("a seventh month of contributions", lambda p: paid(p, "202607")),
+    ("a seventh month of contributions", lambda p: paid(p, "202507")),  # (before D's unemployment window)
     ("an unpaid resident-scheme month", lambda p: unpaid(p, "202607", "390")),
-    ("a Shanghai month", lambda p: paid(p, "202607", region="310000")),
+    ("a Shanghai month", lambda p: paid(p, "202507", region="310000")),
     ("a date tick on an ordinary day", lambda p: tick("2026-11-28")),
 ], ids=lambda x: x if isinstance(x, str) else "")
 def test_a_change_that_leaves_the_outcome_as_it_was_emits_nothing(situation, change):
     desk = Desk()
     desk.batch(*six_months(desk.pid))
     desk.batch(QF(desk.pid, district=PUKOU))
-    assert len(desk.decisions) == 2
+    assert len(desk.decisions) == 3  # settlement, health, civil
     assert desk.batch(change(desk.pid)) == []
 
 
@@ -332,7 +341,7 @@ def test_a_duplicate_record_emits_nothing():
     desk = Desk()
     desk.batch(*six_months(desk.pid))
     qf = QF(desk.pid, district=PUKOU)
-    assert len(desk.batch(qf)) == 2
+    assert len(desk.batch(qf)) == 3
     assert desk.batch(qf) == []
     app = school(desk.pid, make_id("20190501"))
     assert len(desk.batch(app)) == 1
@@ -356,6 +365,7 @@ def test_permit_expiry_noticed_by_a_date_tick():
     assert desk.batch(tick("2026-11-28"), on=day("2026-11-28")) == []  # yxqz itself: still valid
     out = desk.batch(tick("2026-11-29"), on=day("2026-11-29"))
     assert sorted((d.entitlement, d.status, d.district, d.reasons, d.version, d.caused_by) for d in out) == [
+        (CIVIL, "revoked", LUHE, ["NO_VALID_PERMIT"], 2, []),
         (HEALTH, "revoked", LUHE, ["NO_VALID_PERMIT"], 2, []),
         (SETTLEMENT, "revoked", LUHE, ["NO_VALID_PERMIT"], 2, []),
     ]
@@ -392,7 +402,7 @@ def test_application_decided_again_when_the_guardians_situation_changes():
     assert brief(desk.decisions, EDUCATION) == [
         ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1),
         ("eligible", PUKOU, [], 2),
-        ("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3),
+        ("revoked", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3),  # the place offered is withdrawn
     ]
     assert all(d.subject_id == child and d.application_id == "JY-1" for d in desk.decisions
                if d.entitlement == EDUCATION)
@@ -407,7 +417,7 @@ def test_late_permit_makes_the_application_eligible():
     assert brief(edu) == [("eligible", PUKOU, [], 2)] and edu[0].caused_by == [qf.record_id]
     zx = ZX(desk.pid)
     edu = [d for d in desk.batch(zx) if d.entitlement == EDUCATION]
-    assert brief(edu) == [("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3)] and edu[0].caused_by == [zx.record_id]
+    assert brief(edu) == [("revoked", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 3)] and edu[0].caused_by == [zx.record_id]
 
 
 @pytest.mark.parametrize("on, redecided", [("2026-12-31", True), ("2027-01-01", False)])
@@ -423,7 +433,7 @@ def test_application_first_decided_after_it_closed_is_still_decided_once():
     out = desk.batch(school(desk.pid, make_id("20190501"), sqqx=PUKOU, sqrq="2026-03-01"), on=day("2027-02-01"))
     assert brief(out) == [("ineligible", PUKOU, ["GUARDIAN_NO_VALID_PERMIT"], 1)]
     out = desk.batch(QF(desk.pid, district=PUKOU), on=day("2027-02-02"))
-    assert [d.entitlement for d in out] == [HEALTH]  # the closed application is not decided again
+    assert [d.entitlement for d in out] == [HEALTH, CIVIL]  # the closed application is not decided again
 
 
 def test_housing_decided_again_when_settled_and_when_priority_changes():
@@ -460,13 +470,13 @@ def test_application_step_and_roster_step_directly():
     assert roster_step(pic, MEDINS, D, NOW, ["x"]) is None
 
 
-def test_touched_contributions_redecide_only_settlement_and_medical_insurance():
+def test_touched_contributions_redecide_only_the_rules_that_read_contributions():
     pid = make_id()
-    pic = person(pid, *six_months(pid), QF(pid, district=PUKOU))
+    pic = person(pid, *six_months(pid, first="202603"), QF(pid, district=PUKOU))  # last month worked 202608
     out = evaluate(pic, CONTRIBUTIONS, D, NOW, ["c"])
-    assert [d.entitlement for d in out] == [SETTLEMENT]
+    assert [d.entitlement for d in out] == [SETTLEMENT, EMPLOYMENT]
     out = evaluate(pic, ALL, D, NOW, ["a"])
-    assert [d.entitlement for d in out] == [HEALTH]
+    assert [d.entitlement for d in out] == [HEALTH, CIVIL]
 
 
 # -- decision fields ---------------------------------------------------------------------------
@@ -487,7 +497,7 @@ def test_decision_fields():
     for d in ds:
         assert d.as_of == D and d.decided_at == NOW
         assert d.basis == list({SETTLEMENT: settlement, EDUCATION: education, HEALTH: health, MEDINS: medins,
-                                HOUSING: housing}[d.entitlement].BASIS)
+                                HOUSING: housing, CIVIL: civil, EMPLOYMENT: employment}[d.entitlement].BASIS)
         assert d.priority is (d.entitlement == HOUSING)
         assert (d.reasons == []) is (d.status == "eligible")
         if d.entitlement in (EDUCATION, HOUSING):

@@ -30,9 +30,9 @@ def test_events_round_trip_with_their_schema_version():
 
 
 def test_pictures_stored_before_the_running_count_still_decide_right():
-    """A picture written before ``emp_months``, ``due``, ``archived`` and ``sid`` existed (four fields
-    shorter) decodes with 'not counted' / 'none' / 'nothing apart', and its recognised months are
-    counted from the slots."""
+    """A picture written before ``emp_months``, ``due``, ``archived``, ``sid`` and ``born`` existed
+    (five fields shorter) decodes with 'not counted' / 'none' / 'nothing apart' / 'not read yet',
+    and its recognised months are counted from the slots."""
     import msgspec
 
     from schemas.picture import Person
@@ -44,7 +44,7 @@ def test_pictures_stored_before_the_running_count_still_decide_right():
         c.record(fp, month, "110", "320100", True)
     contrib, old = c.pack()
     now = Person(v=1, id="320111199001011234", contrib=contrib, old_fps=old, emp_months=3)
-    older = msgspec.msgpack.encode(msgspec.msgpack.decode(msgspec.msgpack.encode(now))[:-4])
+    older = msgspec.msgpack.encode(msgspec.msgpack.decode(msgspec.msgpack.encode(now))[:-5])
     person = msgspec.msgpack.decode(older, type=Person)
-    assert (person.emp_months, person.due, person.archived) == (-1, 0, 0)
+    assert (person.emp_months, person.due, person.archived, person.born) == (-1, 0, 0, 0)
     assert Picture(person).recognised_employee_months() == 3

@@ -246,6 +246,7 @@ CONTRACT_FAMILIES = {
     "permitbus_stage_rate_per_second": {"stage"},
     "permitbus_stage_verdict": {"stage", "verdict"},
     "permitbus_outlet_deliveries": {"outlet"},
+    "permitbus_audit_entries": {"outlet"},
     "permitbus_lease_changes": {"role"},
     "permitbus_redis_used_memory_bytes": set(),
     "permitbus_redis_maxmemory_bytes": set(),
@@ -302,6 +303,8 @@ async def test_metrics_of_two_workers_and_a_kill_add_up(redis_url):
     outlet_entries = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
     decisions = sum(s.value for s in fams["permitbus_decisions"].samples if s.name == "permitbus_decisions_total")
     assert decisions == outlet_entries > 0  # each decision counted once, whoever relayed it
+    audited = sum(s.value for s in fams["permitbus_audit_entries"].samples if s.name == "permitbus_audit_entries_total")
+    assert audited == outlet_entries  # each written to the audit log with its delivery, kill -9 or not
     lat = {s.name: s for s in fams["permitbus_decision_latency_seconds"].samples if s.labels.get("le") in (None, "+Inf")}
     assert lat["permitbus_decision_latency_seconds_count"].value == outlet_entries
     changes = {s.labels["role"]: s.value for s in fams["permitbus_lease_changes"].samples

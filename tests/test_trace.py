@@ -150,7 +150,7 @@ async def test_dead_lettered_by_the_relay_on_its_way_to_an_outlet(r, settings3, 
     from tests.test_fault_isolation import _relay_faults
 
     victim = make_id()
-    _relay_faults(monkeypatch, "pb_relay_refused", victim)
+    _relay_faults(monkeypatch, "pb_relay_refused", victim, targets=("outlet:health", "outlet:civil"))
     await publish(r, "psb:permit", permit("QF", victim, district="320111", ywlsh="GA-RPOISON"),
                   permit("QF", make_id(), district="320111", ywlsh="GA-FINE"))
     async with services(settings3):

@@ -1,7 +1,10 @@
 """When a verdict becomes a decision (docs/contract.md, "When decisions are emitted").
 
-* Application-based: one decision when first decided, then one each time ``status``,
-  ``district`` or ``priority`` changes while the application is open.
+* Application-based: one decision when first decided (``eligible`` or ``ineligible``), then one
+  each time ``status``, ``district`` or ``priority`` changes while the application is open:
+  ``eligible`` when it becomes eligible, ``revoked`` (with the reasons) when an application that
+  was eligible stops being eligible (the place offered is withdrawn, which ``ineligible`` would
+  not say); one first decided ineligible stays ``ineligible`` until it becomes eligible.
 * Roster-based: nothing while never eligible; ``eligible`` when it starts or the district
   changes; ``revoked`` (with the reasons, in the district it applied in) when it ends.
 * Versions count per entitlement, subject and application, from 1, without gaps.
@@ -23,12 +26,15 @@ from schemas.decision import Decision
 from schemas.picture import Application, Outcome
 from services.picture.fold import ALL as TOUCH_ALL
 from services.picture.fold import CONTRIBUTIONS as TOUCH_CONTRIBUTIONS
+from services.picture.fold import MEDICAL as TOUCH_MEDICAL
 from services.picture.fold import STORED as TOUCH_STORED
 from services.picture.picture import Picture
-from services.rules import APPLICATION_RULES, ROSTER_RULES, medins
+from services.rules import APPLICATION_RULES, ROSTER_RULES, employment, medins
 from services.rules.verdict import Verdict
 
-CONTRIBUTION_RULES = ("settlement.four_districts", "medins.resident_enrollment")
+# the roster rules that read contributions: decided again when a record changes what they read
+CONTRIBUTION_RULES = ("settlement.four_districts", "medins.resident_enrollment", employment.ENTITLEMENT)
+MEDICAL_RULES = ("medins.resident_enrollment",)  # the one that reads the months of paid 310
 SET, DEL = b"set", b"del"  # roster actions stated to the relay
 
 
@@ -105,7 +111,12 @@ def application_step(
             return RosterDrop(app.entitlement, pic.subject_of(app), app.id) if prev.status == "eligible" else None
         day = closing  # first read after its closing day: decided once, as of that day
     verdict = rule.decide(app, pic, day)
-    status = "eligible" if verdict.eligible else "ineligible"
+    if verdict.eligible:
+        status = "eligible"
+    elif prev is not None and prev.status in ("eligible", "revoked"):
+        status = "revoked"  # was eligible: the offer is withdrawn (and stays so until eligible again)
+    else:
+        status = "ineligible"
     if prev and (prev.status, prev.district, prev.priority) == (status, verdict.district, verdict.priority):
         return None
     app.last = Outcome(status, verdict.district, verdict.priority, prev.version + 1 if prev else 1)
@@ -124,9 +135,10 @@ def evaluate(
         app = pic.person.apps[touched[4:]]
         d = application_step(pic, app, day, now, caused_by)
         return ([d] if d else out) + _close_past(pic, day, now, app)
-    if touched == TOUCH_CONTRIBUTIONS:
+    if touched in (TOUCH_CONTRIBUTIONS, TOUCH_MEDICAL):
         out += _close_past(pic, day, now)
-    roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else ROSTER_RULES
+    roster = CONTRIBUTION_RULES if touched == TOUCH_CONTRIBUTIONS else MEDICAL_RULES if touched == TOUCH_MEDICAL \
+        else ROSTER_RULES
     for entitlement in roster:
         d = roster_step(pic, entitlement, day, now, caused_by)
         if d:
@@ -164,11 +176,14 @@ def roster_action(pic: Picture, d: Decision) -> bytes:
 
 def next_change(pic: Picture, day: dt.date) -> dt.date | None:
     """``Picture.next_change`` (the permit), the next date a paid 310 month enters or leaves the
-    medical-insurance window (``medins.changes_by_itself``), and the day after each open
-    application's closing day, so that the scheduler ticks the person then and the application
-    leaves its roster by itself. (A parameter or a formula taking effect on a date is not filed
-    per person: the scheduler decides everyone again on that date, services/scheduler/service.py.)"""
-    candidates = [c for c in (pic.next_change(day), medins.changes_by_itself(pic, day)) if c is not None]
+    medical-insurance window (``medins.changes_by_itself``), the next date on which the
+    unemployment window or the working age changes this person's outcome
+    (``employment.changes_by_itself``), and the day after each open application's closing day, so
+    that the scheduler ticks the person then and the application leaves its roster by itself. (A
+    parameter or a formula taking effect on a date is not filed per person: the scheduler decides
+    everyone again on that date, services/scheduler/service.py.)"""
+    candidates = [c for c in (pic.next_change(day), medins.changes_by_itself(pic, day),
+                              employment.changes_by_itself(pic, day)) if c is not None]
     for app in pic.person.apps.values():
         if not app.closed:
             candidates.append(max(APPLICATION_RULES[app.entitlement].closes_on(app), day) + dt.timedelta(days=1))

@@ -37,7 +37,7 @@ from services.decider.cache import PictureCache
 from services.decider import commit
 from services.decider.commit import RECHECK_DUE, RECHECK_FIGURES
 from services.decider.emit import DEL, RosterDrop, evaluate, roster_action
-from services.picture.fold import CONTRIBUTIONS, STORED, Quarantine, fold
+from services.picture.fold import CONTRIBUTIONS, MEDICAL, STORED, Quarantine, fold
 from services.ingress.atrest import Protector
 from services.outlets.relay import roster_field
 from services.picture import stored
@@ -288,7 +288,7 @@ class Decider:
         for item in b.items:
             if item[0] in dead:
                 continue
-            pics = {k: Picture(person) for k, person in persons.items()}
+            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
             failed = await self._decide_once(b, [item], pics, day, now, {})
             if failed is not None:
                 if failed is not False:
@@ -479,13 +479,15 @@ def _outbox_entry(pic: Picture, d, born: bytes | None = None) -> list:
 def _recheck(pic: Picture, touched: str, decisions: list) -> int:
     """Which derived values an event can have changed. The city figures read the permit, the
     settlement, applications and published outcomes; the next-change date reads the permit and,
-    for a settled person, the months of paid medical insurance. A contribution that changed
+    for a settled person or a permit holder, the months of paid medical insurance and the months
+    worked (services/rules/employment.py, ``changes_by_itself``). A contribution that changed
     neither an outcome nor those facts leaves both as they were (the date moving on is the
     scheduler's ``DateTick``, which rechecks everything)."""
-    if touched not in (CONTRIBUTIONS, STORED):
+    if touched not in (CONTRIBUTIONS, MEDICAL, STORED):
         return RECHECK_FIGURES | RECHECK_DUE
     flags = RECHECK_FIGURES if decisions else 0
-    if touched == CONTRIBUTIONS and pic.settled:
+    if touched == CONTRIBUTIONS and (pic.settled or pic.person.permit is not None) \
+            or touched == MEDICAL and pic.settled:
         flags |= RECHECK_DUE
     return flags
 

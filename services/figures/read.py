@@ -2,14 +2,15 @@
 
 Counter names (``|``-separated):
 ``permit_holders|<district>`` · ``settlements|<district>|<year>`` ·
-``eligible|<district>|<entitlement>`` · ``applications|<district>|<entitlement>|<year>|<status>``.
+``eligible|<district>|<entitlement>`` · ``applications|<district>|<entitlement>|<year>|<status>``
+(``status``: ``eligible``, ``ineligible``, or ``revoked``: an application eligible once, no longer).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.runtime import topology as t
 
 
@@ -52,28 +53,33 @@ SHORT = {
     "settlement.four_districts": "settle",
     "health.family_doctor": "doctor",
     "medins.resident_enrollment": "medins",
+    "employment.unemployment_registration": "unemp",
+    "civil.temporary_assistance": "assist",
     "education.compulsory_enrollment": "school",
     "housing.security": "housing",
 }
+ROSTERS = tuple(o.entitlement for o in t.OUTLETS.values() if not o.application_based)
+APPLICATIONS = tuple(o.entitlement for o in t.OUTLETS.values() if o.application_based)
 
 
 def render_table(table: dict[str, dict]) -> str:
+    """The figures as a table. An application's ``no`` counts those decided ineligible and those
+    revoked (eligible once, no longer): the applications not eligible now."""
     years = sorted({y for row in table.values() for y in row["settlements"]}
                    | {y for row in table.values() for a in row["applications"].values() for y in a})
-    head = ["district", "", "permits", *[f"settled {y}" for y in years], "settle", "doctor", "medins",
-            *[f"{SHORT[e]} {y} ok/no" for e in ("education.compulsory_enrollment", "housing.security") for y in years]]
+    head = ["district", "", "permits", *[f"settled {y}" for y in years], *[SHORT[e] for e in ROSTERS],
+            *[f"{SHORT[e]} {y} ok/no" for e in APPLICATIONS for y in years]]
     rows = [head]
     for code, row in table.items():
         cells = [code, row["name"], str(row["permit_holders"])]
         cells += [str(row["settlements"].get(y, 0)) for y in years]
-        cells += [str(row["eligible"].get(e, 0)) for e in
-                  ("settlement.four_districts", "health.family_doctor", "medins.resident_enrollment")]
-        for e in ("education.compulsory_enrollment", "housing.security"):
+        cells += [str(row["eligible"].get(e, 0)) for e in ROSTERS]
+        for e in APPLICATIONS:
             for y in years:
                 b = row["applications"].get(e, {}).get(y, {})
-                cells.append(f"{b.get('eligible', 0)}/{b.get('ineligible', 0)}")
+                cells.append(f"{b.get('eligible', 0)}/{b.get('ineligible', 0) + b.get('revoked', 0)}")
         rows.append(cells)
-    total = ["total", ""] + [str(sum(int(r[i]) for r in rows[1:])) for i in range(2, 3 + len(years) + 3)]
+    total = ["total", ""] + [str(sum(int(r[i]) for r in rows[1:])) for i in range(2, 3 + len(years) + len(ROSTERS))]
     rows.append(total + [""] * (len(head) - len(total)))
     widths = [max(_w(r[i]) for r in rows) for i in range(len(head))]
     lines = ["  ".join(c + " " * (w - _w(c)) for c, w in zip(r, widths)).rstrip() for r in rows]

@@ -16,7 +16,7 @@ per ID number for the people met recently (a contribution file holds several rec
 from __future__ import annotations
 
 from schemas.events import ContributionRecorded, Event, SchoolApplied
-from services.ingress.fields import birth_date
+from schemas.ids import birth_date
 from services.runtime.identity import Pseudonymizer
 from services.runtime.sealing import DataKeys
 

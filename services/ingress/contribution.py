@@ -6,15 +6,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from schemas.codes import ARRIVAL, INSURANCE_TYPES
 from schemas.events import ContributionRecorded
+from schemas.ids import id_problem
 from services.ingress import fields as f
 from services.ingress.limits import flat_quotes
 
 FEED = "hrss:contribution"
-EMPLOYEE_TYPES = frozenset({"110", "120", "210", "310", "410", "510"})
-RESIDENT_TYPES = frozenset({"170", "390"})
-INSURANCE_TYPES = EMPLOYEE_TYPES | RESIDENT_TYPES
-ARRIVAL = {"1": True, "0": False}
 
 
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> ContributionRecorded:
@@ -73,7 +71,7 @@ def fast(raw: bytes, source_id: str) -> ContributionRecorded | None:
         w = _wire.decode(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
         return None
-    if w.AAC002[6:12] > w.AAE002 or f.id_problem(w.AAC002) is not None:  # born after the month: 6 digits each
+    if w.AAC002[6:12] > w.AAE002 or id_problem(w.AAC002) is not None:  # born after the month: 6 digits each
         return None
     return ContributionRecorded(
         record_id=w.LSH,

@@ -29,25 +29,14 @@ UNKNOWN_PERMIT     QZ/BG/ZX naming a permit the person does not hold (found by t
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import math
-import operator
 import re
 from typing import Any
 
-DISTRICTS: dict[str, str] = {
-    "320102": "玄武",
-    "320104": "秦淮",
-    "320105": "建邺",
-    "320106": "鼓楼",
-    "320111": "浦口",
-    "320113": "栖霞",
-    "320114": "雨花台",
-    "320115": "江宁",
-    "320116": "六合",
-    "320117": "溧水",
-    "320118": "高淳",
-}
+from schemas.dates import FIRST_DATE, FIRST_MONTH, LAST_DATE, LAST_MONTH
+from schemas.districts import DISTRICTS
+from schemas.ids import PROBLEMS as _ID_PROBLEMS
+from schemas.ids import id_problem
 
 REASONS: tuple[str, ...] = (
     "NO_PAYLOAD",
@@ -78,11 +67,6 @@ class Reject(Exception):
         self.detail = detail
 
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-_ID_RE = re.compile(r"[0-9]{17}[0-9Xx]")
-
-
 def text(rec: dict[str, Any], name: str) -> str:
     value = rec.get(name)
     if value is None or value == "":
@@ -110,31 +94,6 @@ def id_number(rec: dict[str, Any], name: str) -> str:
     return value.upper()
 
 
-_ID_PROBLEMS = {"BAD_ID": "is not an 18-character ID number with a possible birth date",
-                "BAD_ID_CHECKSUM": "has a wrong check digit"}
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def id_problem(value: str) -> str | None:
-    """Cached: a monthly burst names each person several times."""
-    if not _ID_RE.fullmatch(value):
-        return "BAD_ID"
-    value = value.upper()
-    if _ID_CHECK[sum(map(operator.mul, map(int, value[:17]), _ID_WEIGHTS)) % 11] != value[17]:
-        return "BAD_ID_CHECKSUM"
-    try:
-        born = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
-    except ValueError:
-        return "BAD_ID"
-    if born < FIRST_DATE:
-        return "BAD_ID"
-    return None
-
-
-def birth_date(id_no: str) -> dt.date:
-    return dt.date(int(id_no[6:10]), int(id_no[10:12]), int(id_no[12:14]))
-
-
 def born_by(id_no: str, name: str, on: dt.date) -> str:
     """``id_no`` (checked by ``id_number``) if its holder was born by ``on``, the record's own date:
     nobody applies, pays or gets a permit before being born (an ID born in 2099 is a typo or a
@@ -144,15 +103,7 @@ def born_by(id_no: str, name: str, on: dt.date) -> str:
     return id_no
 
 
-def check_digit(first17: str) -> str:
-    """The check character for 17 digits (used by the simulator and tests)."""
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS)) % 11]
-
-
-# Dates a record may carry (docs/contract.md, "Limits"): anything outside is a typo, and would overflow the
-# date arithmetic downstream (the day after 9999-12-31 does not exist).
-FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2099, 12, 31)
-FIRST_MONTH, LAST_MONTH = 199001, 209912
+# Dates a record may carry: schemas/dates.py (docs/contract.md, "Limits").
 
 
 def in_range(day: dt.date, name: str) -> dt.date:

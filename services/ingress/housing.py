@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.dates import HOUSING_FIRST_DAY
 from schemas.events import HousingApplied
 from services.ingress import fields as f
-from services.rules import housing as rule
 
 FEED = "housing:application"
 
@@ -17,10 +17,9 @@ MAX_HOUSEHOLD = 100
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied:
     application_id = f.text(rec, "applicationNo")
     applied_on = f.date(rec, "appliedOn", "YYYY-MM-DD")
-    first = rule.applications_from()
-    if applied_on < first:
-        raise f.Reject("BAD_DATE", f"'appliedOn' is before {first.isoformat()}, when the income ceiling and the "
-                                   "other figures of housing security start")
+    if applied_on < HOUSING_FIRST_DAY:
+        raise f.Reject("BAD_DATE", f"'appliedOn' is before {HOUSING_FIRST_DAY.isoformat()}, when the income ceiling "
+                                   "and the other figures of housing security start")
     return HousingApplied(
         record_id=application_id,
         source_id=source_id,

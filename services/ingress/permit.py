@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.codes import OPERATIONS
 from schemas.events import Event, PermitCancelled, PermitIssued, PermitMoved, PermitRenewed, Settled
 from services.ingress import fields as f
 
 FEED = "psb:permit"
-OPERATIONS = frozenset({"QF", "QZ", "BG", "ZX", "LH"})
 
 
 def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> Event:

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingress import contribution, housing, permit, school
-from services.ingress.fields import DISTRICTS, MAX_NUMBER  # the normalizer's own limits, stated
+from schemas import codes
+from schemas.dates import HOUSING_FIRST_DAY, SCHOOL_FIRST_DAY
+from schemas.districts import DISTRICTS
+from services.ingress import housing
+from services.ingress.fields import MAX_NUMBER  # the normalizer's own limits, stated
 from services.ingress.limits import MAX_DEPTH as MAX_JSON_DEPTH
 from services.ingress.limits import MAX_PAYLOAD_BYTES  # PERMITBUS_MAX_PAYLOAD_BYTES may change it
-from services.rules import education as education_rule
-from services.rules import housing as housing_rule
 
 # docs/contract.md "What bad input gets": limits that make a record bad input (quarantined, never a crash).
 
@@ -84,9 +85,7 @@ def _when(op_codes: list[str], required: list[str], properties: dict[str, Any] |
 
 
 def permit_record() -> dict[str, Any]:
-    ops = {"QF": "issued 签发", "QZ": "renewed 签注 (new validity)", "BG": "residence district changed 变更",
-           "ZX": "cancelled 注销", "LH": "settled 落户 (now a registered Nanjing resident)"}
-    assert set(ops) == permit.OPERATIONS, "a new operation needs its description here"
+    ops = codes.OPERATIONS
     yes = ["QF", "QZ", "BG", "ZX"]
     return _record("PermitRecord", "Public Security Bureau (市公安局): residence permits and settlement.", {
         "ywlsh": text("业务流水号, the record id, unique per record."),
@@ -100,8 +99,8 @@ def permit_record() -> dict[str, Any]:
         "qfrq": date("签发日期, issue or renewal date; required for `QF` `QZ`", "YYYY-MM-DD", "YYYYMMDD"),
         "yxqz": date("有效期至, valid until (inclusive); required for `QF` `QZ`; not before `qfrq` (else "
                      "`DATE_ORDER`)", "YYYY-MM-DD", "YYYYMMDD"),
-        "hylb": optional_text("行业类别, sector: `HW` sanitation 环卫, `GJ` public transport 公交, anything else = "
-                              "other."),
+        "hylb": optional_text("行业类别, sector: " + ", ".join(f"`{k}` {v}" for k, v in codes.SECTORS.items())
+                              + ", anything else = other."),
         "czsj": {"type": "string",
                  "pattern": f"^{_YEAR}-{_MM}-{_DD} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
                  "description": "操作时间, the time of the operation, `YYYY-MM-DD HH:MM:SS`, Beijing time. Required."},
@@ -113,10 +112,7 @@ def permit_record() -> dict[str, Any]:
 
 
 def contribution_record() -> dict[str, Any]:
-    types = {"110": "enterprise pension", "120": "public-institution pension", "210": "unemployment",
-             "310": "employee medical", "410": "work injury", "510": "maternity", "170": "resident pension",
-             "390": "resident medical"}
-    assert set(types) == contribution.INSURANCE_TYPES, "a new insurance type needs its description here"
+    types = codes.INSURANCE_TYPE_NAMES
     return _record("ContributionRecord", "Human Resources and Social Security Bureau (市人社局): one social-insurance "
                    "record per person, month, insurance type and paying city. A later record for the same person, "
                    "type, month and region replaces the earlier one.", {
@@ -130,13 +126,12 @@ def contribution_record() -> dict[str, Any]:
                    "description": "Region code of the paying city, 6 digits: `3201xx` Nanjing, `3205xx` Suzhou, "
                                   "other `32xxxx` other Jiangsu cities, anything else outside Jiangsu (else "
                                   "`BAD_REGION`). Required."},
-        "AAE078": code("Arrival flag: `\"1\"` paid, `\"0\"` due but unpaid.", sorted(contribution.ARRIVAL, reverse=True)),
+        "AAE078": code("Arrival flag: `\"1\"` paid, `\"0\"` due but unpaid.", sorted(codes.ARRIVAL, reverse=True)),
     }, ["LSH", "AAC002", "AAC003", "AAE140", "AAE002", "AAB301", "AAE078"])
 
 
 def school_record() -> dict[str, Any]:
-    stages = {"XX": "primary 小学", "CZ": "junior secondary 初中"}
-    assert set(stages) == school.STAGES, "a new stage needs its description here"
+    stages = codes.STAGES
     return _record("SchoolApplication", "Education Bureau (市教育局): an application for a school place for a child "
                    "who moved with their parents (随迁子女).", {
         "sqbh": text("申请编号, the application id, unique."),
@@ -145,13 +140,13 @@ def school_record() -> dict[str, Any]:
         "jhrsfzh": id_number("The guardian, not the child (else `SAME_PERSON`)"),
         "xd": code("学段, the stage: " + " · ".join(f"`{k}` {v}" for k, v in stages.items()) + ".", list(stages)),
         "sqqx": district("The district where the place is requested"),
-        "sqrq": date(f"申请日期, the application date, not before {education_rule.applications_from().isoformat()} "
+        "sqrq": date(f"申请日期, the application date, not before {SCHOOL_FIRST_DAY.isoformat()} "
                      "(when the figures of the education rule start)", "YYYY/MM/DD", "YYYY年M月D日"),
     }, ["sqbh", "xsxm", "xssfzh", "jhrsfzh", "xd", "sqqx", "sqrq"])
 
 
 def housing_record() -> dict[str, Any]:
-    first = housing_rule.applications_from().isoformat()
+    first = HOUSING_FIRST_DAY.isoformat()
     return _record("HousingApplication", "Housing Security and Property Bureau (市住房保障和房产局): an application "
                    "for housing security.", {
         "applicationNo": text("The application id, unique."),
@@ -165,7 +160,8 @@ def housing_record() -> dict[str, Any]:
                                          f"≥ 0 and at most {MAX_NUMBER:.0e} (else `BAD_NUMBER`). Required."},
         "ownsHome": {"type": "boolean", "description": "The household owns housing. Required."},
         "districtCode": district("The district applied in"),
-        "occupation": optional_text("Sector: `sanitation`, `public_transport`, anything else = other."),
+        "occupation": optional_text("Sector: " + ", ".join(f"`{k}`" for k in codes.OCCUPATIONS)
+                                    + ", anything else = other."),
         "appliedOn": date(f"The application date, not before {first} (when the income ceiling starts)",
                           "YYYY-MM-DD"),
     }, ["applicationNo", "applicantId", "householdSize", "monthlyIncome", "ownsHome", "districtCode", "appliedOn"])

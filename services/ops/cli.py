@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from services.ops.redrive import Refused, apply, earlier_copy, plan
 from services.runtime import topology as t
-from services.runtime.identity import mask
+from schemas.ids import mask
 from services.runtime.redis import connect, load_functions
 
 _ID = re.compile(rb"\d{17}[\dXx]")

@@ -14,12 +14,13 @@ import datetime as dt
 import json
 import sys
 
-from services.ingress.fields import id_problem
+from schemas.ids import id_problem
 from services.outlets.explain import NotExplained, explanations
 from services.picture.stored import NewerPicture
 from services.rules import ALL_RULES, params
 from services.runtime.clock import Clock
-from services.runtime.identity import Pseudonymizer, mask
+from schemas.ids import mask
+from services.runtime.identity import Pseudonymizer
 from services.runtime.redis import connect
 
 

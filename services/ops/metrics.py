@@ -87,6 +87,12 @@ def families(doc: dict) -> list:
     for outlet, n in doc["deliveries"].items():
         deliveries.add_metric([outlet], n)
     out.append(deliveries)
+    audited = CounterMetricFamily("permitbus_audit_entries", "Decisions written to the audit log with their "
+                                  "delivery (equal to permitbus_outlet_deliveries since the audit log began)",
+                                  labels=["outlet"])
+    for outlet, n in doc.get("audited", {}).items():
+        audited.add_metric([outlet], n)
+    out.append(audited)
 
     leases = CounterMetricFamily("permitbus_lease_changes", "Leases acquired (a worker started or took over a "
                                  "dead one's share), since the deployment began", labels=["role"])

@@ -1,6 +1,6 @@
 """Every stage at a glance: ``permitbus status``, ``GET /metrics`` and the ops page read this.
 
-A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay target: the five
+A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay target: the seven
 outlets, and the permit feed's quarantine and ``dlq:decider``, which the relay feeds from outboxes
 too) and ``schedule``. For each: entries waiting (``backlog``), read and not finished
 (``pending``: only the normalizers' consumer group has such; the decider and relay commit from a
@@ -95,7 +95,7 @@ def _value(reply, default=None):
 
 async def collect(r, settings, now: float | None = None) -> dict:
     """The ``permitbus status --json`` document (docs/contract.md, "Operations"), with extra keys for
-    ``/metrics``: ``records``, ``decisions``, ``deliveries``, ``latency``, ``lease_changes``, ``redis``,
+    ``/metrics``: ``records``, ``decisions``, ``deliveries``, ``audited``, ``latency``, ``lease_changes``, ``redis``,
     ``history_s``.
     Appends a trend sample (see the module's docstring)."""
     now = time.time() if now is None else now
@@ -164,6 +164,7 @@ async def collect(r, settings, now: float | None = None) -> dict:
     stages.append(decide)
     decisions: dict[str, dict[str, int]] = {}
     deliveries: dict[str, int] = {}
+    audited: dict[str, int] = {}  # audit entries written with the deliveries (pb_relay): equal to them
     latency = {"buckets": {le: 0 for le in LATENCY_MS}, "inf": 0, "sum_s": 0.0, "count": 0}
     for target in targets:
         counters = _value(next(res)) or {}
@@ -175,6 +176,7 @@ async def collect(r, settings, now: float | None = None) -> dict:
             ent = next(o.entitlement for o in t.OUTLETS.values() if o.stream == target)
             decisions[ent] = _prefixed(counters, "status:")
             deliveries[target] = _num(counters, "delivered")
+            audited[target] = _num(counters, "audited")
             for le in LATENCY_MS:
                 latency["buckets"][le] += _num(counters, f"lat:{le}")
             latency["inf"] += _num(counters, "lat:inf")
@@ -221,6 +223,7 @@ async def collect(r, settings, now: float | None = None) -> dict:
         "records": records,
         "decisions": decisions,
         "deliveries": deliveries,
+        "audited": audited,
         "latency": latency,
         "lease_changes": lease_changes,
         "redis": {"used_memory_bytes": int(memory.get("used_memory", 0)),

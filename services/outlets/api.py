@@ -11,6 +11,8 @@ department that owns an entitlement may read it: each department has its own bea
     GET /v1/subjects/{subject_id}   -> the caller's current eligible decisions for that person
     GET /v1/subjects/{subject_id}/explain/{entitlement}   -> why: each condition, its facts
                                     (services/outlets/explain.py)
+    GET /v1/people/{id}/disclosures -> with the ``citizen`` token only: every decision about that person
+                                       any department received (services/audit/disclosures.py)
     GET /health
     GET /asyncapi.json              -> the AsyncAPI 3.0 document of every stream (no token: no data in it)
     GET /ops, /ops/api/*  the operations page, with the ``ops`` token only (services/ops/page.py)
@@ -41,7 +43,10 @@ import msgspec
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Response
 from pydantic import BaseModel
 
-from services.ingress.fields import DISTRICTS, id_problem
+from services.audit.disclosures import CITIZEN
+from services.audit.disclosures import router as disclosures_router
+from schemas.districts import DISTRICTS
+from schemas.ids import id_problem
 from services.ops.page import OPS
 from services.ops.page import router as ops_router
 from services.runtime import topology as t
@@ -210,8 +215,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/v1/subjects/{subject_id}", response_model=SubjectEntitlements)
     async def subject(subject_id: str, dept: str = Depends(department)) -> SubjectEntitlements:
-        if dept == OPS:
-            raise HTTPException(403, "the ops token opens no department's data")
+        if dept in (OPS, CITIZEN):
+            raise HTTPException(403, f"the {dept} token opens no department's data")
         if len(subject_id) != 18 or id_problem(subject_id) is not None:
             raise HTTPException(422, "subject_id: an ID number is 17 digits and a check character")
         subject_id = subject_id.upper()
@@ -230,6 +235,7 @@ def create_app(settings: Settings) -> FastAPI:
     from services.outlets.explain import router as explain_router
 
     app.include_router(explain_router(settings, r, department))  # GET /v1/subjects/{id}/explain/{entitlement}
+    app.include_router(disclosures_router(r, settings, department))
     return app
 
 

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
 from schemas.picture import Application
-from services.ingress.fields import id_problem
+from schemas.ids import id_problem
 from services.picture import stored
 from services.picture.picture import Picture
 from services.rules import APPLICATION_RULES, ROSTER_RULES

@@ -13,6 +13,14 @@ Redis refuses for its arguments (``pb_relay`` checks them before its first write
 written) is retried, counted in ``relayatt{<target>}``, and after ``max_attempts`` parked in
 ``dlq:relay{<target>}`` by the same ``pb_relay`` call that moves the position past it; the entries
 after it flow. A refused call is retried entry by entry to find the one at fault.
+
+Audit (services/audit/chain.py): every entry appended to an outlet is appended to the audit
+stream of (outlet, partition) by the same ``pb_relay`` call, with its pseudonym, its decision
+sealed, and the hash of the audit entry before it; the relay computes the hashes, chaining from
+the head it holds for (outlet, partition) (read with the positions), and ``pb_relay`` checks that
+head against the stored one. A parked entry or a closure delivers nothing and is not audited.
+The audit streams are trimmed to ``PERMITBUS_AUDIT_RETENTION_DAYS`` (``pb_audit_trim``) and the
+audit index pruned of what was trimmed (``pb_audit_prune``), in the relay's periodic step.
 """
 
 from __future__ import annotations
@@ -26,21 +34,30 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_decoder
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS, INDEX
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
 from services.runtime.redis import fn, stream_id
-from services.runtime.retention import EVERY_S, expire
+from services.audit import chain
+from services.runtime.retention import EVERY_S, expire, minid as retention_minid
 from services.runtime.settings import Settings
 from services.ops.trace import day_of, record_ids_of_entry
 
 log = logging.getLogger("permitbus.relay")
-DISTRICT_INDEX = {code: str(i + 1) for i, code in enumerate(DISTRICTS)}
+DISTRICT_INDEX = {code: str(i) for code, i in INDEX.items()}  # stored in roster indexes (schemas/districts.py)
 ENTITLEMENT_OF = {o.stream: o.entitlement for o in t.OUTLETS.values()}
 SHARE_REFRESH_S = 2.0
+PRUNE_SCAN = 1000  # audit index fields looked at per outlet and periodic step
+
+
+class _Subject(msgspec.Struct):
+    subject_id: str
+
+
+_subject_decoder = msgspec.json.Decoder(_Subject)
 
 
 def roster_keys(target: str) -> list[str]:
@@ -114,6 +131,10 @@ class Relay:
         self.active: list[int] = [] if self.share else list(self.partitions)
         self.targets = list(targets) if targets is not None else list(t.RELAY_TARGETS)
         self.pos: dict[tuple[str, int], bytes] = {}
+        # per (outlet, partition): the head of its audit chain, read with the positions
+        self.chains: dict[tuple[str, int], bytes] = {}
+        self.prune_cursor: dict[str, int] = {}
+        self.ahead_said: set[tuple[str, int]] = set()
         self.stopping = asyncio.Event()
         self.outage = Outage(log, "relay")
         self.moved = 0
@@ -142,15 +163,22 @@ class Relay:
         pipe = self.r.pipeline(transaction=False)
         for target in self.targets:
             pipe.hgetall(t.relay_pos(target))
-        for target, stored in zip(self.targets, await pipe.execute()):
+        audited = [x for x in self.targets if x in t.AUDITED]
+        for target in audited:
+            pipe.hgetall(t.audit_head(target))
+        replies = await pipe.execute()
+        for target, stored in zip(self.targets, replies):
             for p in self.active:
                 self.pos[(target, p)] = stored.get(str(p).encode(), b"0-0")
+        for target, heads in zip(audited, replies[len(self.targets):]):
+            for p in self.active:
+                self.chains[(target, p)] = heads.get(str(p).encode()) or chain.genesis(t.audit(target, p))
 
     async def step(self, block_ms: int | None = None) -> int:
         if not self.pos:
             await self._load_positions()
-        if self.retained and time.monotonic() - self.expired_at >= EVERY_S:
-            await expire(self.r, self.retained, self.settings.quarantine_retention_days)
+        if time.monotonic() - self.expired_at >= EVERY_S:
+            await self._expire()
             self.expired_at = time.monotonic()
         streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.active}
         resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
@@ -167,20 +195,20 @@ class Relay:
             prepared = []
             for eid, fields in entries:
                 try:
-                    prepared.append((eid, _entry_args(target, fields, self.pseudonym)))
+                    prepared.append((eid, _entry_args(target, fields, self.pseudonym), self._audit(target, fields)))
                 except Exception as exc:  # noqa: BLE001 - the entry's fault: isolate it
                     parked = await self._fault(target, p, name, eid, fields, exc)
                     if parked is None:
                         break  # retried with the next read; the entries before it go now
-                    prepared.append((eid, parked))
+                    prepared.append((eid, parked, None))
             if prepared:
                 runs.append(_Run(target, p, name, prepared, self._head(target, p, now_ms, minid)))
         pipe = self.r.pipeline(transaction=False)
         for run in runs:
-            pos = self.pos[(run.target, run.p)]
+            pos, head = self.pos[(run.target, run.p)], self.chains.get((run.target, run.p))
             for chunk in _chunks(run.prepared, self.settings.lua_call_bytes):
-                run.calls.append(chunk)
-                self._queue(pipe, run, pos, chunk)
+                head = self._queue(pipe, run, pos, chunk, head)
+                run.calls.append((chunk, head))
                 pos = chunk[-1][0]
         replies = iter(await _execute(pipe, sum(len(run.calls) for run in runs)))
         trim = self.r.pipeline(transaction=False)
@@ -188,16 +216,13 @@ class Relay:
         for run in runs:
             # each call expects the position the one before it leaves: after one not applied, the
             # rest were not either (they are read again)
-            for chunk, reply in [(chunk, next(replies)) for chunk in run.calls]:
+            for (chunk, head), reply in [(call, next(replies)) for call in run.calls]:
                 if isinstance(reply, BaseException):
                     if not refused_for_data(reply):
                         raise reply
                     moved += await self._one_by_one(run, chunk, reply)
                     break
-                ok, pos = reply
-                self.pos[(run.target, run.p)] = pos
-                if not ok:
-                    log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
+                if not self._applied(run, reply, head):
                     break
                 moved += len(chunk)
             # exact, and past the position itself: the outbox holds exactly what waits (its length
@@ -228,6 +253,8 @@ class Relay:
     def _head(self, target: str, p: int, now_ms: int, minid: str) -> tuple[list, list]:
         """pb_relay's keys and leading arguments (after the positions) for ``target``."""
         keys = [target, t.relay_pos(target), t.quarantine_marks(target)] + roster_keys(target)
+        if target in t.AUDITED:  # its audit stream (this partition's), head and index: pb_relay's keys 17-19
+            keys += [t.audit(target, p), t.audit_head(target), t.audit_index(target)]
         if target.startswith("quarantine:"):
             keys.append(t.held(target))  # payloads of records the decider may quarantine (pb_hold)
         keys += [t.relay_dlq(target), t.relay_attempts(target), t.counters(target),
@@ -235,13 +262,82 @@ class Relay:
         return keys, [minid if target.startswith("outlet:") else "-",
                       now_ms if target.startswith("quarantine:") else "-"]
 
-    def _queue(self, pipe, run: "_Run", pos: bytes, chunk: list) -> None:
+    def _audit(self, target: str, fields: dict[bytes, bytes]) -> tuple[bytes, bytes] | None:
+        """What the audit log keeps of an outbox entry the outlet will receive: the subject's
+        pseudonym and the decision sealed (None for another target, or a closure: no delivery)."""
+        payload = fields.get(b"payload")
+        if target not in t.AUDITED or payload is None:
+            return None
+        return self.pseudonym(_subject_decoder.decode(payload).subject_id), self.keys.seal_audit(payload)
+
+    def _queue(self, pipe, run: "_Run", pos: bytes, chunk: list, head: bytes | None) -> bytes | None:
+        """Queue one pb_relay call; returns the audit chain's head after it (``head`` chained
+        through the call's audited entries)."""
         keys, (minid, now) = run.head
-        args = [run.p, pos, chunk[-1][0], minid, len(chunk), now]
-        for _, entry in chunk:
+        if head is None and run.target in t.AUDITED:  # a bug, not the entries' fault: never park them for it
+            raise RuntimeError(f"relay: no audit head loaded for {run.target} partition {run.p}")
+        args = [run.p, pos, chunk[-1][0], minid, len(chunk), now, "-" if head is None else head]
+        for _, entry, audit in chunk:
             args += entry[:-1]  # the last item is the entry's trace line
-        args += [self.settings.trace_days * 86_400_000, "".join(entry[-1] + "\n" for _, entry in chunk)]
+            if audit is None:
+                args += ["", "", ""]
+            else:
+                head = chain.link(head, *audit)
+                args += [*audit, head]
+        args += [self.settings.trace_days * 86_400_000, "".join(entry[-1] + "\n" for _, entry, _ in chunk)]
         pipe.fcall(fn("pb_relay"), len(keys), *keys, *args)
+        return head
+
+    def _applied(self, run: "_Run", reply: list, head: bytes | None) -> bool:
+        """A pb_relay reply: True if the call was applied (the position and the audit head move
+        on), else adopt what Redis holds (read again from there)."""
+        ok, pos, *stored = reply
+        key = (run.target, run.p)
+        if ok:
+            self.pos[key] = pos
+            if head is not None:
+                self.chains[key] = head
+            self.ahead_said.discard(key)
+            return True
+        if head is not None:  # the head the chain must go on from (the genesis when none is stored)
+            self.chains[key] = stored[0] or chain.genesis(t.audit(run.target, run.p))
+        if len(stored) > 1:
+            if key not in self.ahead_said:  # said once, then retried at every step until repaired
+                log.error("relay %s partition %d: %s holds entry %s, after the outlet's last id: nothing is "
+                          "delivered from this partition until an operator repairs it (permitbus audit verify)",
+                          run.target, run.p, t.audit(run.target, run.p), stored[1].decode())
+                self.ahead_said.add(key)
+        elif pos == self.pos[key]:
+            log.error("relay %s partition %d: the stored audit head is not the one this relay chained from: "
+                      "chaining from the stored one (permitbus audit verify)", run.target, run.p)
+        else:
+            log.info("relay %s partition %d: position moved on by another worker", run.target, run.p)
+        self.pos[key] = pos
+        return False
+
+    async def _expire(self) -> None:
+        """The periodic retention step: what keeps original records (quarantine and dead letters
+        written here) after ``PERMITBUS_QUARANTINE_RETENTION_DAYS``; the audit streams of the
+        partitions held after ``PERMITBUS_AUDIT_RETENTION_DAYS``, and the audit index's refs of
+        what was trimmed (a slice of each index per step: the index has a field per person)."""
+        if self.retained:
+            await expire(self.r, self.retained, self.settings.quarantine_retention_days)
+        bound = retention_minid(self.settings.audit_retention_days)
+        audited = [x for x in self.targets if x in t.AUDITED]
+        pipe = self.r.pipeline(transaction=False)
+        for target in audited:
+            for p in self.active:
+                pipe.fcall(fn("pb_audit_trim"), 2, t.audit(target, p), t.audit_head(target), p, bound)
+        if audited and self.active:
+            await pipe.execute()
+        bound_ms = int(bound.split("-")[0])
+        for target in audited:
+            cursor, fields = await self.r.hscan(t.audit_index(target), self.prune_cursor.get(target, 0),
+                                                count=PRUNE_SCAN)
+            self.prune_cursor[target] = cursor
+            old = [who for who, refs in fields.items() if int(refs.split(b"-", 1)[0]) < bound_ms]
+            if old:
+                await self.r.fcall(fn("pb_audit_prune"), 1, t.audit_index(target), bound_ms, *old)
 
     async def _one_by_one(self, run: "_Run", chunk: list, exc: BaseException) -> int:
         """A call Redis refused for its arguments (it wrote nothing): relay its entries one at a
@@ -249,22 +345,21 @@ class Relay:
         log.error("relay %s partition %d: Redis refused %d entries (%s); relaying them one at a time",
                   run.target, run.p, len(chunk), brief(exc))
         moved = 0
-        for eid, entry in chunk:
+        for eid, entry, audit in chunk:
             for attempt in range(2):
                 pipe = self.r.pipeline(transaction=False)
-                self._queue(pipe, run, self.pos[(run.target, run.p)], [(eid, entry)])
+                head = self._queue(pipe, run, self.pos[(run.target, run.p)], [(eid, entry, audit)],
+                                   self.chains.get((run.target, run.p)))
                 (reply,) = await _execute(pipe, 1)
                 if not isinstance(reply, BaseException):
                     break
                 if not refused_for_data(reply) or attempt:
                     raise reply  # a parked entry refused: not the entry's fault
                 fields = await self._fields(run.name, eid)
-                entry = await self._fault(run.target, run.p, run.name, eid, fields, reply)
+                entry, audit = await self._fault(run.target, run.p, run.name, eid, fields, reply), None
                 if entry is None:
                     return moved
-            ok, pos = reply
-            self.pos[(run.target, run.p)] = pos
-            if not ok:
+            if not self._applied(run, reply, head):
                 return moved
             moved += 1
         return moved
@@ -357,16 +452,17 @@ def _after(entry_id: bytes | str) -> str:
 
 
 def _chunks(prepared: list, limit: int) -> list[list]:
-    """Consecutive entries in calls of about ``limit`` bytes of arguments (an entry larger than
-    that goes alone)."""
+    """Consecutive entries (with their audit) in calls of about ``limit`` bytes of arguments (an
+    entry larger than that goes alone)."""
     chunks: list[list] = []
     size = limit + 1
-    for eid, args in prepared:
+    for eid, args, audit in prepared:
         n = sum(len(x) + 16 if isinstance(x, (bytes, str)) else 16 for x in args)
+        n += 3 * 16 + (len(audit[0]) + len(audit[1]) + 32 if audit else 0)
         if size + n > limit:
             chunks.append([])
             size = 0
-        chunks[-1].append((eid, args))
+        chunks[-1].append((eid, args, audit))
         size += n
     return chunks
 

@@ -18,16 +18,18 @@ import struct
 from array import array
 from collections.abc import Iterator
 
-from services.ingress.contribution import EMPLOYEE_TYPES
+from schemas.codes import EMPLOYEE_MEDICAL, EMPLOYEE_TYPES, INSURANCE_TYPES_IN_ORDER
 
 # month index (y*12+m-1); region<<4 | type index<<1 | paid in 24 bits (low 16, high 8); fingerprint
 _SLOT = struct.Struct("<HHBQ")
 _SIZE = _SLOT.size
-TYPES: tuple[str, ...] = ("110", "120", "210", "310", "410", "510", "170", "390")
+TYPES: tuple[str, ...] = INSURANCE_TYPES_IN_ORDER  # the stored type index (append-only, schemas/codes.py)
 _TYPE_INDEX = {t: i for i, t in enumerate(TYPES)}
 _EMPLOYEE = frozenset(_TYPE_INDEX[t] for t in EMPLOYEE_TYPES)
-_MEDICAL = _TYPE_INDEX["310"]
-DUPLICATE, STORED, CHANGED = 0, 1, 2  # what ``record`` did
+_MEDICAL = _TYPE_INDEX[EMPLOYEE_MEDICAL]
+# what ``record`` did: DUPLICATE (nothing), STORED (kept; no fact a rule reads changed), CHANGED (the
+# months recognised or worked changed, and maybe more), MEDICAL (only whether a month has a paid 310)
+DUPLICATE, STORED, CHANGED, MEDICAL = 0, 1, 2, 3
 UNKNOWN = -1  # a stored picture without its count (written before the count was kept)
 
 
@@ -98,14 +100,15 @@ class Contributions:
     # -- applying a record -----------------------------------------------------------------
     def record(self, fp: int, yyyymm: int, insurance_type: str, region: str, paid: bool) -> int:
         """Apply one record. Returns ``DUPLICATE`` (its effect already happened), ``STORED`` (kept,
-        but no fact a rule reads has changed) or ``CHANGED`` (the recognised months, or whether
-        a month has a paid 310 slot, changed)."""
+        but no fact a rule reads has changed), ``CHANGED`` (the recognised months changed, or
+        whether a month has a paid employee-scheme slot in any region: the month worked) or
+        ``MEDICAL`` (only whether a month has a paid 310 slot changed)."""
         m, t, r, p = month_index(yyyymm), _TYPE_INDEX[insurance_type], int(region), int(paid)
         lo, hi = self._month_range(m)
         # one pass over the month's slots: the slot this record replaces, if any, and whether the
-        # month's other slots make it recognised / give it a paid 310 whatever this record says
+        # month's other slots make it recognised / worked / give it a paid 310 whatever this record says
         buf, at, old_paid = self.buf, -1, 0
-        other_employee = other_medical = False
+        other_employee = other_worked = other_medical = False
         for i in range(lo, hi):
             _, vlo, vhi, sfp = _SLOT.unpack_from(buf, i * _SIZE)
             v = vlo | vhi << 16
@@ -116,6 +119,7 @@ class Contributions:
                 at, old_paid, old_fp = i, v & 1, sfp
             elif v & 1:
                 other_employee = other_employee or _counts_as_employee_month(st, sr)
+                other_worked = other_worked or st in _EMPLOYEE
                 other_medical = other_medical or st == _MEDICAL
         if at < 0 and fp in self.old:
             return DUPLICATE
@@ -134,7 +138,10 @@ class Contributions:
         after = other_employee or (counts and p == 1)
         self.employee_months += after - before
         medical_changed = t == _MEDICAL and not other_medical and old_paid != p
-        return CHANGED if before != after or medical_changed else STORED
+        worked_changed = t in _EMPLOYEE and not other_worked and old_paid != p
+        if before != after or worked_changed:
+            return CHANGED
+        return MEDICAL if medical_changed else STORED
 
     # -- facts -----------------------------------------------------------------------------
     def recognised_months(self) -> int:
@@ -163,6 +170,36 @@ class Contributions:
                 if paid and t == _MEDICAL:
                     return True
         return False
+
+    def paid_employee_in(self, first: int, last: int) -> bool:
+        """A paid employee-scheme slot (110 120 210 310 410 510, any region) in month indexes
+        first..last (scanned from the newest month back: recent months are asked for)."""
+        i = len(self)
+        while i and (m := self._month_at(i - 1)) >= first:
+            i -= 1
+            if m <= last:
+                t, _, paid, _ = self._slot(i)
+                if paid and t in _EMPLOYEE:
+                    return True
+        return False
+
+    def worked_around(self, month: int, floor: int) -> tuple[int | None, list[int]]:
+        """The months worked (a paid employee-scheme slot, any region) that can still move the
+        unemployment window of month index ``month`` or later: the latest one before ``month``
+        and not before ``floor`` (None if there is none), and those from ``month`` on, oldest
+        first. Scanned from the newest month back, stopping at the first month worked before
+        ``month``: older months no longer matter."""
+        later: list[int] = []
+        i = len(self)
+        while i and (m := self._month_at(i - 1)) >= floor:
+            i -= 1
+            t, _, paid, _ = self._slot(i)
+            if paid and t in _EMPLOYEE:
+                if m < month:
+                    return m, later[::-1]
+                if not later or later[-1] != m:
+                    later.append(m)
+        return None, later[::-1]
 
     def pack(self) -> tuple[bytes, bytes]:
         return bytes(self.buf), array("Q", sorted(self.old)).tobytes()

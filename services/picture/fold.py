@@ -1,9 +1,10 @@
 """Fold one canonical event into a picture (docs/policy.md, "What the system knows of a person").
 
 Returns what the event touched, so that the decider re-decides only what can have changed:
-``ALL`` (permit, settlement, date), ``CONTRIBUTIONS`` (settlement and medical insurance), the
-id of one application, or ``STORED`` (a contribution kept that changes no fact a rule reads: a
-second scheme in a month already recognised, say). ``None`` means no effect: a duplicate.
+``ALL`` (permit, settlement, date), ``CONTRIBUTIONS`` (the rules that read contributions: the
+months recognised or worked changed), ``MEDICAL`` (only a month's paid 310: medical insurance),
+the id of one application, or ``STORED`` (a contribution kept that changes no fact a rule reads:
+a second scheme in a month already worked, say). ``None`` means no effect: a duplicate.
 """
 
 from __future__ import annotations
@@ -24,11 +25,13 @@ from schemas.events import (
 )
 from schemas.picture import Application, Permit
 from services.picture.contributions import CHANGED, DUPLICATE
+from services.picture.contributions import MEDICAL as MEDICAL_ONLY
 from services.picture.picture import Picture
 from services.runtime.identity import fingerprint
 
 ALL = "all"
 CONTRIBUTIONS = "contributions"
+MEDICAL = "medical"  # only whether a month has a paid 310 record changed
 STORED = "stored"  # kept in the picture, but nothing a rule reads has changed
 
 
@@ -46,7 +49,9 @@ def fold(pic: Picture, event: Event) -> str | Quarantine | None:
         done = pic.contributions.record(
             fingerprint(event.record_id), event.month, event.insurance_type, event.region, event.paid
         )
-        return None if done == DUPLICATE else CONTRIBUTIONS if done == CHANGED else STORED
+        if done == DUPLICATE:
+            return None
+        return CONTRIBUTIONS if done == CHANGED else MEDICAL if done == MEDICAL_ONLY else STORED
     if isinstance(event, DateTick):
         return ALL
     if isinstance(event, (SchoolApplied, HousingApplied)):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.picture import Application, Permit, Person
-from services.ingress.fields import birth_date
+from schemas.ids import birth_date
 from services.picture.contributions import Contributions, month_index, split_for_storage
 from services.runtime.sealing import DataKeys
 
@@ -77,6 +77,34 @@ class Picture:
             return False
         d = month_index(day.year * 100 + day.month)
         return self.contributions.paid_medical_in(d - months + 1, d)
+
+    def paid_employee_in(self, first: int, last: int) -> bool:
+        """A paid employee-scheme record (110 120 210 310 410 510, any region) for a month of
+        indexes first..last (``month_index``)."""
+        return self.has_contributions and self.contributions.paid_employee_in(first, last)
+
+    def worked_around(self, month: int, floor: int) -> tuple[int | None, list[int]]:
+        """See ``Contributions.worked_around``: the last month worked before month index
+        ``month`` (not before ``floor``), and the months worked from ``month`` on."""
+        return self.contributions.worked_around(month, floor) if self.has_contributions else (None, [])
+
+    @property
+    def birth_date(self) -> dt.date | None:
+        """The birth date in the person's ID number; None for a person known from contributions
+        only (they carry no ID). Read from the sealed ID once, then kept in the picture."""
+        p = self.person
+        if not p.born:
+            if not p.sid and not p.id:
+                return None
+            p.born = birth_date(self.id).toordinal()
+        return dt.date.fromordinal(p.born)
+
+    def age_on(self, day: dt.date) -> int | None:
+        """Whole years of age on ``day`` (None: birth date unknown)."""
+        born = self.birth_date
+        if born is None:
+            return None
+        return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
     def latest_sector(self) -> str | None:
         p = self.person.permit

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from services.ingress.fields import check_digit, id_problem
+from schemas.ids import check_digit, id_problem
 from services.rules import ALL_RULES
 
 FEEDS = ("psb:permit", "hrss:contribution", "edu:application", "housing:application")
@@ -85,7 +85,7 @@ class Situation:
 
     def who(self, id_number: str | None) -> str:
         """A person as the report shows them: their name here, else the ID masked."""
-        from services.runtime.identity import mask
+        from schemas.ids import mask
 
         for name, pid in self.people.items():
             if pid == id_number:

@@ -1,6 +1,7 @@
 """Where a rule lives: one module per entitlement of docs/policy.md, each next to its clause.
 
-``ROSTER_RULES`` decide about a person (settlement, family doctor, medical insurance);
+``ROSTER_RULES`` decide about a person (settlement, family doctor, medical insurance,
+unemployment registration, temporary assistance);
 ``APPLICATION_RULES`` decide about one application on its subject's situation (education,
 housing). Every figure a rule reads is a dated parameter in ``params/*.toml`` (``params.py``);
 a rule whose shape changes on a date keeps each version (``versions.py``).
@@ -9,10 +10,10 @@ a rule whose shape changes on a date keeps each version (``versions.py``).
 import datetime as dt
 import hashlib
 
-from services.rules import education, health, housing, medins, params, settlement
+from services.rules import civil, education, employment, health, housing, medins, params, settlement
 from services.rules.verdict import REASON_ORDER, Verdict
 
-ROSTER_RULES = {m.ENTITLEMENT: m for m in (settlement, health, medins)}
+ROSTER_RULES = {m.ENTITLEMENT: m for m in (settlement, health, medins, employment, civil)}
 APPLICATION_RULES = {m.ENTITLEMENT: m for m in (education, housing)}
 ALL_RULES = {**ROSTER_RULES, **APPLICATION_RULES}
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 from schemas.picture import Application
-from services.ingress.fields import birth_date
+from schemas.ids import birth_date
 from services.picture.picture import Picture
 from services.rules import params
 from services.rules.verdict import Verdict

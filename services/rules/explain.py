@@ -21,7 +21,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from schemas.picture import Application, Outcome, Permit, Person
-from services.ingress.contribution import EMPLOYEE_TYPES
+from schemas.codes import EMPLOYEE_TYPES
 from services.picture.contributions import month_index
 from services.picture.picture import Picture
 from services.rules import APPLICATION_RULES, ROSTER_RULES
@@ -163,6 +163,32 @@ def medical_window(pic: Picture, given: dict) -> dict:
             "paid": [{"month": _month(m), "regions": sorted(r)} for m, r in sorted(paid.items())]}
 
 
+def _worked(pic: Picture, months: list[int]) -> dict:
+    """The months ``months`` and those of them with a paid employee-scheme record (any region),
+    with the types and regions that paid them."""
+    paid: dict[int, set[tuple[str, str]]] = {}
+    if pic.has_contributions:
+        for m, typ, region, is_paid in pic.contributions.records():
+            if is_paid and typ in EMPLOYEE_TYPES and m in months:
+                paid.setdefault(m, set()).add((typ, region))
+    return {"months": [_month(m) for m in months],
+            "paid": [{"month": _month(m), "regions": sorted({r for _, r in tr}), "types": sorted({t for t, _ in tr})}
+                     for m, tr in sorted(paid.items())]}
+
+
+def gap_worked(pic: Picture, given: dict) -> dict:
+    """The gap months of （九） on D (the ``gap`` calendar months before D's month), and any worked."""
+    this = month_index(given["on"].year * 100 + given["on"].month)
+    return _worked(pic, list(range(this - given["gap"].value, this)))
+
+
+def lookback_worked(pic: Picture, given: dict) -> dict:
+    """The lookback months of （九） on D (the ``lookback`` months before the gap months), and any worked."""
+    this = month_index(given["on"].year * 100 + given["on"].month)
+    last = this - given["gap"].value
+    return _worked(pic, list(range(last - given["lookback"].value, last)))
+
+
 def _date(d: dt.date | None, _=None) -> str | None:
     return d.isoformat() if d else None
 
@@ -182,4 +208,6 @@ RENDER: dict[str, Callable] = {
     "ceiling": parameter, "window": parameter, "occupations": parameter, "sectors": parameter,
     "by_month": employee_months,
     "paid_310": medical_window,
+    "gap": parameter, "lookback": parameter,
+    "gap_worked": gap_worked, "lookback_worked": lookback_worked,
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.ingress.fields import DISTRICTS as NANJING
+from schemas.districts import DISTRICTS as NANJING
 from services.picture.picture import Picture
 from services.rules import params
 from services.rules.verdict import Verdict

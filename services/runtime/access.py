@@ -45,10 +45,15 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
                   ("xadd",)),
     "pb_ack": (("xack",), ("hincrby",)),
     "pb_attempt": (("hincrby",),),
-    "pb_relay": (("xadd", "xtrim"), ("hget", "hset"), ("zscore", "zadd"), ("hget", "hdel", "hset"),
-                 ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd",), ("hdel",), ("hincrby",),
+    # an outlet's 1st key: EXISTS and XINFO STREAM too (its last id, which its audit stream may
+    # not pass); its 17th-19th: its audit stream, audit head and audit index
+    "pb_relay": (("xadd", "xtrim", "exists", "xinfo|stream"), ("hget", "hset"), ("zscore", "zadd"),
+                 ("hget", "hdel", "hset"), ("hdel", "hset"), ("hget", "hset", "hdel"), ("xadd", "xrevrange"),
+                 ("hget", "hset", "hsetnx"), ("hget", "hset"), ("xadd",), ("hdel",), ("hincrby",),
                  ("hget", "hset", "pexpire")),
     # (a quarantine target's 4th key is its held payloads: HGET, HDEL, both declared above)
+    "pb_audit_trim": (("xtrim", "xrange"), ("hget", "hset", "hincrby")),
+    "pb_audit_prune": (("hget", "hset", "hdel"),),
     "pb_roster_page": (("exists", "xinfo|stream"), ("hkeys", "hmget", "copy"), ("copy", "hmget", "pexpire"),
                        ("rpush", "pexpire")),
     "pb_roster_next": (("hmget",), ("lindex", "lrange", "llen")),
@@ -183,20 +188,36 @@ def _rosters(target: str) -> tuple[tuple[str, ...], ...]:
             (t.roster_subjects(target, o.entitlement),))
 
 
+def _audit_keys(target: str) -> tuple[tuple[str, ...], ...]:
+    """An outlet's audit keys as pb_relay takes them (stream of every partition, head, index);
+    empty positions for another target."""
+    if target not in t.AUDITED:
+        return (), (), ()
+    return (t.audit(target, "*"),), (t.audit_head(target),), (t.audit_index(target),)
+
+
 def relay() -> Service:
     moves = []
     for target in t.RELAY_TARGETS:
         # positions kept: the relay's dead letters come last; a quarantine target has held payloads
         rosters = _rosters(target) or ((t.held(target),) if target.startswith("quarantine:") else (), (), ())
         moves += calls("pb_relay", target, t.relay_pos(target), t.quarantine_marks(target), *rosters,
-                       t.relay_dlq(target), t.relay_attempts(target), t.counters(target),
+                       *_audit_keys(target), t.relay_dlq(target), t.relay_attempts(target), t.counters(target),
                        t.trace_target(target, "*"))
         # a failed entry's attempts are counted (and cleared once it goes through); it is re-read to park it
         moves += [uses(t.relay_attempts(target), "hincrby", "hdel")]
+        if target.startswith("quarantine:"):  # the held payloads of the records it quarantines, read
+            moves += [uses(t.held(target), "hmget")]  # before pb_relay (services/outlets/relay.py)
     # at start, rosters listed before their subject index existed are indexed once (an upgrade)
     for o in t.OUTLETS.values():
         index, _, subjects = _rosters(o.stream)
         moves += [uses(index, "hscan"), uses(subjects, "hexists"), *calls("pb_index_subjects", index, subjects)]
+    # the audit log: each chain's head read with the positions; trimmed to its retention, the
+    # index pruned of what was trimmed (services/outlets/relay.py, _expire)
+    for target in t.AUDITED:
+        moves += [uses(t.audit_head(target), "hgetall"), uses(t.audit_index(target), "hscan"),
+                  *calls("pb_audit_trim", t.audit(target, "*"), t.audit_head(target)),
+                  *calls("pb_audit_prune", t.audit_index(target))]
     # what keeps original records is trimmed to the retention: the quarantine and dead letters it writes
     retained = (*(x for x in t.RELAY_TARGETS if x.startswith(("quarantine:", "dlq:"))),
                 *(t.relay_dlq(x) for x in t.RELAY_TARGETS))
@@ -231,6 +252,9 @@ def api() -> Service:
         reads += calls("pb_roster_page", o.stream, districts, snapshot[0], snapshot[1])
         reads += calls("pb_roster_next", snapshot[0], snapshot[1])
         reads += calls("pb_subject", index, districts, subjects)
+    # a person's disclosures (services/audit/disclosures.py): their refs, then the entries
+    reads += [uses(tuple(t.audit_index(o) for o in t.AUDITED), "hget"),
+              uses(tuple(t.audit(o, "*") for o in t.AUDITED), "xrange")]
     # the operations page (services/ops/page.py) does what the operator commands do
     return Service("api", "pb-api", (*reads, *explaining(), *operations(), uses((), "ping")))
 
@@ -241,6 +265,19 @@ def explaining() -> tuple[Use, ...]:
     applications are filed."""
     return (uses((t.people("*"), t.archive("*")), "hget"), uses((), "multi", "exec"),
             uses(t.filed("*"), "zrange"))
+
+
+def audit() -> Service:
+    """``permitbus audit verify|export|sign`` (services/audit/): an auditor's user, apart from the
+    operators': it reads the audit log and the outlets (to count them against each other) and
+    appends the signed heads; it changes nothing else."""
+    return Service("audit", "pb-audit", (
+        uses(tuple(t.audit(o, "*") for o in t.AUDITED), "xrange"),
+        uses(tuple(t.audit_head(o) for o in t.AUDITED), "hgetall", "hget"),
+        uses(t.AUDITED, "xrange"),
+        uses(tuple(t.audit_signatures(o) for o in t.AUDITED), "xadd", "xrange", "xrevrange", "xtrim"),
+        uses((), "ping"),
+    ))
 
 
 def status_reads() -> tuple[Use, ...]:
@@ -267,12 +304,14 @@ def status_reads() -> tuple[Use, ...]:
 
 
 def ops() -> Service:
-    """``permitbus quarantine|dlq|figures|trace|status|rekey|explain``."""
+    """``permitbus quarantine|dlq|figures|trace|status|rekey|explain|retick``."""
     return Service("ops", "pb-ops", (
         *operations(),
-        # `permitbus rekey`: every picture re-sealed under the current data key
+        # `permitbus rekey`: every picture re-sealed under the current data key; `permitbus retick`:
+        # every picture read (HSCAN), a date.tick appended for each (services/ops/retick.py)
         uses(t.people("*"), "hscan"),
         *calls("pb_reseal", t.people("*")),
+        uses(t.evt("*"), "xadd"),
         *explaining(),  # `permitbus explain`
         uses((), "ping", "function|list"),
     ))
@@ -315,7 +354,8 @@ def setup() -> Service:
 
 def department(dept: str) -> Service:
     """docs/contract.md "Access": append to its own ingress stream, read its own quarantine, read,
-    group and acknowledge its own outlet; nothing else."""
+    group and acknowledge its own outlet; nothing else. ``permitbus follow`` runs under this user:
+    XREAD and XINFO STREAM on the outlet (services/follow/outlet.py)."""
     own: list[Use] = []
     for feed in t.department_feeds(dept):
         own += [uses(feed.ingress, "xadd"), uses(feed.quarantine, "xrange", "xrevrange", "xread", "xlen")]
@@ -332,7 +372,7 @@ def workers() -> list[Service]:
 
 
 def services() -> list[Service]:
-    return [*workers(), api(), ops(), setup()]
+    return [*workers(), api(), ops(), audit(), setup()]
 
 
 def departments() -> list[Service]:
@@ -381,13 +421,13 @@ def generalize(key: str, feeds: bool = True) -> str:
     out = re.sub(r"\{(dlq:ingress|lease:normalize):[a-z]+:[a-z]+\}", r"{\1:<feed>}", out) if feeds else out
     for role in ("decider", "relay", "schedule"):
         out = out.replace(f"lease:{role}:", "lease:<role>:").replace(f"members:{role}", "members:<role>")
-    return out
+    return re.sub(r"^(audit:\{[^}]*\}):p\*$", r"\1:p<N>", out)
 
 
 def describe() -> list[dict[str, str]]:
     """One row per service: what it reads (and in which group) and writes."""
     rows = []
-    for s in workers() + [api(), ops()]:
+    for s in workers() + [api(), ops(), audit()]:
         feeds = not s.name.startswith("normalize")
         rows.append({"service": s.name, "user": s.user,
                      "reads": ", ".join(dict.fromkeys(generalize(k, feeds) for k in s.keys(read=True))),
@@ -470,6 +510,17 @@ KINDS = {
     "trace{<target>}:*": "hash per UTC day, with a TTL: record id -> the ids of the entries it led to on the "
                          "target (written by `pb_relay`)",
     "trace{quarantine:<feed>}:*": "the same, for the permit feed's quarantine",
+    "audit:{<target>}:p<N>": "stream per outlet and partition, kept `PERMITBUS_AUDIT_RETENTION_DAYS`: every decision "
+                             "delivered to the outlet, under its outlet entry's id, written by `pb_relay` in the step "
+                             "that delivers it: `prev` (SHA-256 of the entry before it), `who` (the subject's "
+                             "pseudonym), `dec` (the decision sealed with `PERMITBUS_DATA_KEY`)",
+    "audithead{<target>}": "hash: each partition's audit chain head (`<p>`: its hash, `<p>:id`: its entry), "
+                           "`<p>:anchor` where the chain starts after a trim, `trim` (its bound), `since` (the first outlet id "
+                           "audited)",
+    "auditidx{<target>}": "hash: subject pseudonym -> `<audit id>@<p>` of each decision about them on the outlet (a "
+                          "person's disclosures)",
+    "auditsig{<target>}": "stream: Ed25519-signed heads of the outlet's audit chains (`permitbus audit sign`): "
+                          "`kid`, `at`, `heads`, `sig`",
 }
 
 

@@ -19,7 +19,8 @@ from services.runtime import access
 
 REQUIRED = ("pb-normalize", "pb-decide", "pb-relay", "pb-schedule", "pb-api", "pb-ops", "pb-up",
             *(f"dept-{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")))
-OPTIONAL = ("pb-setup",)  # the administrative user of `permitbus setup`, when the file names one
+# the administrative user of `permitbus setup`, and the auditors' (`permitbus audit`), when the file names them
+OPTIONAL = ("pb-setup", "pb-audit")
 _PREFIX = {"R": "%R~", "W": "%W~", "RW": "~"}
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 

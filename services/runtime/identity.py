@@ -1,22 +1,13 @@
-"""Identity numbers as the system handles them: partition, pseudonym, mask.
+"""Identity numbers as the system handles them: partition, pseudonym, fingerprint.
 
 An 18-digit ID has a small, enumerable space, so a bare hash of it is reversible; keys use a
-keyed MAC (PIPL Art. 73). Logs and screens show ``320111********123X`` only.
+keyed MAC (PIPL Art. 73). Logs and screens show ``320111********123X`` only (``schemas.ids.mask``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import zlib
-
-
-def mask(id_number: str | None) -> str:
-    if not id_number:
-        return "<none>"
-    s = str(id_number)
-    if len(s) <= 10:
-        return "*" * len(s)
-    return s[:6] + "*" * (len(s) - 10) + s[-4:]
 
 
 def partition_of(id_number: str, partitions: int) -> int:

@@ -10,7 +10,7 @@ import os
 import re
 import time
 
-from services.runtime.identity import mask
+from schemas.ids import mask
 
 
 class OncePerOutage(logging.Filter):
@@ -42,7 +42,7 @@ class OncePerOutage(logging.Filter):
 SERVICES = {"permitbus.ingress": "normalize", "permitbus.faststream": "normalize", "faststream": "normalize",
             "permitbus.decider": "decide", "permitbus.relay": "relay", "permitbus.scheduler": "schedule",
             "permitbus.api": "api", "permitbus.lease": "lease", "permitbus.runner": "runner",
-            "permitbus.setup": "setup", "permitbus.ops": "ops"}
+            "permitbus.setup": "setup", "permitbus.ops": "ops", "permitbus.follow": "follow"}
 _ID = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 _FEED = re.compile(r"\b(?:ingress|quarantine|normalize):?\s?([a-z]+:[a-z]+)\b")
 _PARTITION = re.compile(r"\bpartition (\d+)\b|\{p(\d+)\}")

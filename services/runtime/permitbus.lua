@@ -214,19 +214,34 @@ local function index_subject(idx, pseudonym, app, add)
   else redis.call('HSET', idx, pseudonym, cmsgpack.pack(apps)) end
 end
 
--- Move one partition's outbox entries to their target stream, keeping the roster, guarded by
--- the relay position of (target, partition).
--- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index | held], relay dlq,
---       relay attempts, the target's counters, trace index (held: the permit quarantine's held
---       payloads, pb_hold; trace index: hash record id -> ids of the entries it led to, same slot)
--- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-',
---       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'')*,
+-- Move one partition's outbox entries to their target stream, keeping the roster and, for an
+-- outlet, its audit log, guarded by the relay position of (target, partition).
+-- KEYS: target, relaypos, marks, [roster_index, roster_1..11, subject_index, audit stream,
+--       audit head, audit index | held], relay dlq, relay attempts, the target's counters, trace
+--       index (held: the permit quarantine's held payloads, pb_hold; trace index: hash record id ->
+--       ids of the entries it led to, same slot). An outlet's call has 23 keys, the permit
+--       quarantine's 8, dlq:decider's 7.
+-- ARGV: partition, expected_pos, new_pos, retention_minid|'-', n, now_ms|'-', expected audit head|'-',
+--       (n_fields, (f, v)*, action, key, district_index, subject_pseudonym|'', application_id|'',
+--        audit_who|'', audit_decision|'', audit_hash|'')*,
 --       trace_ttl_ms, trace lines (one line per entry, each ending in a newline: the record ids
 --       that caused the entry, space-separated, or nothing)
 -- action: 'set' (list the entry's payload in district_index), 'del' (unlist key), '-' (no roster).
 -- An entry with no fields appends nothing: a closed application leaving its roster. Fields whose
 -- name starts with '_' are notes to the relay (the decision latency's start, its status), not
 -- appended.
+-- Audit (outlets only; services/audit/chain.py): every entry appended to the outlet is appended,
+-- in this same step, to the audit stream of (outlet, partition) under the outlet entry's own id,
+-- with the fields prev (the hash of the audit entry before it: the expected head, then each
+-- entry's audit_hash in turn), who (the subject's pseudonym) and dec (the decision sealed under
+-- the data key); its id joins the subject's refs in the audit index (`<id>@<partition>`), and the
+-- head (field <partition>: the last hash, <partition>:id: its entry id; `since`: the first outlet
+-- id ever audited) moves to the last hash. The relay computes the hashes (SHA-256, which this Lua
+-- lacks); this step checks that the stored head is the one they chain from (a relay with a stale
+-- head is refused, with the stored head, and chains again), that every entry it appends carries
+-- its audit and no other entry does, and that the audit stream holds nothing past the outlet's
+-- last id (else its explicit ids could not be added: an entry inserted there stops this
+-- partition's deliveries to the outlet, loudly, rather than deliver one unaudited).
 -- With now_ms (quarantine targets), an entry whose source_id is already in marks is not copied
 -- again: a record redelivered upstream is quarantined once, as pb_quarantine does.
 -- The trace index gets, per record id of an entry appended to the target, the new entry's id
@@ -235,28 +250,40 @@ end
 -- target (`permitbus trace`).
 -- An entry with action 'park' (its fields already those of a dead letter, key = its attempts
 -- field) goes to the dead letters instead of the target, in the same step that moves the
--- position past it. The arguments are checked before the first write: a refused call has
--- changed nothing.
+-- position past it (and is not audited: nothing was delivered). The arguments are checked before
+-- the first write: a refused call has changed nothing.
+-- Returns {1, new_pos}, or {0, stored position[, stored audit head: an outlet's]} when the position
+-- or the head is not the one expected, or {0, stored position, stored head, last audit id} when the audit
+-- stream is ahead of the outlet.
+local OUTLET_KEYS = 23
 local function relay_args_error(keys, args)
   if not string.match(args[3] or '', '^%d+%-%d+$') then return 'bad new position' end
   if args[4] ~= '-' and not string.match(args[4] or '', '^%d+%-%d+$') then return 'bad retention id' end
-  local i = 7
+  local audited = #keys == OUTLET_KEYS
+  if audited ~= (args[7] ~= '-') or (audited and #args[7] ~= 32) then return 'bad expected audit head' end
+  local i = 8
   for e = 1, (tonumber(args[5]) or -1) do
     local nf = tonumber(args[i])
-    if nf == nil or nf < 0 or nf ~= math.floor(nf) or #args < i + nf * 2 + 5 then
+    if nf == nil or nf < 0 or nf ~= math.floor(nf) or #args < i + nf * 2 + 8 then
       return 'entry ' .. e .. ' cut short'
     end
-    local payload = nil
+    local payload, shown = nil, false
     for k = i + 1, i + nf * 2, 2 do
       if args[k] == 'payload' then payload = args[k + 1] end
+      if string.byte(args[k], 1) ~= 95 then shown = true end
     end
     i = i + 1 + nf * 2
     local action, d = args[i], tonumber(args[i + 2])
-    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or 4 + d > #keys - 5) then
+    if action == 'set' and (payload == nil or d == nil or d < 1 or d ~= math.floor(d) or d > 11) then
       return 'entry ' .. e .. ': no payload or no roster for district index ' .. tostring(args[i + 2])
     end
-    if action ~= '-' and action ~= 'park' and #keys < 20 then return 'entry ' .. e .. ': no roster keys' end
-    i = i + 5
+    if action ~= '-' and action ~= 'park' and not audited then return 'entry ' .. e .. ': no roster keys' end
+    -- an outlet's entry is appended (and must be audited) when it has fields and is not parked
+    local appended = audited and action ~= 'park' and shown
+    local who, dec, h = args[i + 5], args[i + 6], args[i + 7]
+    if appended and (who == '' or dec == '' or #h ~= 32) then return 'entry ' .. e .. ': delivered without its audit' end
+    if not appended and (who ~= '' or dec ~= '' or h ~= '') then return 'entry ' .. e .. ': an audit for no delivery' end
+    i = i + 8
   end
   if tonumber(args[5]) == nil or i + 1 ~= #args then return 'argument count' end
   if not tonumber(args[i]) then return 'bad trace ttl' end
@@ -282,11 +309,38 @@ local function latency_bucket(ms)
   return 'lat:inf'
 end
 
+-- The outlet's last entry id ('0-0' for none): a roster read includes everything up to it.
+local function outlet_position(outlet)
+  if redis.call('EXISTS', outlet) == 0 then return '0-0' end
+  local info = redis.call('XINFO', 'STREAM', outlet)
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then return info[i + 1] end
+  end
+  return '0-0'
+end
+
+-- Stream ids compared as numbers (ms, then sequence).
+local function id_after(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  am, bm = tonumber(am), tonumber(bm)
+  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
+end
+
 local function pb_relay(keys, args)
+  local audited = #keys == OUTLET_KEYS
+  local audit, head, index = keys[17], keys[18], keys[19]
+  local stored = audited and redis.call('HGET', head, args[1]) or ''
   local cur = redis.call('HGET', keys[2], args[1]) or '0-0'
-  if cur ~= args[2] then return {0, cur} end
+  if cur ~= args[2] then return audited and {0, cur, stored} or {0, cur} end
   local bad = relay_args_error(keys, args)
   if bad then return redis.error_reply('PBARG pb_relay: ' .. bad) end
+  if audited then
+    if stored ~= '' and stored ~= args[7] then return {0, cur, stored} end
+    local last = redis.call('XREVRANGE', audit, '+', '-', 'COUNT', 1)[1]
+    if last and id_after(last[1], outlet_position(keys[1])) then return {0, cur, stored, last[1]} end
+  end
+  local prev, first_audited, last_audited = args[7], nil, nil
   local dlq, attempts, counters, trace = keys[#keys - 3], keys[#keys - 2], keys[#keys - 1], keys[#keys]
   local held = #keys == 8 and keys[4] or nil
   local traces, traced = {}, false
@@ -300,7 +354,7 @@ local function pb_relay(keys, args)
   local dedupe = args[6] ~= '-'
   local counts = {}
   local function count(field, n) counts[field] = (counts[field] or 0) + n end
-  local i = 7
+  local i = 8
   for e = 1, tonumber(args[5]) do
     local nf = tonumber(args[i])
     local entry = {'XADD', keys[1], '*'}
@@ -355,10 +409,21 @@ local function pb_relay(keys, args)
           count('lat_sum_ms', ms)
           count('lat_count', 1)
         end
+        if audited then
+          local who = args[i + 5]
+          redis.call('XADD', audit, id, 'prev', prev, 'who', who, 'dec', args[i + 6])
+          prev = args[i + 7]
+          local ref = id .. '@' .. args[1]
+          local refs = redis.call('HGET', index, who)
+          redis.call('HSET', index, who, refs and (refs .. ' ' .. ref) or ref)
+          first_audited = first_audited or id
+          count('audited', 1)
+          last_audited = id
+        end
       end
     end
     local action, key, d, who, app = args[i], args[i + 1], args[i + 2], args[i + 3], args[i + 4]
-    i = i + 5
+    i = i + 8
     if action ~= '-' and action ~= 'park' then
       local old = redis.call('HGET', keys[4], key)
       if old and (action ~= 'set' or old ~= d) then
@@ -373,11 +438,62 @@ local function pb_relay(keys, args)
       end
     end
   end
+  if last_audited then
+    redis.call('HSET', head, args[1], prev, args[1] .. ':id', last_audited)
+    redis.call('HSETNX', head, 'since', first_audited)
+  end
   for field, n in pairs(counts) do redis.call('HINCRBY', counters, field, n) end
   if traced then redis.call('PEXPIRE', trace, args[#args - 1]) end
   redis.call('HSET', keys[2], args[1], args[3])
   if args[4] ~= '-' then redis.call('XTRIM', keys[1], 'MINID', '~', args[4]) end
   return {1, args[3]}
+end
+
+-- Trim an audit stream of (outlet, partition) to its retention (exact MINID), remembering where
+-- the chain now starts: `<partition>:anchor` in the head is the prev of the first entry kept (or
+-- the head itself when none is), so that `permitbus audit verify` can tell entries trimmed from
+-- entries removed; `<partition>:trimmed` counts them, and `trim` is the highest bound used (the
+-- outlet entries older than it may have lost their audit entries to the retention).
+-- KEYS: audit stream, audit head (the outlet's slot)   ARGV: partition, minid   Returns: trimmed
+local function pb_audit_trim(keys, args)
+  local n = redis.call('XTRIM', keys[1], 'MINID', args[2])
+  if n > 0 then
+    local anchor = nil
+    local first = redis.call('XRANGE', keys[1], '-', '+', 'COUNT', 1)[1]
+    if first then
+      for k = 1, #first[2], 2 do
+        if first[2][k] == 'prev' then anchor = first[2][k + 1] end
+      end
+    end
+    anchor = anchor or redis.call('HGET', keys[2], args[1]) or ''
+    redis.call('HSET', keys[2], args[1] .. ':anchor', anchor)
+    redis.call('HINCRBY', keys[2], args[1] .. ':trimmed', n)
+    local bound = redis.call('HGET', keys[2], 'trim')
+    if not bound or id_after(args[2], bound) then redis.call('HSET', keys[2], 'trim', args[2]) end
+  end
+  return n
+end
+
+-- Drop from an audit index the refs (`<id>@<partition>`) of entries older than the retention
+-- (trimmed, or about to be); a subject left with none leaves the index.
+-- KEYS: audit index   ARGV: minid_ms, subject pseudonym*   Returns: subjects changed
+local function pb_audit_prune(keys, args)
+  local bound, changed = tonumber(args[1]), 0
+  for j = 2, #args do
+    local refs = redis.call('HGET', keys[1], args[j])
+    if refs then
+      local kept = {}
+      for ref in string.gmatch(refs, '%S+') do
+        if tonumber(string.match(ref, '^(%d+)')) >= bound then kept[#kept + 1] = ref end
+      end
+      if #kept == 0 then redis.call('HDEL', keys[1], args[j]); changed = changed + 1
+      else
+        local joined = table.concat(kept, ' ')
+        if joined ~= refs then redis.call('HSET', keys[1], args[j], joined); changed = changed + 1 end
+      end
+    end
+  end
+  return changed
 end
 
 -- Re-drive one parked entry (quarantine or dead letter) onto the stream it came from, once.
@@ -464,16 +580,6 @@ local function pb_subject(keys, args)
     end
   end
   return out
-end
-
--- The outlet's last entry id ('0-0' for none): a roster read includes everything up to it.
-local function outlet_position(outlet)
-  if redis.call('EXISTS', outlet) == 0 then return '0-0' end
-  local info = redis.call('XINFO', 'STREAM', outlet)
-  for i = 1, #info, 2 do
-    if info[i] == 'last-generated-id' then return info[i + 1] end
-  end
-  return '0-0'
 end
 
 -- HMGET of many fields, in chunks (Lua's unpack has a limit).
@@ -580,3 +686,5 @@ redis.register_function('pb_index_subjects', pb_index_subjects)
 redis.register_function('pb_hold', pb_hold)
 redis.register_function('pb_trace', pb_trace)
 redis.register_function('pb_reseal', pb_reseal)
+redis.register_function('pb_audit_trim', pb_audit_trim)
+redis.register_function('pb_audit_prune', pb_audit_prune)

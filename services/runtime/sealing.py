@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 NONCE = 12
 AAD = b"permitbus:id:v1:"
 RECORD_AAD = b"permitbus:record:v1:"
+AUDIT_AAD = b"permitbus:audit:v1:"
 OPEN_CACHE = 65_536  # opened values kept (a person decided again soon is not decrypted again)
 
 
@@ -81,6 +82,18 @@ class DataKeys:
 
     def open_record(self, sealed: bytes) -> bytes:
         return self._decrypt(sealed, RECORD_AAD)
+
+    def seal_audit(self, decision: bytes) -> bytes:
+        """A decision as the audit log keeps it (services/audit/chain.py): the outlet's payload
+        byte for byte, under associated data of its own. Never re-sealed: the audit chain hashes
+        the sealed bytes, so a data key stays in ``PERMITBUS_DATA_KEYS`` while audit entries it
+        sealed are retained (``permitbus audit verify`` counts them by key id)."""
+        nonce = os.urandom(NONCE)
+        kid = self.current_id
+        return bytes((kid,)) + nonce + self._seal_with.encrypt(nonce, decision, AUDIT_AAD + bytes((kid,)))
+
+    def open_audit(self, sealed: bytes) -> bytes:
+        return self._decrypt(sealed, AUDIT_AAD)
 
     def _decrypt(self, sealed: bytes, aad: bytes) -> bytes:
         if len(sealed) < 1 + NONCE + 16:

@@ -50,6 +50,18 @@ class Settings(BaseSettings):
         90, ge=1, description="quarantine and dead-letter streams keep the original records this long"
     )
     outlet_retention_days: int = Field(30, ge=1, description="how long outlets keep decisions")
+    audit_retention_days: int = Field(
+        1830, ge=1, description="the audit log (audit:*) keeps every decision delivered this long")
+    audit_signing_key: SecretStr | None = Field(
+        None, repr=False,
+        description="permitbus audit sign: the Ed25519 private key signing the audit chains' heads (base64 of "
+                    "its 32 raw bytes, or PEM); a secret, never printed")
+    audit_signing_key_id: str = Field(
+        "1", pattern=r"^[A-Za-z0-9._-]{1,32}$", description="the id stored with each signature")
+    audit_public_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description='permitbus audit verify: public keys of the signatures by key id, JSON: {"1": "<base64 of '
+                    'the 32 raw bytes, or PEM>"}')
     consumer: str | None = Field(None, description="consumer name; default host-pid")
     scheduler_interval_s: float = Field(5.0, gt=0, description="how often the scheduler looks at the date")
     max_payload_bytes: int = Field(
@@ -100,6 +112,10 @@ class Settings(BaseSettings):
                           "is wrong (docs/policy.md, \"Changing a parameter\")")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    follow_api: str | None = Field(
+        None, description="permitbus follow: the read API it takes its snapshots from, e.g. http://10.0.0.5:8080")
+    follow_token: SecretStr | None = Field(
+        None, description="permitbus follow: the department's bearer token for that API (never printed)")
     log_level: str = "INFO"
 
     @field_validator("today", mode="before")

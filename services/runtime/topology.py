@@ -53,10 +53,13 @@ OUTLETS: dict[str, Outlet] = {
         Outlet("outlet:health", "Health Commission", "health.family_doctor", False),
         Outlet("outlet:housing", "Housing Bureau", "housing.security", True),
         Outlet("outlet:medins", "Medical Insurance Bureau", "medins.resident_enrollment", False),
+        Outlet("outlet:hrss", "Human Resources and Social Security Bureau", "employment.unemployment_registration",
+               False),
+        Outlet("outlet:civil", "Civil Affairs Bureau", "civil.temporary_assistance", False),
     )
 }
 
-# Each department's outlet (docs/contract.md "Outlets"), including those whose entitlements come later.
+# Each department's outlet (docs/contract.md "Outlets"): every department has one.
 DEPARTMENT_OUTLETS: dict[str, str] = {
     d: f"outlet:{d}" for d in ("psb", "hrss", "edu", "housing", "health", "medins", "civil")
 }
@@ -67,7 +70,7 @@ def department_feeds(dept: str) -> list[Feed]:
     return [f for f in FEEDS.values() if f.name.split(":", 1)[0] == dept]
 
 
-# Every stream the relay moves outbox entries to: the five outlets, and the quarantine of the
+# Every stream the relay moves outbox entries to: the seven outlets, and the quarantine of the
 # permit feed (UNKNOWN_PERMIT is found by the decider, which knows what permit a person holds).
 # The decider's dead letters (events whose processing keeps failing) go through the relay too.
 DECIDER_DLQ = "dlq:decider"
@@ -292,3 +295,38 @@ def trace_target(target: str, day: str) -> str:
     to on ``target`` (decisions on an outlet; dead letters; decider quarantine copies). Written by
     ``pb_relay`` in the step that appends them; in the target's slot."""
     return f"trace{{{target}}}:{day}"
+
+
+# -- the audit log of every disclosure (services/audit/) ------------------------------------------
+# Every decision delivered to an outlet is also appended, in the same pb_relay step, to the audit
+# stream of (outlet, partition): one hash chain per relay position, so that the chain has one
+# writer exactly when the position has (its compare-and-set), whatever the number of relays. All
+# of an outlet's audit keys carry the outlet's name as hash tag: they live in the outlet's slot.
+AUDITED: tuple[str, ...] = tuple(o.stream for o in OUTLETS.values())
+
+
+def audit(outlet: str, p: int | str) -> str:
+    """Stream: the decisions delivered to ``outlet`` from partition ``p``, each under its outlet
+    entry's own id, with ``prev`` (the hash of the entry before it), ``who`` (the subject's
+    pseudonym) and ``dec`` (the decision sealed under the data key)."""
+    return f"audit:{{{outlet}}}:p{p}"
+
+
+def audit_head(outlet: str) -> str:
+    """Hash: ``<p>`` -> the hash of the last audit entry of partition p (its chain's head),
+    ``<p>:id`` -> that entry's id, ``<p>:anchor`` -> the prev of the first entry kept after a
+    trim, ``<p>:trimmed`` -> entries trimmed, ``trim`` -> the highest retention bound trimmed to,
+    ``since`` -> the first outlet id ever audited."""
+    return f"audithead{{{outlet}}}"
+
+
+def audit_index(outlet: str) -> str:
+    """Hash: subject pseudonym -> the refs (``<audit id>@<p>``, space-separated, oldest first) of
+    the decisions about that subject delivered to ``outlet`` (a person's disclosures)."""
+    return f"auditidx{{{outlet}}}"
+
+
+def audit_signatures(outlet: str) -> str:
+    """Stream: signed heads of ``outlet``'s audit chains (``permitbus audit sign``): ``kid``,
+    ``at``, ``heads`` (a line ``<p> <id> <hash hex>`` per partition), ``sig`` (Ed25519)."""
+    return f"auditsig{{{outlet}}}"

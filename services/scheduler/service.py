@@ -12,8 +12,9 @@ for anyone the rule reads, not for a few people known in advance; and an edit of
 files (``PERMITBUS_PARAMS_DIR``, a restart) may change a value already in force. So the scheduler
 keeps a digest of the rules in force (``services.rules.in_force``: every parameter value and formula
 dated on or before D) in ``sched:state``; when D's digest differs from the one stored, it ticks
-everyone (every stored picture, read in chunks with HSCAN) instead of the people due. That happens
-once per change of the rules, not per day (BENCHMARKS.md: about one monthly burst's worth of work).
+everyone (every stored picture, read in chunks with HSCAN: the pass of ``permitbus retick``,
+services/ops/retick.py) instead of the people due. That happens once per change of the rules, not
+per day (BENCHMARKS.md: about one monthly burst's worth of work).
 The first check of a deployment stores the digest and ticks nobody for it.
 """
 
@@ -29,8 +30,9 @@ import time
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from schemas.events import DateTick, encode_event, envelopes
+from schemas.events import envelopes
 from services import rules
+from services.ops.retick import retick, tick_entry
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage
@@ -124,7 +126,7 @@ class Scheduler:
         n = 0
         pipe = self.r.pipeline(transaction=False)
         for p, members in enumerate(due):
-            ticks = [_tick(day, member) for member in members]
+            ticks = [tick_entry(day, member) for member in members]
             for envelope in envelopes(ticks):
                 pipe.xadd(t.evt(p), {"b": envelope})
                 if len(pipe) >= 100:
@@ -135,28 +137,8 @@ class Scheduler:
         return n
 
     async def tick_everyone(self, day: dt.date) -> int:
-        """A tick for every stored picture, partition by partition, ``CHUNK`` pictures a read."""
-        n = 0
-        for p in range(self.settings.partitions):
-            cursor = 0
-            while True:
-                cursor, chunk = await self.r.hscan(t.people(p), cursor, count=CHUNK)
-                if chunk:
-                    ticks = [_tick(day, member) for member in chunk]
-                    pipe = self.r.pipeline(transaction=False)
-                    for envelope in envelopes(ticks):
-                        pipe.xadd(t.evt(p), {"b": envelope})
-                    await pipe.execute()
-                    n += len(ticks)
-                if cursor == 0:
-                    break
+        """A tick for every stored picture: the pass of ``permitbus retick`` (services/ops/retick.py),
+        partition by partition, ``CHUNK`` pictures a read."""
+        n = await retick(self.r, range(self.settings.partitions), day)
         self.ticked += n
         return n
-
-
-CHUNK = 1000
-
-
-def _tick(day: dt.date, pseudonym: bytes) -> bytes:
-    return encode_event(DateTick(record_id=f"tick:{day.isoformat()}", source_id="", person_id="", on=day,
-                                 pseudonym=pseudonym))

@@ -17,7 +17,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 
-from services.ingress.fields import DISTRICTS
+from schemas.districts import DISTRICTS
 from services.ops.backlog import backlog
 from services.runtime import topology as t
 from services.runtime.clock import Clock

@@ -2,10 +2,11 @@
 
 ``generate(cfg)`` builds a population of adults without local registration and yields, interleaved by a
 simulated clock, what the four departments publish about them: residence permits (QF, then QZ/BG, then
-ZX or LH), monthly contribution files (a burst per month, with late corrections), school-place and
-housing applications. Each person's records of one feed come in the order the department produced
-them; about ``malformed_rate`` of every feed are broken on purpose (``Record.malformed`` names the
-quarantine reason to expect) and about ``duplicate_rate`` are department retries (``duplicate=True``).
+ZX or LH), monthly contribution files (a burst per month, with late corrections; about one in eight of
+those employed stops working at some month of the window), school-place and housing applications.
+Each person's records of one feed come in the order the department produced them; about
+``malformed_rate`` of every feed are broken on purpose (``Record.malformed`` names the quarantine
+reason to expect) and about ``duplicate_rate`` are department retries (``duplicate=True``).
 Same config, same records, byte for byte.
 """
 
@@ -20,7 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from services.ingress.fields import DISTRICTS, check_digit
+from schemas.districts import DISTRICTS
+from schemas.ids import check_digit
 
 PERMIT, CONTRIB, SCHOOL, HOUSING = "psb:permit", "hrss:contribution", "edu:application", "housing:application"
 ID_FIELD = {PERMIT: "ywlsh", CONTRIB: "LSH", SCHOOL: "sqbh", HOUSING: "applicationNo"}
@@ -132,6 +134,7 @@ class _Contributor:
     who: str  # '"AAC002": ..., "AAC003": ...' JSON fragment
     who_x: str | None  # the same with a lower-case x, for IDs ending in X
     employed_from: int  # absolute month (year*12 + month-1) from which employee schemes are paid
+    employed_until: int  # the last month they are paid (then resident schemes, if a permit holder)
     regions: tuple[str, str, int]  # AAB301 before / from the switch month, switch month
     types: tuple[str, ...]  # employee schemes paid
     resident: tuple[str, ...]  # resident schemes paid while not employed (permit holders only)
@@ -157,6 +160,8 @@ class _City:
     def __init__(self, cfg: SimConfig) -> None:
         self.cfg = cfg
         self.rng = random.Random(cfg.seed)
+        # who stops working, and when: a stream of its own, so that the rest of the city is as before
+        self.work_rng = random.Random(f"{cfg.seed}/work")
         self.today = cfg.today.toordinal()
         self.year = cfg.today.year
         self.jan1 = datetime.date(self.year, 1, 1).toordinal()
@@ -228,9 +233,13 @@ class _City:
         types = ("120" if rnd() < 0.05 else "110", "310", *(t for t in EMPLOYEE_EXTRAS if rnd() < 0.5))
         resident = (("390",) if rnd() < 0.6 else ("170", "390")) if permit else ()
         who = json.dumps({"AAC002": pid, "AAC003": name}, ensure_ascii=False)[1:-1]
+        until = 1 << 40
+        last = self.first_month + self.cfg.months - 1
+        if employed and self.work_rng.random() < 0.12:  # stops working (clause （九）'s people)
+            until = self.work_rng.randint(start, last)
         self.contributors.append(_Contributor(
             who, who.replace(pid, pid[:17] + "x") if pid[17] == "X" else None,
-            start if employed else 1 << 40, regions, types, resident,
+            start if employed else 1 << 40, until, regions, types, resident,
             permit.timeline[0][1] if permit else rng.choice(NANJING)))
 
     def _permits(self, pid: str, name: str) -> _Permit:
@@ -337,7 +346,7 @@ def _contribution_file(city: _City, month: int) -> tuple[list[Record], list[tupl
     out: list[Record] = []
     late: list[tuple[int, Record]] = []
     for c in city.contributors:
-        if month >= c.employed_from:
+        if c.employed_from <= month <= c.employed_until:
             before, after, switch = c.regions
             region, types = (after if month >= switch else before), c.types
         elif c.resident:
