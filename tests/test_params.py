@@ -306,6 +306,25 @@ def test_on_a_formula_date_everyone_is_decided_again(tmp_path):
     assert results[1].ticked == 2  # everyone: the permit holder was due on no date before 2033
 
 
+def test_a_date_of_application_parameter_or_formula_changes_the_digest_when_edited_not_when_its_date_comes():
+    """What an application reads is read as of its date of application, not D: reaching such a
+    date changes no decision already made (those applications are dated earlier), so the scheduler
+    must not decide everyone again then (a full pass of every picture); an edit of such a value, or
+    a new formula, whatever its date, may change an application dated after it: everyone again."""
+    ceiling = params.get(housing.INCOME_CEILING)
+    later = ceiling.dates[-1]  # 2022-07-01: 3300
+    assert rules.in_force(later) == rules.in_force(later - dt.timedelta(days=1))
+    before = rules.in_force(D)
+    with params.using(params.active().amended({housing.INCOME_CEILING: {"2030-01-01": 4000}})):
+        assert rules.in_force(D) != before  # an edit dated after D: applications may be dated then
+        assert rules.in_force(dt.date(2030, 1, 1)) == rules.in_force(D)
+    with params.using(params.active().amended({settlement.MIN_MONTHS.name: {"2030-01-01": 9}})):
+        assert rules.in_force(D) == before  # read on D: in force from its date only
+        assert rules.in_force(dt.date(2030, 1, 1)) != rules.in_force(dt.date(2029, 12, 31))
+    with housing.FORMULAS.trying(dt.date(2030, 1, 1), housing.formula, housing.CONDITIONS):
+        assert rules.in_force(D) != before
+
+
 # -- a parameter edit, end to end ---------------------------------------------------------------------
 async def _tick_to(running, r, settings, clock, day):
     clock.set(day)

@@ -20,13 +20,14 @@ ALL_RULES = {**ROSTER_RULES, **APPLICATION_RULES}
 
 def in_force(day: dt.date) -> str:
     """A digest of the rules in force on ``day``: every parameter value and every formula dated on
-    or before it, from the parameter folder in force. It changes on the date a value or a formula
-    takes effect, and when an edit changes one already in force; the scheduler then decides
+    or before it, from the parameter folder in force (for what is read as of an application's date,
+    every one: ``params.Folder.history``). It changes on the date a value or a formula read on D
+    takes effect, and when an edit changes one a decision may read; the scheduler then decides
     everyone again (services/scheduler/service.py)."""
     h = hashlib.blake2b(params.active().history(day).encode(), digest_size=12)
     for entitlement, rule in sorted(ALL_RULES.items()):
         for since in rule.FORMULAS.dates():
-            if since <= day:
+            if since <= day or entitlement in APPLICATION_RULES:
                 h.update(f"{entitlement}|{since.isoformat()}\n".encode())
     return h.hexdigest()
 

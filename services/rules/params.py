@@ -300,13 +300,17 @@ class Folder:
         return [n for n, p in sorted(self.parameters.items()) if DECLARED[n].on == "D" and day < p.dates[0]]
 
     def history(self, day: dt.date) -> str:
-        """A digest of every value dated on or before ``day``: it changes when a value takes effect
-        (its date reached) or an edit changes a value already in force; not when a value dated later
-        is added. The scheduler decides everyone again when it changes (services/scheduler/service.py)."""
+        """A digest of every value a decision made on ``day`` may read: for a parameter read as of D,
+        every value dated on or before ``day``; for one read as of an application's date, every value
+        (an application may be dated after D, and reaching a date changes no decision already made on
+        an earlier application). It changes when a value read on D takes effect (its date reached) or
+        an edit changes a value a decision may read; not when a value read on D dated later is added.
+        The scheduler decides everyone again when it changes (services/scheduler/service.py)."""
         h = hashlib.blake2b(digest_size=12)
         for name, p in sorted(self.parameters.items()):
+            on_d = name not in DECLARED or DECLARED[name].on == "D"
             for d, v in zip(p.dates, p.values):
-                if d <= day:
+                if d <= day or not on_d:
                     h.update(f"{name}|{d.isoformat()}|{sorted(v) if isinstance(v, frozenset) else v!r}\n".encode())
         return h.hexdigest()
 

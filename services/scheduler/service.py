@@ -11,8 +11,8 @@ A parameter value or a formula taking effect on a date changes outcomes with no 
 for anyone the rule reads, not for a few people known in advance; and an edit of the parameter
 files (``PERMITBUS_PARAMS_DIR``, a restart) may change a value already in force. So the scheduler
 keeps a digest of the rules in force (``services.rules.in_force``: every parameter value and formula
-dated on or before D) in ``sched:state``; when D's digest differs from the one stored, it ticks
-everyone (every stored picture, read in chunks with HSCAN: the pass of ``permitbus retick``,
+dated on or before D, and every one read as of an application's date) in ``sched:state``; when
+D's digest differs from the one stored, it ticks everyone (every stored picture, read in chunks with HSCAN: the pass of ``permitbus retick``,
 services/ops/retick.py) instead of the people due. That happens once per change of the rules, not
 per day (BENCHMARKS.md: about one monthly burst's worth of work).
 The first check of a deployment stores the digest and ticks nobody for it.
