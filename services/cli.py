@@ -94,6 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--as-of", type=_date, metavar="YYYY-MM-DD", help="judge on this date (default: D)")
     ex.add_argument("--application", help="only this application (sqbh, applicationNo)")
     ex.add_argument("--json", action="store_true")
+    pc = sub.add_parser("params", help="the dated parameters of the rules (docs/policy.md, \"Parameters\")")
+    pcs = pc.add_subparsers(dest="action", required=True)
+    pcc = pcs.add_parser("check", help="read and check a parameter folder as a service does at start; print every "
+                                       "value with its date (exit 1: a problem, naming the file)")
+    pcc.add_argument("dir", nargs="?", help="the folder (default: the one in use: PERMITBUS_PARAMS_DIR, else the "
+                                            "release's)")
+    pol = sub.add_parser("policy", help="the policy office's situation tests (docs/policy.md, \"Situation tests\")")
+    pols = pol.add_subparsers(dest="action", required=True)
+    polt = pols.add_parser("test", help="run situation files: pass/fail per situation with a diff, IDs masked "
+                                        "(exit 1: a failure)")
+    polt.add_argument("files", nargs="+", metavar="FILE", help="YAML situation files")
+    polt.add_argument("--coverage", action="store_true",
+                      help="also list every condition and reason code of the rules these files do not cover")
     for name in ("quarantine", "dlq"):
         q = sub.add_parser(name, help=f"list, show and re-drive {name} entries")
         qs = q.add_subparsers(dest="action", required=True)
@@ -119,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     from services.runtime.logs import setup
 
     quiet = args.cmd in ("demo", "simulate", "figures", "quarantine", "dlq", "topology", "setup", "acl", "asyncapi", "rekey", "status", "trace",
-                        "explain", "audit", "retick")
+                        "explain", "audit", "retick", "params", "policy")
     setup("WARNING" if quiet and "PERMITBUS_LOG_LEVEL" not in os.environ else settings.log_level)
 
     if args.cmd == "up":
@@ -133,6 +146,10 @@ def main(argv: list[str] | None = None) -> int:
             print("permitbus up: --workers must be at least 1", file=sys.stderr)
             return 2
         settings.require_keys()  # here, once, rather than in a crash loop of every worker
+        from services.rules import params
+        from services.runtime.clock import Clock
+
+        params.start(settings.params_dir, Clock(settings.today).today())  # the same: a bad file, one line
         return up(args.workers, settings.heartbeat_file, settings.heartbeat_stale_s)
     if args.cmd == "run":
         from services.runtime.runner import serve
@@ -254,6 +271,16 @@ def main(argv: list[str] | None = None) -> int:
 
         return asyncio.run(explain_main(settings, args.subject_id, args.entitlement, args.as_of, args.application,
                                         args.json))
+    if args.cmd == "params":
+        from services.policy.check import check
+        from services.rules import params
+        from services.runtime.clock import Clock
+
+        return check(params.folder_of(args.dir or settings.params_dir), Clock(settings.today).today())
+    if args.cmd == "policy":
+        from services.policy.report import main as policy_test
+
+        return policy_test(args.files, settings, coverage=args.coverage)
     if args.cmd == "audit":
         from services.audit.cli import main as audit_main
 

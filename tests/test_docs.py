@@ -192,5 +192,6 @@ def test_policy_states_every_parameter_file_with_its_values():
         assert row, f"docs/policy.md, 'Parameters', has no row for {path.name}"
         p = params.load(path.stem, params.DEFAULT_DIR)
         for day, value in zip(p.dates, p.values):
-            shown = f"{value:g}" if isinstance(value, float) else str(value)
+            shown = (f"{value:g}" if isinstance(value, float) else " ".join(f"`{v}`" for v in sorted(value))
+                     if isinstance(value, frozenset) else str(value))
             assert f"{shown} from {day.isoformat()}" in row.group(0), (path.name, day, value, row.group(0))

@@ -168,26 +168,27 @@ def test_working_ages_and_windows_are_dated_parameters():
 
 
 def _with_value(monkeypatch, name: str, on: str, value: float) -> None:
-    """The parameter ``name`` as if the city had added the line ``on = value`` to its file."""
-    real = params.get(name)
-    rows = sorted([*zip(real.dates, real.values), (day(on), float(value))])
-    changed = params.Parameter(name, real.description, real.unit, tuple(d for d, _ in rows),
-                               tuple(v for _, v in rows))
-    get = params.get
-
-    monkeypatch.setattr(params, "get", lambda n: changed if n == name else get(n))
+    """The parameter ``name`` as if the city had added the line ``on = value`` to its file: the
+    folder in force amended (``Folder.amended`` checks the value as a file's), for this test only."""
+    monkeypatch.setattr(params, "_active", params.active().amended({name: {on: value}}))
 
 
-def test_a_new_parameter_value_applies_from_its_date_and_is_a_change_of_date(monkeypatch):
+def test_a_new_parameter_value_applies_from_its_date_and_the_scheduler_ticks_everyone_then(monkeypatch):
     """The city lowers the age of retirement from 60 to 55 on 2027-01-01 (say): from that day a
-    57-year-old is out of working age, and the scheduler ticks everyone concerned that day."""
+    57-year-old is out of working age. The date is not filed per person: the rules in force change
+    that day (``rules.in_force``), and the scheduler decides everyone again (services/scheduler/service.py)."""
+    from services import rules
+
     pic = someone(QF, worked("202608"), birth="19700101")
     assert employment.decide(pic, D).eligible
     assert employment.changes_by_itself(pic, D) == day("2027-11-01")  # 2026-08 leaves the lookback
+    before = [rules.in_force(day(d)) for d in ("2026-12-31", "2027-01-01")]
     _with_value(monkeypatch, employment.WORKING_AGE_MAX, "2027-01-01", 55)
     assert employment.decide(pic, D).eligible
-    assert employment.changes_by_itself(pic, D) == day("2027-01-01")
+    assert employment.changes_by_itself(pic, D) == day("2027-11-01")
     assert employment.decide(pic, day("2027-01-01")).reasons == ("OUT_OF_WORKING_AGE",)
+    after = [rules.in_force(day(d)) for d in ("2026-12-31", "2027-01-01")]
+    assert after[0] == before[0] and after[1] != before[1]  # a new digest on the date: everyone ticked
 
 
 def test_a_longer_gap_parameter_moves_the_window(monkeypatch):

@@ -15,9 +15,9 @@ import pytest
 
 from schemas import codes, dates, districts, ids
 from services.picture import contributions
-from services.rules import params
+from services.rules import education, housing, params
 from services.rules.housing import INCOME_CEILING, PRIORITY_OCCUPATIONS, PRIORITY_SECTORS
-from services.rules.settlement import FOUR_DISTRICTS
+from services.rules.settlement import DISTRICTS as FOUR_DISTRICTS
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -73,17 +73,27 @@ def test_every_insurance_type_is_employee_or_resident_and_named():
 
 
 def test_the_rules_name_only_codes_of_the_vocabulary():
-    assert PRIORITY_SECTORS.value <= set(codes.SECTORS)
-    assert PRIORITY_OCCUPATIONS.value <= set(codes.OCCUPATIONS)
-    assert FOUR_DISTRICTS.value <= set(districts.DISTRICTS)
+    """Every dated value of the shipped parameter files (services/rules/params/): a city's own
+    folder may name a sector or an occupation this release does not (params.Codes)."""
+    for handle, known in ((PRIORITY_SECTORS, codes.SECTORS), (PRIORITY_OCCUPATIONS, codes.OCCUPATIONS),
+                          (FOUR_DISTRICTS, districts.DISTRICTS)):
+        shipped = params.load(handle.name, params.DEFAULT_DIR)
+        assert all(value <= set(known) for value in shipped.values), handle.name
 
 
-def test_ingress_s_first_housing_day_is_when_the_income_ceiling_starts():
+def test_ingress_s_first_housing_day_is_when_the_housing_figures_start():
     """Ingress rejects an ``appliedOn`` before ``HOUSING_FIRST_DAY`` without reading the rules; the
-    rules must have a ceiling in force from that day (else accepted applications cannot be decided),
-    and the schema says it is the day the ceiling starts."""
-    assert params.get(INCOME_CEILING).dates[0] == dates.HOUSING_FIRST_DAY, \
-        "the income ceiling's first date moved: move schemas/dates.py HOUSING_FIRST_DAY with it"
+    rules must have every figure in force from that day (else accepted applications cannot be
+    decided), and the schema says it is the day the ceiling starts."""
+    assert housing.applications_from() == dates.HOUSING_FIRST_DAY, \
+        "the housing parameters' first date moved: move schemas/dates.py HOUSING_FIRST_DAY with it"
+    assert params.get(INCOME_CEILING).dates[0] == dates.HOUSING_FIRST_DAY
+
+
+def test_ingress_s_first_school_day_is_when_the_education_figures_start():
+    """The same for ``sqrq`` and the ages of the education rule (services/ingress/school.py)."""
+    assert education.applications_from() == dates.SCHOOL_FIRST_DAY, \
+        "the education parameters' first date moved: move schemas/dates.py SCHOOL_FIRST_DAY with it"
 
 
 # -- ID numbers ----------------------------------------------------------------------------------

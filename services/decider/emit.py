@@ -29,7 +29,7 @@ from services.picture.fold import CONTRIBUTIONS as TOUCH_CONTRIBUTIONS
 from services.picture.fold import MEDICAL as TOUCH_MEDICAL
 from services.picture.fold import STORED as TOUCH_STORED
 from services.picture.picture import Picture
-from services.rules import APPLICATION_RULES, ROSTER_RULES, employment
+from services.rules import APPLICATION_RULES, ROSTER_RULES, employment, medins
 from services.rules.verdict import Verdict
 
 # the roster rules that read contributions: decided again when a record changes what they read
@@ -175,11 +175,15 @@ def roster_action(pic: Picture, d: Decision) -> bytes:
 
 
 def next_change(pic: Picture, day: dt.date) -> dt.date | None:
-    """``Picture.next_change``, the next date on which the unemployment window or the working age
-    changes this person's outcome (``employment.changes_by_itself``), and the day after each open
-    application's closing day, so that the scheduler ticks the person then and the application
-    leaves its roster by itself."""
-    candidates = [c for c in (pic.next_change(day), employment.changes_by_itself(pic, day)) if c is not None]
+    """``Picture.next_change`` (the permit), the next date a paid 310 month enters or leaves the
+    medical-insurance window (``medins.changes_by_itself``), the next date on which the
+    unemployment window or the working age changes this person's outcome
+    (``employment.changes_by_itself``), and the day after each open application's closing day, so
+    that the scheduler ticks the person then and the application leaves its roster by itself. (A
+    parameter or a formula taking effect on a date is not filed per person: the scheduler decides
+    everyone again on that date, services/scheduler/service.py.)"""
+    candidates = [c for c in (pic.next_change(day), medins.changes_by_itself(pic, day),
+                              employment.changes_by_itself(pic, day)) if c is not None]
     for app in pic.person.apps.values():
         if not app.closed:
             candidates.append(max(APPLICATION_RULES[app.entitlement].closes_on(app), day) + dt.timedelta(days=1))

@@ -18,8 +18,8 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> HousingApplied
     application_id = f.text(rec, "applicationNo")
     applied_on = f.date(rec, "appliedOn", "YYYY-MM-DD")
     if applied_on < HOUSING_FIRST_DAY:
-        raise f.Reject("BAD_DATE",
-                       f"'appliedOn' is before {HOUSING_FIRST_DAY.isoformat()}, when the income ceiling starts")
+        raise f.Reject("BAD_DATE", f"'appliedOn' is before {HOUSING_FIRST_DAY.isoformat()}, when the income ceiling "
+                                   "and the other figures of housing security start")
     return HousingApplied(
         record_id=application_id,
         source_id=source_id,

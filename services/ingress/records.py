@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas import codes
-from schemas.dates import HOUSING_FIRST_DAY
+from schemas.dates import HOUSING_FIRST_DAY, SCHOOL_FIRST_DAY
 from schemas.districts import DISTRICTS
 from services.ingress import housing
 from services.ingress.fields import MAX_NUMBER  # the normalizer's own limits, stated
@@ -140,7 +140,8 @@ def school_record() -> dict[str, Any]:
         "jhrsfzh": id_number("The guardian, not the child (else `SAME_PERSON`)"),
         "xd": code("学段, the stage: " + " · ".join(f"`{k}` {v}" for k, v in stages.items()) + ".", list(stages)),
         "sqqx": district("The district where the place is requested"),
-        "sqrq": date("申请日期, the application date", "YYYY/MM/DD", "YYYY年M月D日"),
+        "sqrq": date(f"申请日期, the application date, not before {SCHOOL_FIRST_DAY.isoformat()} "
+                     "(when the figures of the education rule start)", "YYYY/MM/DD", "YYYY年M月D日"),
     }, ["sqbh", "xsxm", "xssfzh", "jhrsfzh", "xd", "sqqx", "sqrq"])
 
 

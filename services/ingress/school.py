@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.codes import STAGES
+from schemas.dates import SCHOOL_FIRST_DAY
 from schemas.events import SchoolApplied
 from services.ingress import fields as f
 
@@ -21,6 +22,9 @@ def normalize(rec: dict[str, Any], source_id: str, raw: bytes) -> SchoolApplied:
     stage = f.code(rec, "xd", STAGES)
     district = f.district(rec, "sqqx")
     applied_on = f.date(rec, "sqrq", "YYYY/MM/DD", "YYYY年M月D日")
+    if applied_on < SCHOOL_FIRST_DAY:
+        raise f.Reject("BAD_DATE", f"'sqrq' is before {SCHOOL_FIRST_DAY.isoformat()}, when the figures of the education rule "
+                                   "(the ages) start")
     f.born_by(child, "xssfzh", applied_on)
     f.born_by(guardian, "jhrsfzh", applied_on)
     return SchoolApplied(

@@ -17,7 +17,7 @@ import sys
 from schemas.ids import id_problem
 from services.outlets.explain import NotExplained, explanations
 from services.picture.stored import NewerPicture
-from services.rules import ALL_RULES
+from services.rules import ALL_RULES, params
 from services.runtime.clock import Clock
 from schemas.ids import mask
 from services.runtime.identity import Pseudonymizer
@@ -35,6 +35,7 @@ async def main(settings, subject_id: str, entitlement: str, as_of: dt.date | Non
               file=sys.stderr)
         return 2
     subject_id = subject_id.upper()
+    params.start(settings.params_dir)  # the rules decide here too: a bad parameter file, one line
     day = as_of or Clock(settings.today).today()
     r = connect(settings.redis_url)
     try:
@@ -46,6 +47,9 @@ async def main(settings, subject_id: str, entitlement: str, as_of: dt.date | Non
     except NewerPicture:
         print("permitbus explain: the picture was written by a newer release of permitbus", file=sys.stderr)
         return 2
+    except params.ParameterError as exc:  # --as-of before a parameter's first value
+        print(f"permitbus explain: {exc}", file=sys.stderr)
+        return 1
     finally:
         await r.aclose()
     if as_json:

@@ -244,6 +244,10 @@ def serve_api(settings: Settings) -> int:
 
     import uvicorn
 
+    from services.rules import params
+    from services.runtime.clock import Clock
+
+    params.start(settings.params_dir, Clock(settings.today).today())  # explanations decide: a bad file stops the start
     try:
         app = create_app(settings)
     except ApiRefusal as exc:

@@ -70,12 +70,13 @@ class Picture:
     def recognised_employee_months(self) -> int:
         return self.contributions.recognised_months() if self.has_contributions else 0
 
-    def paid_employee_medical_near(self, day: dt.date) -> bool:
-        """A paid 310 record (any region) for D's month or the two months before it."""
+    def paid_employee_medical_near(self, day: dt.date, months: int) -> bool:
+        """A paid 310 record (any region) for D's month or the months before it, ``months`` in all
+        (the window of ``services/rules/medins.py``, a parameter)."""
         if not self.has_contributions:
             return False
         d = month_index(day.year * 100 + day.month)
-        return self.contributions.paid_medical_in(d - 2, d)
+        return self.contributions.paid_medical_in(d - months + 1, d)
 
     def paid_employee_in(self, first: int, last: int) -> bool:
         """A paid employee-scheme record (110 120 210 310 410 510, any region) for a month of
@@ -111,7 +112,8 @@ class Picture:
 
     # -- when the outcome may change with no event -----------------------------------------
     def next_change(self, day: dt.date) -> dt.date | None:
-        """The first date after ``day`` on which a rule may decide differently by itself."""
+        """The first date after ``day`` on which the permit starts or stops being valid by itself.
+        (The rules add their own dates: ``services/decider/emit.py``, ``next_change``.)"""
         d = day.toordinal()
         candidates: list[int] = []
         p = self.person.permit
@@ -120,14 +122,6 @@ class Picture:
                 candidates.append(p.valid_from)
             if d <= p.valid_until:
                 candidates.append(p.valid_until + 1)
-        if self.settled and self.has_contributions:
-            for m in self.contributions.paid_medical_months():
-                for edge in (m, m + 3):  # the month enters D's window, and leaves it
-                    if edge // 12 > dt.MAXYEAR:
-                        continue
-                    first = dt.date(edge // 12, edge % 12 + 1, 1).toordinal()
-                    if first > d:
-                        candidates.append(first)
         # a permit valid until 9999-12-31 ends on no date the calendar has: it never changes by itself
         candidates = [c for c in candidates if c <= _LAST_DAY]
         return dt.date.fromordinal(min(candidates)) if candidates else None

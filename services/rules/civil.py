@@ -12,6 +12,7 @@ import datetime as dt
 
 from services.picture.picture import Picture
 from services.rules.verdict import Verdict
+from services.rules.versions import Formulas
 from services.rules.why import SILENT, Condition
 
 ENTITLEMENT = "civil.temporary_assistance"
@@ -24,10 +25,15 @@ VALID_PERMIT = Condition("valid_permit", "NO_VALID_PERMIT",
 CONDITIONS = (SETTLED, VALID_PERMIT)
 
 
-def decide(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
+def formula(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
     if why.check(SETTLED, pic.settled, pic.person):
         return Verdict(district=pic.settlement_district, basis=BASIS)
     permit = pic.valid_permit(day)
     if why.check(VALID_PERMIT, permit is not None, pic.person.permit, day):
         return Verdict(district=permit.district, basis=BASIS)
     return Verdict(district=None, reasons=("NO_VALID_PERMIT",), basis=BASIS)
+
+
+FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS, __name__)
+# the formula in force on D (``services/rules/versions.py``): while there is one, that formula
+decide = formula

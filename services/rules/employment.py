@@ -3,7 +3,8 @@
 （九）: 落实常住地失业登记制度: a person registers as unemployed, and gets the public employment
 services, where they live. The employment service centres want, per district, the people who may
 register there and who have just stopped working, to reach them first. A roster entitlement.
-The ages and month windows are dated parameters (``params/employment.*.toml``), in force on D.
+The ages and month windows are dated parameters (``params/employment.*.toml``, ``params.py``), in
+force on D.
 Each condition goes through ``why.check`` (``services/rules/why.py``), which explains it.
 
 The window moves on the first day of every month with no event at all, and the age on birthdays:
@@ -12,7 +13,6 @@ The window moves on the first day of every month with no event at all, and the a
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 
 from services.picture.contributions import month_index
@@ -20,6 +20,7 @@ from services.picture.picture import Picture
 from services.rules import params
 from services.rules.params import InForce
 from services.rules.verdict import Verdict
+from services.rules.versions import Formulas
 from services.rules.why import SILENT, Condition
 
 ENTITLEMENT = "employment.unemployment_registration"
@@ -28,25 +29,32 @@ WORKING_AGE_MIN = "employment.working_age_min"  # 16, inclusive
 WORKING_AGE_MAX = "employment.working_age_max"  # 60, exclusive
 GAP_MONTHS = "employment.gap_months"  # 2 calendar months before D's month without paid work
 LOOKBACK_MONTHS = "employment.lookback_months"  # 12 calendar months before those, with some
-PARAMETERS = (WORKING_AGE_MIN, WORKING_AGE_MAX, GAP_MONTHS, LOOKBACK_MONTHS)
+PARAMETERS = (
+    params.declare(WORKING_AGE_MIN, params.Whole(0, 150)),
+    params.declare(WORKING_AGE_MAX, params.Whole(1, 150)),
+    params.declare(GAP_MONTHS, params.Whole(1, 120)),
+    params.declare(LOOKBACK_MONTHS, params.Whole(1, 600)),
+)
 
 WHERE = Condition("permit_or_settled", "NO_VALID_PERMIT",
                   "settled (落户), or a valid residence permit on D: the settlement district when settled, "
                   "else the permit's", ("settlement", "permit", "on"))
 WORKING_AGE = Condition("working_age", "OUT_OF_WORKING_AGE",
-                        "at least 16 and under 60 years old on D, from the birth date in the ID number (not "
-                        "checked for a person known from contributions only, who has no ID on file)",
+                        "at least employment.working_age_min (16) and under employment.working_age_max (60) "
+                        "years old on D, from the birth date in the ID number (not checked for a person known "
+                        "from contributions only, who has no ID on file)",
                         ("born", "on", "age", "minimum", "maximum"))
 NOT_WORKING = Condition("no_work_in_gap", "EMPLOYED",
-                        "no paid employee-scheme record (110 120 210 310 410 510, any region) for the 2 "
-                        "calendar months before D's month", ("on", "gap", "gap_worked"))
+                        "no paid employee-scheme record (110 120 210 310 410 510, any region) for the "
+                        "employment.gap_months (2) calendar months before D's month", ("on", "gap", "gap_worked"))
 WORKED_BEFORE = Condition("work_in_lookback", "NO_RECENT_EMPLOYMENT",
-                          "at least one paid employee-scheme month (any region) in the 12 calendar months "
-                          "before those", ("on", "gap", "lookback", "lookback_worked"))
+                          "at least one paid employee-scheme month (any region) in the "
+                          "employment.lookback_months (12) calendar months before those",
+                          ("on", "gap", "lookback", "lookback_worked"))
 CONDITIONS = (WHERE, WORKING_AGE, NOT_WORKING, WORKED_BEFORE)
 
 
-def decide(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
+def formula(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
     reasons = []
     permit = pic.valid_permit(day)
     district = pic.settlement_district if pic.settled else permit.district if permit else None
@@ -66,45 +74,26 @@ def decide(pic: Picture, day: dt.date, why=SILENT) -> Verdict:
     return Verdict(district=district, reasons=tuple(reasons), basis=BASIS)
 
 
+FORMULAS = Formulas(ENTITLEMENT, formula, CONDITIONS, __name__)
+# the formula in force on D (``services/rules/versions.py``): while there is one, that formula
+decide = formula
+
+
 def in_force(day: dt.date) -> tuple[InForce, InForce, InForce, InForce]:
     """The four figures of （九） in force on ``day`` (youngest, oldest, gap, lookback; whole
-    numbers), read once per day and parameter source: a decider asks for the same D for every
-    person (``params.get`` is the source; tests replace it)."""
-    key = (day, params.get)
-    got = _IN_FORCE.get(key)
-    if got is None:
-        if len(_IN_FORCE) > 256:
-            _IN_FORCE.clear()
-        got = []
-        for name in PARAMETERS:
-            f = params.get(name).in_force(day)
-            got.append(InForce(f.name, int(f.value), f.since, f.reference))
-        got = _IN_FORCE[key] = tuple(got)
-    return got
-
-
-def _new_values(after: int, until: int) -> int | None:
-    """The first date (ordinal) in (after, until] from which a parameter of （九） takes a value."""
-    key = params.get
-    dates = _NEW_VALUES.get(key)
-    if dates is None:
-        _NEW_VALUES.clear()
-        dates = _NEW_VALUES[key] = sorted({v.toordinal() for name in PARAMETERS for v in params.get(name).dates})
-    i = bisect.bisect_right(dates, after)
-    return dates[i] if i < len(dates) and dates[i] <= until else None
-
-
-_IN_FORCE: dict = {}
-_NEW_VALUES: dict = {}
+    numbers), from the parameter folder in force (``Param.on`` keeps them per day)."""
+    return tuple(p.on(day) for p in PARAMETERS)
 
 
 # -- when the outcome changes with no event -------------------------------------------------------
 def changes_by_itself(pic: Picture, day: dt.date) -> dt.date | None:
     """The first date after ``day`` on which conditions 2-4 let this person in or out of the roster
-    with no event: the first of a month on which the window reaches or leaves a month worked, the
-    16th or 60th birthday, or a date from which a parameter takes a new value. None when only an
-    event can make a difference: neither settled nor holding a permit valid on ``day`` (a permit
-    valid from a later date, or ending, is the picture's own next change; ``Picture.next_change``).
+    with no event: the first of a month on which the window reaches or leaves a month worked, or
+    the 16th or 60th birthday, with the figures in force on ``day``. None when only an event can
+    make a difference: neither settled nor holding a permit valid on ``day`` (a permit valid from a
+    later date, or ending, is the picture's own next change; ``Picture.next_change``). A figure
+    that takes a new value on a later date is not filed per person: the scheduler decides everyone
+    again on that date (services/scheduler/service.py), which files new dates.
 
     Conditions 3-4 hold in month ``x`` exactly when the last month worked before ``x`` lies in
     ``[x - gap - lookback, x - gap - 1]``; so each month worked ``m``, followed by the next one
@@ -130,11 +119,7 @@ def changes_by_itself(pic: Picture, day: dt.date) -> dt.date | None:
             b = worked[i + 1]
         if a <= b:
             opened.append((a, b))
-    found = _first_change(pic, day, until, this, opened, youngest, oldest) if opened else None
-    new_value = _new_values(d, until)
-    if new_value is not None and (found is None or new_value < found.toordinal()):
-        return dt.date.fromordinal(new_value)
-    return found
+    return _first_change(pic, day, until, this, opened, youngest, oldest) if opened else None
 
 
 def _first_change(pic: Picture, day: dt.date, until: int, this: int, opened: list[tuple[int, int]],

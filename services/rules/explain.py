@@ -4,7 +4,8 @@
 (``services/decider/emit.py``), on the same picture and date, with ``why=Trace()`` instead of
 the silent default (``services/rules/why.py``), and return every condition of the rule in the
 rule's order (``CONDITIONS``): whether it was checked, whether it holds, the reason code it gives
-when it fails, and the facts it read, rendered here (the permit's district and dates, settlement, the months
+when it fails (the conditions of the rule's version in force, ``services/rules/versions.py``),
+and the facts it read, rendered here (the permit's district and dates, settlement, the months
 counted and the regions that paid them, ages, the figures in force with their references). The
 outcome (``eligible``, ``district``, ``priority``, ``reasons``) is the ``Verdict`` that call
 returned, so it is the decision's by construction.
@@ -35,7 +36,7 @@ def explain_roster(entitlement: str, pic: Picture, day: dt.date) -> dict:
     trace = Trace()
     verdict = rule.decide(pic, day, trace)
     return {"entitlement": entitlement, "application_id": None, "as_of": day.isoformat(),
-            **_outcome(verdict), "conditions": _conditions(rule.CONDITIONS, trace),
+            **_outcome(verdict), "conditions": _conditions(rule.FORMULAS.at(day).conditions, trace),
             "last_decision": _last(pic.person.roster.get(entitlement))}
 
 
@@ -47,8 +48,9 @@ def explain_application(app: Application, pic: Picture, day: dt.date) -> dict:
     on = min(day, closing)
     trace = Trace()
     verdict = rule.decide(app, pic, on, trace)
+    formula = rule.FORMULAS.at(dt.date.fromordinal(app.applied_on))  # as the rule dispatches (versions.py)
     return {"entitlement": app.entitlement, "application_id": app.id, "as_of": on.isoformat(),
-            **_outcome(verdict), "conditions": _conditions(rule.CONDITIONS, trace),
+            **_outcome(verdict), "conditions": _conditions(formula.conditions, trace),
             "application": _application(app, closing, day), "last_decision": _last(app.last)}
 
 

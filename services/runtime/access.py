@@ -233,8 +233,10 @@ def relay() -> Service:
 
 def schedule() -> Service:
     return Service("schedule", "pb-schedule", (
-        uses(t.scheduler_state(), "hget", "hset", "hincrby"),
+        uses(t.scheduler_state(), "hmget", "hset", "hincrby"),
         uses(t.due("*"), "zrangebyscore"),
+        # the rules in force changed (services/scheduler/service.py): every picture read, a tick for each
+        uses(t.people("*"), "hscan"),
         uses(t.evt("*"), "xadd"),
         # its heartbeat, as the partition workers announce themselves (`permitbus status`)
         uses(t.members("schedule"), "zadd", "zremrangebyscore", "zrem"),
@@ -472,7 +474,8 @@ KINDS = {
     "outlet:<dept>": "stream, field `payload` = decision JSON",
     "rosteridx{<target>}:<entitlement>": "hash: subject -> district it is listed in",
     "roster{<target>}:<entitlement>:<district>": "hash: subject -> current eligible decision",
-    "sched:state": "hash: the date last ticked for, people ticked then and in all (`ticked_total`)",
+    "sched:state": "hash: the date last ticked for, people ticked then and in all (`ticked_total`), the digest of "
+                   "the rules in force then (`rules`: a change ticks everyone)",
     "rosteridx{<target>}:<entitlement>:subjects": "hash: subject pseudonym -> its application ids listed (for a "
                                                   "constant-cost subject lookup)",
     "roster{<target>}:<entitlement>:<district>:snap:*": "hash with a TTL: a paged roster read's copy of the roster",

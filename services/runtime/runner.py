@@ -24,6 +24,7 @@ from redis.exceptions import ResponseError
 from services.decider.worker import Decider
 from services.ingress.service import Normalizer, subscribe
 from services.outlets.relay import Relay
+from services.rules import params
 from services.runtime import heartbeat
 from services.runtime import topology as t
 from services.runtime.clock import Clock
@@ -122,6 +123,8 @@ async def serve(
     settings.require_keys()  # a deployment without its own keys does not start (SystemExit, one line)
     running = running or Running()
     clock = clock or Clock(settings.today)
+    # the dated parameters read and checked before any record is: a bad file stops the start (SystemExit, one line)
+    params.start(settings.params_dir, clock.today())
     tune_gc()
     loop = asyncio.get_running_loop()
     if handle_signals:

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     heartbeat_stale_s: float = Field(
         30.0, gt=0, description="`permitbus up`: a worker whose heartbeat file is older than this is killed and "
                                 "started again (its loop is stuck)")
+    params_dir: str | None = Field(
+        None, description="folder of the dated parameter files the rules read (default: services/rules/params/ of "
+                          "the release); read and checked when a service starts, which refuses to start when a file "
+                          "is wrong (docs/policy.md, \"Changing a parameter\")")
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     follow_api: str | None = Field(
