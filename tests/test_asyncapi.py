@@ -161,6 +161,22 @@ def test_no_fuzzed_record_the_normalizer_accepts_is_refused_by_the_schema(doc, c
         assert validator(doc, f"ingress:{feed}").is_valid(json.loads(raw)), raw[:300]
 
 
+@pytest.mark.parametrize("op, extra", [
+    ("ZX", {"jzdqh": "0", "qfrq": "not a date", "yxqz": 7, "hylb": 3}),  # a cancellation reads none of them
+    ("BG", {"qfrq": "someday", "hylb": ["x"]}),
+    ("LH", {"jzzbh": 12, "yxqz": "never"}),
+])
+def test_fields_an_operation_ignores_are_not_refused_by_the_schema(doc, op, extra):
+    """Found by the fuzzer on a clean clone: a `ZX` with `jzdqh` "0" was accepted (a cancellation
+    reads no district) and refused by the schema. The schema constrains each field only for the
+    operations that read it."""
+    person = make_id("19880229")
+    rec = {**permit(op, person, district="320104", czsj="2025-01-01 09:00:00"), **extra}
+    verdict = understand("psb:permit", "1-0", {b"payload": json.dumps(rec, ensure_ascii=False).encode()})
+    assert not isinstance(verdict, Reject), verdict
+    assert validator(doc, "ingress:psb:permit").is_valid(rec)
+
+
 async def test_decisions_and_quarantine_entries_written_on_redis_validate(r, settings, doc):
     guardian, child, applicant = make_id("19850101"), make_id("20190301"), make_id("19800101")
     await publish(r, "psb:permit", permit("QF", guardian, district="320111"), permit("QF", applicant, district="320106"),

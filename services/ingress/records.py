@@ -92,22 +92,30 @@ def permit_record() -> dict[str, Any]:
         "ywlx": code("业务类型, the operation: " + " · ".join(f"`{k}` {v}" for k, v in ops.items()) + ".", list(ops)),
         "sfzh": id_number("公民身份号码, the person"),
         "xm": text("姓名, the person's name."),
-        "jzzbh": optional_text("居住证编号, the permit number; required for `QF` `QZ` `BG` `ZX`."),
-        "jzdqh": {"type": ["string", "null"], "enum": [*DISTRICTS, "", None],
-                  "description": "District code of residence (for `LH`: the district of registration); required "
-                                 "for `QF` `BG` `LH`, optional for `QZ`."},
-        "qfrq": date("签发日期, issue or renewal date; required for `QF` `QZ`", "YYYY-MM-DD", "YYYYMMDD"),
-        "yxqz": date("有效期至, valid until (inclusive); required for `QF` `QZ`; not before `qfrq` (else "
-                     "`DATE_ORDER`)", "YYYY-MM-DD", "YYYYMMDD"),
-        "hylb": optional_text("行业类别, sector: " + ", ".join(f"`{k}` {v}" for k, v in codes.SECTORS.items())
-                              + ", anything else = other."),
+        # Fields that only some operations read are constrained only for those (the ``allOf`` below):
+        # the normalizer ignores them elsewhere, so the schema must not refuse what it accepts.
+        "jzzbh": {"description": "居住证编号, the permit number: a string, required for `QF` `QZ` `BG` `ZX`; "
+                                 "ignored for `LH`."},
+        "jzdqh": {"description": "District code of residence (for `LH`: the district of registration): one of "
+                                 "the 11 district codes, required for `QF` `BG` `LH`, optional for `QZ`; ignored "
+                                 "for `ZX`."},
+        "qfrq": {"description": "签发日期, issue or renewal date, `YYYY-MM-DD` or `YYYYMMDD`: required for `QF` "
+                                "`QZ`, ignored otherwise."},
+        "yxqz": {"description": "有效期至, valid until (inclusive), `YYYY-MM-DD` or `YYYYMMDD`: required for `QF` "
+                                "`QZ`, not before `qfrq` (else `DATE_ORDER`); ignored otherwise."},
+        "hylb": {"description": "行业类别, sector, read for `QF` `QZ`: " + ", ".join(
+            f"`{k}` {v}" for k, v in codes.SECTORS.items()) + ", anything else = other."},
         "czsj": {"type": "string",
                  "pattern": f"^{_YEAR}-{_MM}-{_DD} ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$",
                  "description": "操作时间, the time of the operation, `YYYY-MM-DD HH:MM:SS`, Beijing time. Required."},
     }, ["ywlsh", "ywlx", "sfzh", "xm", "czsj"], allOf=[
         _when(yes, ["jzzbh"], {"jzzbh": {"type": "string", "minLength": 1}}),
         _when(["QF", "BG", "LH"], ["jzdqh"], {"jzdqh": district("The district")}),
-        _when(["QF", "QZ"], ["qfrq", "yxqz"]),
+        _when(["QZ"], [], {"jzdqh": {"type": ["string", "null"], "enum": [*DISTRICTS, "", None]}}),
+        _when(["QF", "QZ"], ["qfrq", "yxqz"], {
+            "qfrq": date("签发日期, issue or renewal date", "YYYY-MM-DD", "YYYYMMDD"),
+            "yxqz": date("有效期至, valid until (inclusive)", "YYYY-MM-DD", "YYYYMMDD"),
+            "hylb": optional_text("行业类别, sector.")}),
     ])
 
 
