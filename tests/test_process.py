@@ -45,16 +45,27 @@ async def test_up_end_to_end_and_sigterm(r, settings, redis_url):
                                                         applied="2026-06-01", no="ZF9"))
         await publish(r, "edu:application", school(adult, child, sqqx="320117", sqbh="JY9"), b"not json")
         await drain(r, settings, timeout=30)
+        # the guardian's permit cancelled: the place offered is withdrawn (revoked), and so is every
+        # roster entry the permit gave (docs/policy.md: education, health, temporary assistance)
+        await publish(r, "psb:permit", permit("ZX", adult, czsj="2026-11-01 09:00:00"))
+        await drain(r, settings, timeout=30)
     finally:
         code, took, out = stop(proc)
     assert code == 0, out
     assert took < 10
-    assert [(d["subject_id"], d["status"]) for d in await read_outlet(r, "outlet:psb")] == [(adult, "eligible")]
-    assert [(d["subject_id"], d["application_id"], d["status"]) for d in await read_outlet(r, "outlet:edu")] == [
-        (child, "JY9", "eligible")]
+    assert [(d["subject_id"], d["status"]) for d in await read_outlet(r, "outlet:psb")] == [
+        (adult, "eligible"), (adult, "revoked")]
+    assert [(d["subject_id"], d["application_id"], d["status"], d["reasons"])
+            for d in await read_outlet(r, "outlet:edu")] == [
+        (child, "JY9", "eligible", []), (child, "JY9", "revoked", ["GUARDIAN_NO_VALID_PERMIT"])]
+    civil = [(d["subject_id"], d["status"]) for d in await read_outlet(r, "outlet:civil")]
+    assert sorted(civil[:2]) == sorted([(adult, "eligible"), (settled, "eligible")])
+    assert civil[2:] == [(adult, "revoked")]
+    assert await read_outlet(r, "outlet:hrss") == []  # worked 2025-03..08: no recent employment on D
     assert [(d["application_id"], d["status"]) for d in await read_outlet(r, "outlet:housing")] == [
         ("ZF9", "eligible")]
     assert {d["subject_id"] for d in await read_outlet(r, "outlet:health")} == {adult, settled}
+    assert [d["subject_id"] for d in await read_outlet(r, "outlet:health") if d["status"] == "revoked"] == [adult]
     assert [d["subject_id"] for d in await read_outlet(r, "outlet:medins")] == [settled]
     q = await r.xrange("quarantine:edu:application")
     assert [(f[b"payload"], f[b"reason"]) for _, f in q] == [(b"not json", b"INVALID_JSON")]
