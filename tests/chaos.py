@@ -63,7 +63,7 @@ class Procs:
     def kill9(self, index: int = 0) -> None:
         p = self.procs[index]
         p.send_signal(signal.SIGKILL)
-        self.logs.append(p.communicate()[0])
+        self.logs.append(p.communicate(timeout=60)[0])  # its workers die with it: EOF soon
         self.kills += 1
 
     def restart(self, index: int = 0) -> None:

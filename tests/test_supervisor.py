@@ -160,3 +160,16 @@ async def test_up_heartbeat_ready_when_every_worker_is_and_a_stuck_worker_is_res
     assert code == 0, out
     assert "relay: heartbeat" in out and "killing it" in out
     assert not beat.exists()  # removed on the way out
+
+
+@pytest.mark.parametrize("parent, survives", [("os.getppid()", True), ("1", False)])
+def test_a_worker_whose_supervisor_died_before_it_armed_its_death_signal_exits(parent, survives):
+    """The child's set-up between fork and exec: once PR_SET_PDEATHSIG is armed, a parent that is
+    no longer the supervisor (it was killed in between) makes the child exit instead of living on
+    as an orphan holding the supervisor's output open."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", "import os\nfrom services.runtime.supervisor import _die_with\n"
+                           f"_die_with({parent})()\nprint('alive')"], capture_output=True, timeout=30)
+    assert (proc.returncode == 0 and b"alive" in proc.stdout) is survives, proc

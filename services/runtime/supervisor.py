@@ -74,12 +74,20 @@ class Backoff:
         return wait
 
 
-def _die_with_parent() -> None:  # runs in the child, between fork and exec
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
+def _die_with(parent: int):
+    """The child's set-up between fork and exec: SIGKILL when the supervisor dies. A supervisor
+    killed after the fork but before ``prctl`` would leave the child an orphan holding the
+    supervisor's stdout open (found by the kill -9 test at random moments): the child checks that
+    its parent is still the supervisor once the signal is armed, and exits otherwise."""
+    def arm() -> None:
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:
+            os._exit(1)
+    return arm
 
 
 @dataclass
@@ -113,7 +121,7 @@ class Supervisor:
             heartbeat.remove(self.beat_file(child))  # a dead child's last beat is not this one's
             env = {**os.environ, "PERMITBUS_HEARTBEAT_FILE": self.beat_file(child)}
         child.proc = await asyncio.create_subprocess_exec(
-            self.python, "-m", "services.cli", *child.args, preexec_fn=_die_with_parent, env=env,
+            self.python, "-m", "services.cli", *child.args, preexec_fn=_die_with(os.getpid()), env=env,
             process_group=0)  # a terminal's Ctrl-C reaches the supervisor, which passes it on once
         child.started, child.starts, child.beaten = time.monotonic(), child.starts + 1, False
         log.info("started %s (pid %d)", child.name, child.proc.pid)
