@@ -34,7 +34,9 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
+
+from services.runtime.redis import stream_id
 
 PREFIX = b"permitbus:audit:v1\n"
 GENESIS = b"permitbus:audit:genesis:v1\n"
@@ -75,3 +77,18 @@ def partitions(heads: dict[bytes, bytes], configured: int) -> list[int]:
     """The partitions whose chains an outlet has: those configured (``PERMITBUS_PARTITIONS``) and
     any its heads name (a tool run with another setting still sees every chain)."""
     return sorted(set(range(configured)) | {int(f) for f in heads if f.isdigit()})
+
+
+async def pages(r, key: str, start: bytes | str, end: bytes | str, count: int = 5000
+                ) -> AsyncIterator[tuple[bytes, dict]]:
+    """Entries of stream ``key`` from ``start`` to ``end`` (XRANGE bounds: ``(`` excludes), a page of
+    ``count`` at a time, for verify and export."""
+    lo = start
+    while True:
+        rows = await r.xrange(key, lo, end, count=count)
+        for row in rows:
+            yield row
+        if len(rows) < count:
+            return
+        ms, seq = stream_id(rows[-1][0])
+        lo = f"{ms}-{seq + 1}"

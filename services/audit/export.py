@@ -40,22 +40,10 @@ def window(start: dt.date, end: dt.date) -> tuple[int, int]:
     return int(lo.timestamp() * 1000), int(hi.timestamp() * 1000)
 
 
-async def _stream(r, key: str, lo: int, hi: int) -> AsyncIterator[tuple[bytes, dict]]:
-    start: str = f"{lo}-0"
-    while True:
-        rows = await r.xrange(key, start, f"({hi}-0", count=PAGE)
-        for row in rows:
-            yield row
-        if len(rows) < PAGE:
-            return
-        ms, seq = stream_id(rows[-1][0])
-        start = f"{ms}-{seq + 1}"
-
-
 async def _merged(r, outlet: str, partitions: int, lo: int, hi: int) -> AsyncIterator[tuple[bytes, int, dict]]:
     """The outlet's audit entries of the window, all partitions, by id."""
     parts = chain.partitions(await r.hgetall(t.audit_head(outlet)), partitions)
-    its = {p: _stream(r, t.audit(outlet, p), lo, hi).__aiter__() for p in parts}
+    its = {p: chain.pages(r, t.audit(outlet, p), f"{lo}-0", f"({hi}-0", PAGE).__aiter__() for p in parts}
     heap: list = []
 
     async def push(p: int) -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import hashlib
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
@@ -40,7 +39,6 @@ from services.runtime import topology as t
 from services.runtime.redis import stream_id
 from services.runtime.sealing import DataKeys, SealError
 
-PAGE = 5000
 
 
 @dataclass
@@ -70,19 +68,6 @@ class Report:
 
 def _digest(data: bytes) -> bytes:
     return hashlib.blake2b(data, digest_size=16).digest()
-
-
-async def _pages(r, key: str, start: bytes | str, end: bytes | str) -> AsyncIterator[tuple[bytes, dict]]:
-    """Entries of ``key`` from ``start`` to ``end`` (inclusive), a page at a time."""
-    lo = start
-    while True:
-        rows = await r.xrange(key, lo, end, count=PAGE)
-        for row in rows:
-            yield row
-        if len(rows) < PAGE:
-            return
-        ms, seq = stream_id(rows[-1][0])
-        lo = f"{ms}-{seq + 1}"
 
 
 class _Window:
@@ -167,7 +152,7 @@ async def _chain(r, outlet: str, p: int, heads: dict[bytes, bytes], signed: dict
         anchor = await r.hget(t.audit_head(outlet), f"{p}:anchor") or anchor
     walk = _Walk(stream, anchor, report, window, p, signed)
     held: tuple[bytes, dict] | None = None
-    async for eid, fields in _pages(r, stream, "-", head_id):
+    async for eid, fields in chain.pages(r, stream, "-", head_id):
         if held is not None:
             walk.entry(*held, fields)
         held = (eid, fields)
@@ -195,7 +180,7 @@ async def _signatures(r, outlet: str, public: dict, report: Report) -> dict[int,
     """Check every signed head of ``outlet``; returns partition -> {signed entry id: (hash, signature id)}."""
     signed: dict[int, dict[bytes, tuple[bytes, str]]] = collections.defaultdict(dict)
     key = t.audit_signatures(outlet)
-    async for sid, f in _pages(r, key, "-", "+"):
+    async for sid, f in chain.pages(r, key, "-", "+"):
         kid = f.get(b"kid", b"").decode("utf-8", "replace")
         pub = public.get(kid)
         if pub is None:
@@ -243,7 +228,7 @@ async def _count(r, outlet: str, lo: tuple[int, int], bound: tuple[int, int], wi
     for eid, p, q in window.twice:
         problems.append(Problem(outlet, eid.decode(), f"audited twice: in {t.audit(outlet, p)} and {t.audit(outlet, q)}"))
     seen = {eid: v for eid, v in window.seen.items() if stream_id(eid) <= bound}
-    async for eid, fields in _pages(r, outlet, f"{lo[0]}-{lo[1]}", f"{bound[0]}-{bound[1]}"):
+    async for eid, fields in chain.pages(r, outlet, f"{lo[0]}-{lo[1]}", f"{bound[0]}-{bound[1]}"):
         report.compared += 1
         got = seen.pop(eid, None)
         if got is None:
