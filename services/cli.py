@@ -158,10 +158,10 @@ def main(argv: list[str] | None = None) -> int:
                                  partitions=_partitions(args.partitions, settings.partitions)))
     if args.cmd == "figures":
         from services.figures.read import by_district, read_counters, render_table
-        from services.runtime.redis import connect
+        from services.runtime.redis import client
 
         async def show() -> None:
-            r = connect(settings.redis_url)
+            r = client(settings)
             table = by_district(await read_counters(r, settings.partitions))
             await r.aclose()
             print(json.dumps(table, ensure_ascii=False, indent=2) if args.json else render_table(table))
@@ -221,12 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(run_setup(settings))
     if args.cmd == "rekey":
         from services.ops.rekey import rekey, remaining
-        from services.runtime.redis import connect, load_functions
+        from services.runtime.redis import client, load_functions
 
         async def run_rekey() -> int:
             keys = settings.data_keyring()  # refuses without the deployment's keys
             parts = _partitions(args.partitions, settings.partitions) or list(range(settings.partitions))
-            r = connect(settings.redis_url)
+            r = client(settings)
             try:
                 if not args.check:
                     await load_functions(r)
@@ -248,12 +248,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "retick":
         from services.ops.retick import retick
         from services.runtime.clock import Clock
-        from services.runtime.redis import connect
+        from services.runtime.redis import client
 
         async def run_retick() -> int:
             parts = _partitions(args.partitions, settings.partitions) or list(range(settings.partitions))
             day = settings.today or Clock().today()
-            r = connect(settings.redis_url)
+            r = client(settings)
             try:
                 n = await retick(r, parts, day, progress=lambda p, k: print(f"partition {p}: {k:,} people", flush=True))
             finally:

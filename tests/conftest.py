@@ -101,3 +101,25 @@ async def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {predicate.__name__}")
         await asyncio.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory):
+    """A local Redis Cluster of 3 primaries and 3 replicas for the whole run (started on first
+    use, stopped at the end; tests/cluster.py)."""
+    from tests.cluster import LocalCluster
+
+    c = LocalCluster(tmp_path_factory.mktemp("cluster")).start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def cluster(redis_cluster):
+    """The cluster, emptied (data and functions) before and after this test."""
+    redis_cluster.wait_ok()
+    redis_cluster.flush()
+    yield redis_cluster
+    redis_cluster.flush()

@@ -194,33 +194,7 @@ async def test_a_dead_letter_goes_back_only_where_it_came_from(r, redis_url, set
     assert msgspec.msgpack.decode(copied[b"e"])["person_id"] == person
 
 
-def start_cluster(tmp_path, n: int = 3):
-    """A real Redis Cluster of ``n`` primaries on free ports; returns (seed URL, processes)."""
-    from services.runtime.localredis import free_port, spawn_redis
-
-    procs, ports = [], []
-    for i in range(n):
-        port = free_port()
-        d = tmp_path / f"node{i}"
-        d.mkdir()
-        conf = d / "redis.conf"
-        conf.write_text("cluster-enabled yes\ncluster-config-file nodes.conf\ncluster-node-timeout 5000\n"
-                        f"cluster-port {free_port()}\n")  # port + 10000 may be out of range
-        procs.append(spawn_redis(port, str(d), config=str(conf)))
-        ports.append(port)
-    subprocess.run(["redis-cli", "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas",
-                    "0", "--cluster-yes"], check=True, capture_output=True, timeout=30)
-    deadline = time.monotonic() + 20
-    while True:
-        info = subprocess.run(["redis-cli", "-p", str(ports[0]), "cluster", "info"], capture_output=True).stdout
-        if b"cluster_state:ok" in info:
-            break
-        assert time.monotonic() < deadline, info
-        time.sleep(0.1)
-    return f"redis://127.0.0.1:{ports[0]}/0", procs
-
-
-def test_redrive_on_a_redis_cluster_is_exactly_once_through_kills(tmp_path):
+def test_redrive_on_a_redis_cluster_is_exactly_once_through_kills(cluster):
     """On a real Redis Cluster the dead-letter stream and the ingress stream hash to different
     slots (one call cannot hold both: CROSSSLOT): the copy and its mark go first, the delete
     second. A run stopped between the two, and kill -9 of the command eight times while it works
@@ -231,48 +205,43 @@ def test_redrive_on_a_redis_cluster_is_exactly_once_through_kills(tmp_path):
     from services.runtime.redis import LUA
 
     assert key_slot(DLQ.encode()) != key_slot(INGRESS.encode())
-    seed, procs = start_cluster(tmp_path)
+    seed = cluster.url
+    rc = RedisCluster.from_url(seed)
+    rc.function_load(LUA, replace=True)
+    for i in range(1500):
+        rc.xadd(DLQ, {"payload": raw(permit("QF", make_id(seq=i), ywlsh=f"C{i:05d}")), "source_id": f"{i + 1}-0",
+                      "stream": INGRESS, "error": "RuntimeError()", "deliveries": 5})
+    first_id, first = rc.xrange(DLQ, count=1)[0]
+    copy = plan(DLQ, first_id, first, None, partitions=16)
+    atomic = [copy.target, t.redrive_marks(copy.target), t.redrive_times(copy.target), DLQ]
     try:
-        rc = RedisCluster.from_url(seed)
-        rc.function_load(LUA, replace=True)
-        for i in range(1500):
-            rc.xadd(DLQ, {"payload": raw(permit("QF", make_id(seq=i), ywlsh=f"C{i:05d}")), "source_id": f"{i + 1}-0",
-                          "stream": INGRESS, "error": "RuntimeError()", "deliveries": 5})
-        first_id, first = rc.xrange(DLQ, count=1)[0]
-        copy = plan(DLQ, first_id, first, None, partitions=16)
-        atomic = [copy.target, t.redrive_marks(copy.target), t.redrive_times(copy.target), DLQ]
-        try:
-            rc.fcall(fn("pb_redrive"), 4, *atomic, copy.mark, first_id, 0, 1)
-            raise AssertionError("a call over two slots was accepted")
-        except (sync_redis.ResponseError, sync_redis.exceptions.RedisClusterException) as exc:
-            assert "CROSSSLOT" in str(exc) or "same key slot" in str(exc)
-        # the first step alone, as a command killed before its delete leaves it
-        args = [copy.mark, first_id, int(time.time() * 1000), 10**10]
-        for k, v in copy.fields.items():
-            args += [k, v]
-        fresh, first_copy = rc.fcall(fn("pb_redrive"), 3, *atomic[:3], *args)
-        assert fresh == 1 and rc.xlen(INGRESS) == 1 and rc.xlen(DLQ) == 1500
-        env = {**os.environ, "PERMITBUS_REDIS_CLUSTER_URL": seed, "PERMITBUS_REDIS_URL": "redis://127.0.0.1:1/0"}
-        cmd = [sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"]
-        kills = 0
-        for goal in range(100, 1500, 175):
-            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + 60
-            while rc.xlen(INGRESS) < goal and proc.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.001)
-            if proc.poll() is None:
-                os.kill(proc.pid, signal.SIGKILL)
-                kills += 1
-            proc.wait()
-        assert kills >= 6
-        done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr
-        seen = [json.loads(f[b"payload"])["ywlsh"] for _, f in rc.xrange(INGRESS)]
-        assert len(seen) == 1500 and len(set(seen)) == 1500
-        assert rc.xlen(DLQ) == 0
-        assert rc.hget(t.redrive_marks(INGRESS), copy.mark) == first_copy
-        rc.close()
-    finally:
-        for proc in procs:
-            proc.terminate()
-            proc.wait(5)
+        rc.fcall(fn("pb_redrive"), 4, *atomic, copy.mark, first_id, 0, 1)
+        raise AssertionError("a call over two slots was accepted")
+    except (sync_redis.ResponseError, sync_redis.exceptions.RedisClusterException) as exc:
+        assert "CROSSSLOT" in str(exc) or "same key slot" in str(exc)
+    # the first step alone, as a command killed before its delete leaves it
+    args = [copy.mark, first_id, int(time.time() * 1000), 10**10]
+    for k, v in copy.fields.items():
+        args += [k, v]
+    fresh, first_copy = rc.fcall(fn("pb_redrive"), 3, *atomic[:3], *args)
+    assert fresh == 1 and rc.xlen(INGRESS) == 1 and rc.xlen(DLQ) == 1500
+    env = {**os.environ, "PERMITBUS_REDIS_CLUSTER_URL": seed, "PERMITBUS_REDIS_URL": "redis://127.0.0.1:1/0"}
+    cmd = [sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"]
+    kills = 0
+    for goal in range(100, 1500, 175):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while rc.xlen(INGRESS) < goal and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 6
+    done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    seen = [json.loads(f[b"payload"])["ywlsh"] for _, f in rc.xrange(INGRESS)]
+    assert len(seen) == 1500 and len(set(seen)) == 1500
+    assert rc.xlen(DLQ) == 0
+    assert rc.hget(t.redrive_marks(INGRESS), copy.mark) == first_copy
+    rc.close()

@@ -49,7 +49,7 @@ from services.runtime.faults import brief, is_data_fault, refused_for_data
 from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.outage import Outage
-from services.runtime.redis import fn
+from services.runtime.redis import fn, xread
 from services.runtime.sealing import SealError
 from services.runtime.settings import Settings
 
@@ -147,7 +147,7 @@ class Decider:
         if not self.pos:
             await self._load_positions()
         streams = {t.evt(p): self.pos[p] for p in self.active}
-        resp = await self.r.xread(streams, count=self.settings.decider_entries, block=block_ms)
+        resp = await xread(self.r, streams, count=self.settings.decider_entries, block=block_ms)
         if not resp:
             return 0
         index = {t.evt(p).encode(): p for p in self.active}

@@ -31,7 +31,8 @@ async def follow(settings: Settings, dept: str, into: str, api_url: str | None, 
             print("permitbus follow: PERMITBUS_FOLLOW_TOKEN (the department's API token) is not set", file=sys.stderr)
             return 2
         api = Api(url, token)
-    follower = Follower(dept, settings.redis_url, into, api, batch=batch, once=once)
+    follower = Follower(dept, settings.redis_cluster_url or settings.redis_url, into, api, batch=batch, once=once,
+                        cluster=bool(settings.redis_cluster_url))
     task = asyncio.ensure_future(follower.run())
     loop = asyncio.get_running_loop()
 

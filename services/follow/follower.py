@@ -72,7 +72,8 @@ class Batch:
 
 class Follower:
     def __init__(self, dept: str, redis_url: str, pg_url: str, api: Api | None, batch: int = 2000,
-                 once: bool = False, read_ahead: bool = True) -> None:
+                 once: bool = False, read_ahead: bool = True, cluster: bool = False) -> None:
+        self.cluster = cluster  # redis_url names a node of a Redis Cluster (PERMITBUS_REDIS_CLUSTER_URL)
         self.outlet = t.DEPARTMENT_OUTLETS[dept]
         self.entitlements = entitlements_of(self.outlet)
         self.allowed = frozenset(self.entitlements)
@@ -90,7 +91,7 @@ class Follower:
 
     async def run(self) -> None:
         """Follow until stopped (or, with ``once``, until the outlet has nothing more)."""
-        r = connect(self.redis_url)
+        r = connect(self.redis_url, cluster=self.cluster)
         delay, down = 0.2, None
         try:
             while not self.stopping.is_set():

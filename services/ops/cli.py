@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 
-from redis.asyncio.cluster import RedisCluster
-
 from services.ops.redrive import Refused, apply, earlier_copy, plan
 from services.runtime import topology as t
 from schemas.ids import mask
-from services.runtime.redis import connect, load_functions
+from services.runtime.redis import client as runtime_client
+from services.runtime.redis import is_cluster, load_functions
 
 _ID = re.compile(rb"\d{17}[\dXx]")
 
@@ -74,7 +73,7 @@ async def redrive(r, kind: str, name: str, entry_id: str | None, payload: bytes 
                                                   if earlier else ""))
         return 1
     await load_functions(r)  # this release's pb_redrive, whichever release the workers run
-    atomic = not isinstance(r, RedisCluster)  # a cluster keeps the parked and target streams in two slots
+    atomic = not is_cluster(r)  # a cluster keeps the parked and target streams in two slots
     entries = parked(r, stream) if not entry_id else _one(r, stream, entry_id)
     done = refused = 0
     async for eid, fields in entries:
@@ -98,11 +97,9 @@ async def _one(r, stream: str, entry_id: str):
 
 
 def client(settings):
-    """A Redis Cluster client when ``PERMITBUS_REDIS_CLUSTER_URL`` is set (then the URL of one
-    server is ignored), else the one server's. Re-drives take two steps on a cluster."""
-    if settings.redis_cluster_url:
-        return RedisCluster.from_url(settings.redis_cluster_url, decode_responses=False)
-    return connect(settings.redis_url)
+    """The deployment's client (services/runtime/redis.py): a Redis Cluster's when
+    ``PERMITBUS_REDIS_CLUSTER_URL`` is set. Re-drives take two steps on a cluster."""
+    return runtime_client(settings)
 
 
 async def operate(settings, args) -> int:

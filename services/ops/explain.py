@@ -21,7 +21,7 @@ from services.rules import ALL_RULES, params
 from services.runtime.clock import Clock
 from schemas.ids import mask
 from services.runtime.identity import Pseudonymizer
-from services.runtime.redis import connect
+from services.runtime.redis import client
 
 
 async def main(settings, subject_id: str, entitlement: str, as_of: dt.date | None = None,
@@ -37,7 +37,7 @@ async def main(settings, subject_id: str, entitlement: str, as_of: dt.date | Non
     subject_id = subject_id.upper()
     params.start(settings.params_dir)  # the rules decide here too: a bad parameter file, one line
     day = as_of or Clock(settings.today).today()
-    r = connect(settings.redis_url)
+    r = client(settings)
     try:
         found = await explanations(r, settings.partitions, Pseudonymizer(settings.pseudonym_secret()),
                                    subject_id, entitlement, day, application_id)

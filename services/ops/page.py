@@ -35,7 +35,6 @@ import msgspec
 from fastapi import APIRouter, Depends, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
-from redis.asyncio.cluster import RedisCluster
 
 from schemas.events import decode_event
 from services.figures.read import by_district, read_counters
@@ -44,6 +43,7 @@ from services.ops.cli import masked
 from services.ops.redrive import Refused, apply, plan
 from services.ops.trace import RECORD_FIELD, trace
 from services.runtime import topology as t
+from services.runtime.redis import is_cluster
 
 PAGE = Path(__file__).with_name("static") / "ops.html"
 OPS = "ops"  # the operators' entry in PERMITBUS_API_TOKENS
@@ -220,7 +220,7 @@ def router(settings, r, tokens: dict[str, bytes], rate) -> APIRouter:
             copy = plan(body.stream, eid, fields, payload, settings.partitions)
         except Refused as exc:
             raise HTTPException(422, masked(str(exc).encode())) from None
-        fresh, copy_id = await apply(r, copy, atomic=not isinstance(r, RedisCluster))
+        fresh, copy_id = await apply(r, copy, atomic=not is_cluster(r))
         return {"target": copy.target, "copy_id": copy_id.decode(), "fresh": fresh}
 
     @api.get("/ops/api/figures")

@@ -131,9 +131,8 @@ async def collect(r, settings, now: float | None = None) -> dict:
     for s in t.dead_letter_streams():
         pipe.xlen(s)
     pipe.xrevrange(t.ops_history(), count=SAMPLES_READ)
-    pipe.info("memory")
-    pipe.info("persistence")
     res = iter(await pipe.execute(raise_on_error=False))
+    memory, persistence = await _redis_info(r)
 
     stages: list[Stage] = []
     records: dict[str, dict[str, int]] = {}
@@ -189,7 +188,6 @@ async def collect(r, settings, now: float | None = None) -> dict:
         lease_changes[role] += int(_value(next(res)) or 0)
     dead_letters = {s: int(_value(next(res)) or 0) for s in t.dead_letter_streams()}
     history = _value(next(res)) or []
-    memory, persistence = _value(next(res)) or {}, _value(next(res)) or {}
 
     decide.workers = live["decider"]
     for st in stages:
@@ -232,6 +230,26 @@ async def collect(r, settings, now: float | None = None) -> dict:
                   "aof_rewrites": int(persistence.get("aof_rewrites", 0))},
         "history_s": round(history_s, 1),
     }
+
+
+async def _redis_info(r) -> tuple[dict, dict]:
+    """INFO memory and persistence, summed over a cluster's primaries (each keeps its own; a
+    rewrite failed on any of them is a failure). A user that may not run INFO reads nothing."""
+    from services.runtime.redis import each_primary
+
+    memory: dict = {"used_memory": 0, "maxmemory": 0}
+    persistence: dict = {"aof_rewrites": 0, "aof_last_bgrewrite_status": "ok"}
+    try:
+        for info in (await each_primary(r, "INFO", "memory")).values():
+            for k in memory:
+                memory[k] += int(info.get(k, 0))
+        for info in (await each_primary(r, "INFO", "persistence")).values():
+            persistence["aof_rewrites"] += int(info.get("aof_rewrites", 0))
+            if info.get("aof_last_bgrewrite_status", "ok") != "ok":
+                persistence["aof_last_bgrewrite_status"] = info["aof_last_bgrewrite_status"]
+    except ResponseError:
+        pass
+    return memory, persistence
 
 
 def _b(x) -> bytes:
@@ -345,9 +363,9 @@ async def run(settings, as_json: bool, watch: float | None, out=print) -> int:
 
     from redis.exceptions import RedisError
 
-    from services.runtime.redis import connect, load_functions
+    from services.runtime.redis import client, load_functions
 
-    r = connect(settings.redis_url)
+    r = client(settings)
     try:
         try:
             await load_functions(r)  # only when Redis lacks this release's (pb_stream_head)

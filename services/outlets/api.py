@@ -51,7 +51,7 @@ from services.ops.page import OPS
 from services.ops.page import router as ops_router
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer
-from services.runtime.redis import connect, fn
+from services.runtime.redis import client, fn
 from services.runtime.settings import Settings
 
 PAGE_DEFAULT, PAGE_MAX = 1000, 5000
@@ -134,7 +134,7 @@ class SnapshotBudget:
 def create_app(settings: Settings) -> FastAPI:
     check_tokens(settings.api_tokens)
     app = FastAPI(title="permitbus read API", version="1")
-    r = app.state.redis = connect(settings.redis_url)
+    r = app.state.redis = client(settings)
     tokens = {dept: tok.encode() for dept, tok in settings.api_tokens.items()}
     rate = RateLimit(settings.api_rate_per_s, settings.api_burst)
     pseudonym = Pseudonymizer(settings.pseudonym_secret())

@@ -40,7 +40,7 @@ from services.runtime.identity import Pseudonymizer
 from services.runtime.lease import PartitionShare, run_partitioned
 from services.runtime.faults import brief, refused_for_data
 from services.runtime.outage import Outage
-from services.runtime.redis import fn, stream_id
+from services.runtime.redis import fn, stream_id, xread
 from services.audit import chain
 from services.runtime.retention import EVERY_S, expire, minid as retention_minid
 from services.runtime.settings import Settings
@@ -181,7 +181,7 @@ class Relay:
             await self._expire()
             self.expired_at = time.monotonic()
         streams = {t.outbox(p, target): self.pos[(target, p)] for target in self.targets for p in self.active}
-        resp = await self.r.xread(streams, count=self.settings.batch_size, block=block_ms)
+        resp = await xread(self.r, streams, count=self.settings.batch_size, block=block_ms)
         if not resp:
             return 0
         index = {t.outbox(p, target).encode(): (target, p) for target in self.targets for p in self.active}

@@ -5,7 +5,7 @@ An outage is anything that says "not now" about Redis rather than about the reco
 connection failing or timing out, Redis still loading its data (``LOADING``), out of memory under
 ``noeviction`` (``OOM``, the setting deploy/redis/redis.conf recommends), a replica refusing writes
 (``READONLY``), a primary that lost its link (``MASTERDOWN``), a cluster reconfiguring
-(``CLUSTERDOWN``, ``TRYAGAIN``), a script running too long (``BUSY``). None of them is the
+(``CLUSTERDOWN``, ``TRYAGAIN``, ``UNBLOCKED``, too many redirections), a script running too long (``BUSY``). None of them is the
 record's fault: the work is retried from where it stood, never dead-lettered, never a reason to
 exit. The effect of every step is idempotent or guarded by a stored position, so a step that
 half went through before Redis said no is simply done again.
@@ -19,8 +19,8 @@ import re
 import time
 
 from redis._parsers.base import BaseParser
-from redis.exceptions import (ClusterDownError, NoPermissionError, OutOfMemoryError, ReadOnlyError, ResponseError,
-                              TryAgainError)
+from redis.exceptions import (ClusterDownError, ClusterError, NoPermissionError, OutOfMemoryError, ReadOnlyError,
+                              ResponseError, SlotNotCoveredError, TryAgainError)
 from redis.exceptions import ConnectionError as RConnectionError
 from redis.exceptions import TimeoutError as RTimeoutError
 
@@ -34,9 +34,20 @@ class RedisBusyError(ResponseError):
 # "outage" (the parsers read this table, hiredis's included). BUSYGROUP is another code.
 BaseParser.EXCEPTION_CLASSES.setdefault("BUSY", RedisBusyError)
 
+
+class RedisUnblockedError(ResponseError):
+    """``UNBLOCKED``: a blocking read ended because its node changed role (a cluster primary
+    became a replica in a failover) or its slot moved away; read again, from the new owner."""
+
+
+BaseParser.EXCEPTION_CLASSES.setdefault("UNBLOCKED", RedisUnblockedError)
+
 UNREACHABLE: tuple[type[BaseException], ...] = (RConnectionError, RTimeoutError, OSError)  # LOADING is a ConnectionError
+# A cluster client gives up on a command redirected too often (ClusterError, "TTL exhausted") or
+# on a slot no node serves for the moment (SlotNotCoveredError): a reconfiguration, waited out.
 REFUSING: tuple[type[BaseException], ...] = (OutOfMemoryError, ReadOnlyError, ClusterDownError, TryAgainError,
-                                             RedisBusyError)  # MasterDownError is a ClusterDownError
+                                             RedisBusyError, RedisUnblockedError, ClusterError,
+                                             SlotNotCoveredError)  # MasterDownError is a ClusterDownError
 REDIS_OUTAGE = UNREACHABLE + REFUSING
 
 

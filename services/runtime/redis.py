@@ -11,6 +11,7 @@ import struct
 import time
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 from services.runtime import topology
@@ -45,13 +46,25 @@ def stream_id(x: bytes | str | None) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def connect(url: str) -> aioredis.Redis:
-    """Bytes in, bytes out (payloads are kept byte for byte); retries on connection errors."""
+def connect(url: str, cluster: bool = False):
+    """Bytes in, bytes out (payloads are kept byte for byte); retries on connection errors.
+
+    ``cluster``: ``url`` names any node of a Redis Cluster (docs/contract.md, "Running"): the
+    client learns the slots from it and follows ``MOVED``/``ASK`` redirections itself."""
     from redis.asyncio.retry import Retry
     from redis.backoff import ExponentialBackoff
     from redis.exceptions import ConnectionError as RConnectionError
     from redis.exceptions import TimeoutError as RTimeoutError
 
+    if cluster:
+        return Cluster.from_url(
+            url,
+            decode_responses=False,
+            health_check_interval=15,
+            socket_keepalive=True,
+            retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+            max_connections=64,  # per node
+        )
     return aioredis.Redis.from_url(
         url,
         decode_responses=False,
@@ -63,12 +76,121 @@ def connect(url: str) -> aioredis.Redis:
     )
 
 
-async def load_functions(r: aioredis.Redis) -> None:
+def client(settings):
+    """The one place a service's Redis client is made: a Redis Cluster client when
+    ``PERMITBUS_REDIS_CLUSTER_URL`` is set (``PERMITBUS_REDIS_URL`` is then ignored,
+    docs/contract.md, "Running"), else the one server's."""
+    if settings.redis_cluster_url:
+        return connect(settings.redis_cluster_url, cluster=True)
+    return connect(settings.redis_url)
+
+
+def url_of(settings) -> str:
+    """The URL ``client`` connects to (for messages, redacted by the caller)."""
+    return settings.redis_cluster_url or settings.redis_url
+
+
+def is_cluster(r) -> bool:
+    return isinstance(r, RedisCluster)
+
+
+class Cluster(RedisCluster):
+    """redis-py's cluster client, routing ``FCALL``/``FCALL_RO``/``XREAD``/``XREADGROUP`` by
+    their keys without asking a node first. These commands are flagged ``movablekeys``, for
+    which redis-py sends ``COMMAND GETKEYS`` with the command's whole arguments (a decider's
+    commit carries up to ``PERMITBUS_LUA_CALL_BYTES``) before every call (redis/redis-py#2229).
+    Their key positions are fixed by their syntax: ``FCALL f numkeys key...``, ``... STREAMS
+    key... id...``. Every key of one call must share a slot (the key layout sees to it,
+    services/runtime/topology.py); Redis refuses the call (``CROSSSLOT``) otherwise."""
+
+    async def initialize(self):
+        """No node reachable is an outage like a lost connection (services/runtime/outage.py),
+        not redis-py's generic cluster error."""
+        from redis.exceptions import ConnectionError as RConnectionError
+        from redis.exceptions import RedisClusterException
+
+        try:
+            return await super().initialize()
+        except RedisClusterException as exc:
+            if "cannot be connected" in str(exc) or isinstance(exc.__cause__, (OSError, RConnectionError)):
+                raise RConnectionError(str(exc).splitlines()[0][:200]) from exc
+            raise
+
+    async def _determine_slot(self, command, *args):
+        name = command.upper() if isinstance(command, str) else command.decode().upper()
+        keys = None
+        if name in ("FCALL", "FCALL_RO") and len(args) >= 2:
+            keys = args[2:2 + int(args[1])]
+        elif name in ("XREAD", "XREADGROUP"):
+            upper = [a.upper() if isinstance(a, str) else a.upper() if isinstance(a, bytes) else a for a in args]
+            at = next((i for i, a in enumerate(upper) if a in ("STREAMS", b"STREAMS")), None)
+            if at is not None:
+                rest = args[at + 1:]
+                keys = rest[:len(rest) // 2]
+        if keys:
+            slots = {self.keyslot(k) for k in keys}
+            if len(slots) == 1:
+                return slots.pop()
+        return await super()._determine_slot(command, *args)
+
+
+async def each_primary(r, *command, **kwargs) -> dict[str, object]:
+    """``command`` on every primary of a cluster (or on the one server), by node name: what a
+    cluster keeps per node (functions, configuration, INFO, ACL) is read or written on each."""
+    if not is_cluster(r):
+        return {"": await r.execute_command(*command, **kwargs)}
+    await r.initialize()
+    out = {}
+    for node in r.get_primaries():
+        out[node.name] = await r.execute_command(*command, target_nodes=node, **kwargs)
+    return out
+
+
+def slot_groups(r, keys):
+    """``keys`` grouped so that each group may go in one multi-key command: all of them on one
+    server, one group per hash slot on a cluster (Redis refuses a command whose keys span slots,
+    even slots of one node)."""
+    keys = list(keys)
+    if not is_cluster(r):
+        return [keys]
+    groups: dict[int, list] = {}
+    for k in keys:
+        groups.setdefault(r.keyslot(k), []).append(k)
+    return list(groups.values())
+
+
+CLUSTER_IDLE_S = 0.05  # a cluster read found nothing: how long before the next (see ``xread``)
+
+
+async def xread(r, streams: dict, count: int, block: int | None = None):
+    """``XREAD`` over ``streams`` (name -> id), as ``r.xread`` replies.
+
+    On one server: one command, blocking up to ``block`` ms. On a cluster the streams of one
+    hash slot are read together (a partition's outboxes share ``{pN}``) and the slots' reads go
+    in one pipeline, which redis-py sends per node: one round trip per shard. A blocking read
+    would wait on one slot only, so an empty round waits ``CLUSTER_IDLE_S`` (or ``block``,
+    whichever is shorter) instead: an idle worker polls every shard 20 times a second."""
+    if not is_cluster(r):
+        return await r.xread(streams, count=count, block=block)
+    groups = slot_groups(r, streams)
+    pipe = r.pipeline(transaction=False)
+    for names in groups:
+        pipe.xread({n: streams[n] for n in names}, count=count)
+    out = [row for reply in await pipe.execute() if reply for row in reply]
+    if not out and block:
+        await asyncio.sleep(min(block / 1000, CLUSTER_IDLE_S))
+    return out
+
+
+async def load_functions(r) -> None:
     """Load this release's library unless Redis holds it already (the name is the version, so a
     library of that name has this very source). Not loading it again spares a write, which a
-    Redis out of memory would refuse."""
-    if not await r.function_list(library=LIBRARY):
-        await r.function_load(LUA, replace=True)
+    Redis out of memory would refuse. On a cluster, on every primary that lacks it (a function
+    runs on the node of its keys' slot; a primary's replicas get it by replication)."""
+    for node, libs in (await each_primary(r, "FUNCTION LIST", "LIBRARYNAME", LIBRARY)).items():
+        if not libs:
+            await r.execute_command("FUNCTION LOAD", "REPLACE", LUA,
+                                    **({"target_nodes": r.get_node(node_name=node)} if node else {}))
 
 
 async def ensure_groups(r: aioredis.Redis) -> None:

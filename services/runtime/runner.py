@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.exceptions import ResponseError
 
 from services.decider.worker import Decider
@@ -29,7 +29,7 @@ from services.runtime import heartbeat
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
-from services.runtime.redis import connect
+from services.runtime.redis import client, is_cluster, url_of
 from services.runtime.settings import Settings
 from services.runtime.setup import missing
 from services.scheduler.service import Scheduler
@@ -155,7 +155,7 @@ async def serve(
 
 async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | None,
                  partitions: Iterable[int] | None, clock: Clock, running: Running) -> int:
-    r = connect(settings.redis_url)
+    r = client(settings)
     if not await wait_for_redis(r, running.stop, services):
         await r.aclose()
         return 0
@@ -165,8 +165,11 @@ async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | 
     tasks: list[asyncio.Task] = []
     workers: list = []
     if "normalize" in services:
-        broker = RedisBroker(settings.redis_url, graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG,
-                             logger=logging.getLogger(FASTSTREAM_LOGGER))
+        # A normalizer reads one ingress stream (one slot): FastStream's cluster broker reads it
+        # from whichever node holds it (docs/contract.md, "Running").
+        make = RedisClusterBroker if is_cluster(r) else RedisBroker
+        broker = make(url_of(settings), graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG,
+                      logger=logging.getLogger(FASTSTREAM_LOGGER))
         for feed in feeds or t.FEEDS:
             n = Normalizer(r, settings, feed, consumer_name(settings))
             sub = subscribe(broker, n)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import NoPermissionError, ResponseError
 
 from services.runtime import topology as t
-from services.runtime.redis import LIBRARY, LUA
+from services.runtime.redis import LIBRARY, LUA, each_primary, is_cluster, load_functions
 
 MIN_VERSION = (7, 0)
 
@@ -26,12 +26,13 @@ def need_setup(what: str) -> str:
 
 async def missing(r, groups: bool) -> str | None:
     """What this worker needs and Redis lacks, in one line; None when nothing is. Loads the
-    library and creates the groups itself when its user may."""
-    if not await r.function_list(library=LIBRARY):
+    library and creates the groups itself when its user may (on a cluster: on every primary)."""
+    if not all((await each_primary(r, "FUNCTION LIST", "LIBRARYNAME", LIBRARY)).values()):
         try:
-            await r.function_load(LUA, replace=True)
+            await load_functions(r)
         except NoPermissionError:
-            return need_setup(f"the function library {LIBRARY} is not loaded")
+            return need_setup(f"the function library {LIBRARY} is not loaded"
+                              + (" on every primary" if is_cluster(r) else ""))
     if groups:
         for feed in t.FEEDS.values():
             try:
@@ -63,24 +64,35 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _on(node: str) -> str:
+    return f" on {node}" if node else ""
+
+
 async def setup(r) -> Report:
-    """Check the Redis, load the library, create the groups; say what changed and what to do."""
+    """Check the Redis, load the library, create the groups; say what changed and what to do.
+
+    On a cluster (docs/contract.md, "Running") the checks and the library are per node: each
+    primary is checked and given the library (its replicas follow it by replication); the
+    consumer groups live with their streams, wherever their slots are."""
     rep = Report()
-    info = await r.info("server")
-    version = tuple(int(x) for x in _text(info.get("redis_version", "0.0")).split(".")[:2])
-    if version < MIN_VERSION:
-        rep.errors.append(f"Redis {info.get('redis_version')} is too old: permitbus needs 7.0 or newer "
-                          "(functions, consumer-group lag)")
+    for node, info in (await each_primary(r, "INFO", "server")).items():
+        version = tuple(int(x) for x in _text(info.get("redis_version", "0.0")).split(".")[:2])
+        if version < MIN_VERSION:
+            rep.errors.append(f"Redis {info.get('redis_version')}{_on(node)} is too old: permitbus needs 7.0 or "
+                              "newer (functions, consumer-group lag)")
+    if rep.errors:
         return rep
     await _check_config(r, rep)
-    libraries = {_text(dict(zip(lib[::2], lib[1::2]))[b"library_name"]) for lib in await r.function_list()}
-    if LIBRARY not in libraries:
-        await r.function_load(LUA, replace=True)
-        rep.changed.append(f"loaded the function library {LIBRARY}")
-    older = sorted(lib for lib in libraries if lib.startswith("permitbus_") and lib != LIBRARY)
-    if older:
-        rep.advice.append(f"older function libraries {', '.join(older)} stay for workers of earlier releases; "
-                          "once none runs: FUNCTION DELETE <library>")
+    for node, listed in (await each_primary(r, "FUNCTION LIST")).items():
+        libraries = {_text(dict(zip(lib[::2], lib[1::2]))[b"library_name"]) for lib in listed}
+        if LIBRARY not in libraries:
+            await r.execute_command("FUNCTION LOAD", "REPLACE", LUA,
+                                    **({"target_nodes": r.get_node(node_name=node)} if node else {}))
+            rep.changed.append(f"loaded the function library {LIBRARY}{_on(node)}")
+        older = sorted(lib for lib in libraries if lib.startswith("permitbus_") and lib != LIBRARY)
+        if older:
+            rep.advice.append(f"older function libraries {', '.join(older)}{_on(node)} stay for workers of earlier "
+                              "releases; once none runs: FUNCTION DELETE <library>")
     for feed in t.FEEDS.values():
         try:
             await r.xgroup_create(feed.ingress, t.NORMALIZER_GROUP, id="0", mkstream=True)
@@ -93,34 +105,37 @@ async def setup(r) -> Report:
 
 async def _check_config(r, rep: Report) -> None:
     try:
-        conf = {_text(k): _text(v) for k, v in (await r.config_get("appendonly")).items()}
-        conf |= {_text(k): _text(v) for k, v in (await r.config_get("maxmemory-policy")).items()}
-        conf |= {_text(k): _text(v) for k, v in (await r.config_get("appendfsync")).items()}
+        confs = {}
+        for name in ("appendonly", "maxmemory-policy", "appendfsync"):
+            for node, reply in (await each_primary(r, "CONFIG GET", name)).items():
+                confs.setdefault(node, {}).update({_text(k): _text(v) for k, v in reply.items()})
     except ResponseError as exc:  # managed services often disable CONFIG
         rep.advice.append(f"could not read the configuration ({_text(exc).split(chr(10))[0][:80]}): make sure "
                           "of appendonly yes and maxmemory-policy noeviction (deploy/redis/redis.conf)")
         return
-    if conf.get("maxmemory-policy") != "noeviction":
-        rep.errors.append(f"maxmemory-policy is {conf.get('maxmemory-policy')}: Redis would evict pictures, "
-                          "positions and pending entries when full; set maxmemory-policy noeviction")
-    if conf.get("appendonly") != "yes":
-        rep.advice.append("appendonly is off: a restart of Redis loses what was written since the last snapshot; "
-                          "set appendonly yes (deploy/redis/redis.conf)")
-    elif conf.get("appendfsync") == "no":
-        rep.advice.append("appendfsync is no: a crash of the host can lose many seconds; everysec is advised")
+    for node, conf in confs.items():
+        if conf.get("maxmemory-policy") != "noeviction":
+            rep.errors.append(f"maxmemory-policy is {conf.get('maxmemory-policy')}{_on(node)}: Redis would evict "
+                              "pictures, positions and pending entries when full; set maxmemory-policy noeviction")
+        if conf.get("appendonly") != "yes":
+            rep.advice.append(f"appendonly is off{_on(node)}: a restart of Redis loses what was written since the "
+                              "last snapshot; set appendonly yes (deploy/redis/redis.conf)")
+        elif conf.get("appendfsync") == "no":
+            rep.advice.append(f"appendfsync is no{_on(node)}: a crash of the host can lose many seconds; everysec "
+                              "is advised")
 
 
 async def run_setup(settings) -> int:
     """``permitbus setup``: 0 when Redis is ready for the workers, 1 when something must be fixed
     first, 2 when Redis cannot be reached or this user may not set up."""
     from services.runtime.outage import REDIS_OUTAGE
-    from services.runtime.redis import connect
+    from services.runtime.redis import client, url_of
 
-    r = connect(settings.redis_url)
+    r = client(settings)
     try:
         report = await setup(r)
     except REDIS_OUTAGE as exc:
-        print(f"cannot reach Redis at {redacted(settings.redis_url)}: {exc.__class__.__name__}")
+        print(f"cannot reach Redis at {redacted(url_of(settings))}: {exc.__class__.__name__}")
         return 2
     except NoPermissionError as exc:
         print(f"this Redis user may not set up ({str(exc).splitlines()[0][:120]}): run `permitbus setup` as an "
