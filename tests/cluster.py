@@ -66,8 +66,9 @@ class LocalCluster:
             try:
                 ok = all("cluster_state:ok" in cli(p, "cluster", "info") for p in self.ports)
                 if ok and self.replicas:
-                    ok = all("master_link_status:up" in cli(n.port, "info", "replication")
-                             for n in self.nodes() if not n.primary)
+                    replicas = [n for n in self.nodes() if not n.primary]
+                    ok = len(replicas) == self.n * self.replicas and all(
+                        "master_link_status:up" in cli(n.port, "info", "replication") for n in replicas)
                 if ok:
                     return
             except subprocess.CalledProcessError:

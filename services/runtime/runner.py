@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from faststream.redis import RedisBroker, RedisClusterBroker
+from faststream.redis import RedisBroker
 from redis.exceptions import ResponseError
 
 from services.decider.worker import Decider
@@ -29,7 +29,7 @@ from services.runtime import heartbeat
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.outage import REDIS_OUTAGE, Outage, acl_refusal
-from services.runtime.redis import client, is_cluster, url_of
+from services.runtime.redis import client, cluster_broker_class, is_cluster, url_of
 from services.runtime.settings import Settings
 from services.runtime.setup import missing
 from services.scheduler.service import Scheduler
@@ -167,7 +167,7 @@ async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | 
     if "normalize" in services:
         # A normalizer reads one ingress stream (one slot): FastStream's cluster broker reads it
         # from whichever node holds it (docs/contract.md, "Running").
-        make = RedisClusterBroker if is_cluster(r) else RedisBroker
+        make = cluster_broker_class() if is_cluster(r) else RedisBroker
         broker = make(url_of(settings), graceful_timeout=STOP_BUDGET_S - 2, log_level=logging.DEBUG,
                       logger=logging.getLogger(FASTSTREAM_LOGGER))
         for feed in feeds or t.FEEDS:
@@ -197,7 +197,7 @@ async def _serve(settings: Settings, services: set[str], feeds: Iterable[str] | 
     await asyncio.wait([stop_wait, *tasks], return_when=asyncio.FIRST_COMPLETED)
     crashed = [task for task in tasks if task.done() and task.exception()]
     for task in crashed:
-        log.error("service %s stopped: %r", task.get_name(), task.exception())
+        log.error("service %s stopped: %r", task.get_name(), task.exception(), exc_info=task.exception())
     for w in workers:
         w.stop()  # normalizers stop their subscriber: the batch in hand is finished and acknowledged
     done, pending = await asyncio.wait(tasks, timeout=STOP_BUDGET_S / 2) if tasks else (set(), set())
