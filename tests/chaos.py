@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 
 from services.ops.backlog import backlog
-from services.runtime.redis import ensure_groups, load_functions
+from services.runtime.outage import REDIS_OUTAGE
+from services.runtime.redis import connect, ensure_groups, load_functions
 from services.runtime import topology as t
 from services.sim.generator import SimConfig, generate
 import datetime as dt
@@ -102,13 +103,14 @@ async def wait_idle(r, timeout: float = 120.0, procs: Procs | None = None) -> No
             raise AssertionError("a service process died: " + b"\n".join(procs.logs).decode()[-3000:])
         try:
             calm = calm + 1 if (await backlog(r, PARTITIONS)).idle else 0
-        except (OSError, aioredis.ConnectionError):
+        except REDIS_OUTAGE:  # a restarted Redis, a cluster failing over or moving a slot
             calm = 0
         await asyncio.sleep(0.1)
 
 
-async def fresh(redis_url: str):
-    r = aioredis.Redis.from_url(redis_url)
+async def fresh(redis_url: str, cluster: bool = False):
+    """An emptied Redis (on a cluster: every primary) with this release's functions and groups."""
+    r = connect(redis_url, cluster=True) if cluster else aioredis.Redis.from_url(redis_url)
     await r.flushdb()
     await load_functions(r)
     await ensure_groups(r)
@@ -162,11 +164,14 @@ def assert_exact(outcome: Outcome, baseline: Outcome) -> None:
     assert outcome.dead_letters == baseline.dead_letters == 0
 
 
-async def run(redis_url: str, inputs: dict[str, list[bytes]], disturb=None, commands=None,
+async def run(redis_url: str, inputs: dict[str, list[bytes]], disturb=None, commands=None, cluster: bool = False,
               **extra_env: str) -> tuple[Outcome, Procs]:
     """Publish the input feed by feed (so that the order of a person's events is the same in every
-    run), optionally disturbing the processes during each feed; stop; collect the outlets."""
-    r = await fresh(redis_url)
+    run), optionally disturbing the processes during each feed; stop; collect the outlets.
+    ``cluster``: ``redis_url`` is a node of a Redis Cluster (PERMITBUS_REDIS_CLUSTER_URL)."""
+    r = await fresh(redis_url, cluster)
+    if cluster:
+        extra_env = {"PERMITBUS_REDIS_CLUSTER_URL": redis_url, **extra_env}
     procs = Procs(redis_url, commands=list(commands or [("up",)]), extra_env=extra_env)
     procs.start()
     try:

@@ -109,6 +109,17 @@ class LocalCluster:
                 return n
         raise LookupError(slot)
 
+    def redirections(self) -> int:
+        """MOVED, ASK and TRYAGAIN replies the nodes have given since they started (INFO errorstats)."""
+        n = 0
+        for port in self.ports:
+            if self.procs[port].poll() is not None:
+                continue
+            for line in cli(port, "info", "errorstats").splitlines():
+                if line.startswith(("errorstat_MOVED:", "errorstat_ASK:", "errorstat_TRYAGAIN:")):
+                    n += int(line.split("count=")[1].split(",")[0])
+        return n
+
     def flush(self) -> None:
         """Empty every primary (the replicas follow): each test starts from an empty cluster."""
         for n in self.nodes():

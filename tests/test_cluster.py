@@ -95,3 +95,108 @@ async def test_up_end_to_end_on_a_cluster(rc, csettings, cluster, monkeypatch):
     monkeypatch.setenv("PERMITBUS_REDIS_CLUSTER_URL", cluster.url)
     # start() sets PERMITBUS_REDIS_URL to its first argument: a dead address, ignored on a cluster
     await process_tests.test_up_end_to_end_and_sigterm(rc, csettings, "redis://127.0.0.1:1/0")
+
+
+# -- b, c, d: kill -9, a slot migrated, a primary failed over; compared with one server ---------------
+PEOPLE, SEED = 400, 11  # about 16,000 records over the four feeds
+_baseline: dict = {}
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    return chaos.city(PEOPLE, SEED)
+
+
+async def baseline(redis_url, inputs) -> chaos.Outcome:
+    """The same input through ``permitbus up`` on one server, undisturbed."""
+    if "outcome" not in _baseline:
+        _baseline["outcome"], _ = await chaos.run(redis_url, inputs)
+        assert sum(len(v) for v in _baseline["outcome"].decisions.values()) > 300
+    return _baseline["outcome"]
+
+
+def decisions(outcome: chaos.Outcome) -> int:
+    return sum(len(v) for v in outcome.decisions.values())
+
+
+async def test_kill_9_at_random_moments_on_a_cluster(redis_url, cluster, inputs):
+    want = await baseline(redis_url, inputs)
+    rnd = chaos.rng(20261201)
+    plan = {"psb:permit": 1, "hrss:contribution": 2}
+
+    async def disturb(feed, procs, r):
+        for _ in range(plan.get(feed, 0)):
+            await asyncio.sleep(rnd.uniform(0.05, 0.6))
+            procs.kill9()
+            await asyncio.sleep(rnd.uniform(0.0, 0.3))
+            procs.restart()
+
+    got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True)
+    assert procs.kills == 3
+    chaos.assert_exact(got, want)
+    print(f"cluster kill -9: {chaos.total(inputs):,} records, {procs.kills} kills, {decisions(got):,} decisions "
+          "equal to one server's")
+
+
+async def test_a_partition_slot_migrated_mid_burst(redis_url, cluster, inputs):
+    """While the contribution burst is worked through, the hash slot of partition 1 (its
+    pictures, positions, events, outboxes, leases) moves to another primary a few keys at a time,
+    then the slot of outlet:health (outlet, audit chains, rosters, relay positions), then the
+    contribution feed's (its consumer group with entries pending): MOVED and ASK (TRYAGAIN for a
+    commit whose keys are split between the two nodes for a moment) are followed; the outlets
+    equal one server's."""
+    want = await baseline(redis_url, inputs)
+    moved: list[tuple[str, int, int, bool]] = []
+
+    async def disturb(feed, procs, r):
+        if feed != "hrss:contribution":
+            return
+        await asyncio.sleep(0.2)
+        for key in (t.evt(1), "outlet:health", "ingress:hrss:contribution"):
+            slot = key_slot(key.encode())
+            before = cluster.owner(slot).id
+            busy = not (await chaos.backlog(r, chaos.PARTITIONS)).idle
+            n = await asyncio.to_thread(cluster.migrate_slot, slot, None, 3, 0.02)
+            assert cluster.owner(slot).id != before
+            moved.append((key, slot, n, busy))
+
+    redirected = cluster.redirections()
+    got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True)
+    redirected = cluster.redirections() - redirected
+    assert redirected > 0  # the workers were sent to the slots' new nodes
+    assert len(moved) == 3 and all(n > 0 for _, _, n, _ in moved), moved
+    assert moved[0][3], "the burst was over before the migration began"
+    chaos.assert_exact(got, want)
+    print(f"cluster slot migration: {[(k, n) for k, _, n, _ in moved]} keys moved mid-burst, {redirected} "
+          f"redirections, {decisions(got):,} decisions equal to one server's")
+
+
+async def test_a_graceful_failover_mid_run(redis_url, cluster, inputs):
+    """CLUSTER FAILOVER on the replica of the primary holding partition 2 and of the one holding the
+    contribution feed, while the burst is worked through: the workers follow the new primaries
+    (MOVED, UNBLOCKED, a closed connection: outages, waited out) and carry on; nothing lost or
+    doubled."""
+    want = await baseline(redis_url, inputs)
+    done: list[tuple[int, int, bool]] = []
+
+    async def disturb(feed, procs, r):
+        if feed != "hrss:contribution":
+            return
+        await asyncio.sleep(0.2)
+        for key in (t.evt(2), "ingress:hrss:contribution"):
+            old = cluster.owner(key_slot(key.encode()))
+            if any(o == old.port for o, _, _ in done):
+                continue  # that primary has already failed over
+            busy = not (await chaos.backlog(r, chaos.PARTITIONS)).idle
+            new = await asyncio.to_thread(cluster.failover, old)
+            assert cluster.owner(key_slot(key.encode())).id == new.id
+            done.append((old.port, new.port, busy))
+
+    got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True, PERMITBUS_LOG_LEVEL="INFO")
+    assert done and done[0][2], done
+    assert procs.kills == 0  # the same processes throughout
+    chaos.assert_exact(got, want)
+    log = b"\n".join(procs.logs).decode()
+    assert "stopped:" not in log, log[-3000:]
+    print(f"cluster failover: {len(done)} primaries failed over mid-burst, {decisions(got):,} decisions equal "
+          "to one server's")
