@@ -115,6 +115,12 @@ async def baseline(redis_url, inputs) -> chaos.Outcome:
     return _baseline["outcome"]
 
 
+async def burst_begun(r, records: int = 2000) -> None:
+    """Until the contribution burst is being published (this many records on its ingress stream)."""
+    while await r.xlen(t.FEEDS["hrss:contribution"].ingress) < records:
+        await asyncio.sleep(0.005)
+
+
 def decisions(outcome: chaos.Outcome) -> int:
     return sum(len(v) for v in outcome.decisions.values())
 
@@ -147,11 +153,10 @@ async def test_a_partition_slot_migrated_mid_burst(redis_url, cluster, inputs):
     equal one server's."""
     want = await baseline(redis_url, inputs)
     moved: list[tuple[str, int, int, bool]] = []
+    tasks: list[asyncio.Task] = []
 
-    async def disturb(feed, procs, r):
-        if feed != "hrss:contribution":
-            return
-        await asyncio.sleep(0.2)
+    async def migrate(r):
+        await burst_begun(r)
         for key in (t.evt(1), "outlet:health", "ingress:hrss:contribution"):
             slot = key_slot(key.encode())
             before = cluster.owner(slot).id
@@ -159,6 +164,12 @@ async def test_a_partition_slot_migrated_mid_burst(redis_url, cluster, inputs):
             n = await asyncio.to_thread(cluster.migrate_slot, slot, None, 3, 0.02)
             assert cluster.owner(slot).id != before
             moved.append((key, slot, n, busy))
+
+    async def disturb(feed, procs, r):
+        if feed == "psb:permit":  # the contribution burst is published next, with this watching
+            tasks.append(asyncio.create_task(migrate(r)))
+        elif feed == "hrss:contribution":
+            await tasks[0]
 
     redirected = cluster.redirections()
     got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True)
@@ -178,11 +189,10 @@ async def test_a_graceful_failover_mid_run(redis_url, cluster, inputs):
     doubled."""
     want = await baseline(redis_url, inputs)
     done: list[tuple[int, int, bool]] = []
+    tasks: list[asyncio.Task] = []
 
-    async def disturb(feed, procs, r):
-        if feed != "hrss:contribution":
-            return
-        await asyncio.sleep(0.2)
+    async def fail_over(r):
+        await burst_begun(r)
         for key in (t.evt(2), "ingress:hrss:contribution"):
             old = cluster.owner(key_slot(key.encode()))
             if any(o == old.port for o, _, _ in done):
@@ -191,6 +201,12 @@ async def test_a_graceful_failover_mid_run(redis_url, cluster, inputs):
             new = await asyncio.to_thread(cluster.failover, old)
             assert cluster.owner(key_slot(key.encode())).id == new.id
             done.append((old.port, new.port, busy))
+
+    async def disturb(feed, procs, r):
+        if feed == "psb:permit":
+            tasks.append(asyncio.create_task(fail_over(r)))
+        elif feed == "hrss:contribution":
+            await tasks[0]
 
     got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True, PERMITBUS_LOG_LEVEL="INFO")
     assert done and done[0][2], done

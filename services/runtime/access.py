@@ -126,8 +126,12 @@ class Service:
         return sorted({c for u in self.uses for c in u.commands})
 
 
+# A Redis Cluster client (PERMITBUS_REDIS_CLUSTER_URL, docs/contract.md "Running") learns the
+# slots (CLUSTER SLOTS) and the commands' key positions (COMMAND) when it connects, and after a
+# MOVED. Every user may, so one ACL file serves one server or every node of a cluster.
+CLUSTER_CLIENT = ("cluster|slots", "cluster|shards", "command")
 # Every worker answers PING (health checks) and looks for this release's functions at start.
-WORKER = uses((), "ping", "function|list")
+WORKER = uses((), *CLUSTER_CLIENT, "ping", "function|list")
 
 
 def _outboxes(targets: Iterable[str] = t.RELAY_TARGETS) -> tuple[str, ...]:
@@ -256,7 +260,7 @@ def api() -> Service:
     reads += [uses(tuple(t.audit_index(o) for o in t.AUDITED), "hget"),
               uses(tuple(t.audit(o, "*") for o in t.AUDITED), "xrange")]
     # the operations page (services/ops/page.py) does what the operator commands do
-    return Service("api", "pb-api", (*reads, *explaining(), *operations(), uses((), "ping")))
+    return Service("api", "pb-api", (*reads, *explaining(), *operations(), uses((), *CLUSTER_CLIENT, "ping")))
 
 
 def explaining() -> tuple[Use, ...]:
@@ -276,7 +280,7 @@ def audit() -> Service:
         uses(tuple(t.audit_head(o) for o in t.AUDITED), "hgetall", "hget"),
         uses(t.AUDITED, "xrange"),
         uses(tuple(t.audit_signatures(o) for o in t.AUDITED), "xadd", "xrange", "xrevrange", "xtrim"),
-        uses((), "ping"),
+        uses((), *CLUSTER_CLIENT, "ping"),
     ))
 
 
@@ -313,7 +317,7 @@ def ops() -> Service:
         *calls("pb_reseal", t.people("*")),
         uses(t.evt("*"), "xadd"),
         *explaining(),  # `permitbus explain`
-        uses((), "ping", "function|list"),
+        uses((), *CLUSTER_CLIENT, "ping", "function|list"),
     ))
 
 
@@ -348,7 +352,7 @@ def setup() -> Service:
     """``permitbus setup``: the administrative step, once per deployment and release."""
     return Service("setup", "pb-setup", (
         uses(tuple(f.ingress for f in t.FEEDS.values()), "xgroup|create", "xinfo|groups"),
-        uses((), "ping", "function|load", "function|list", "info", "config|get"),
+        uses((), *CLUSTER_CLIENT, "ping", "function|load", "function|list", "info", "config|get"),
     ))
 
 
@@ -362,7 +366,7 @@ def department(dept: str) -> Service:
     outlet = t.DEPARTMENT_OUTLETS[dept]
     own += [uses(outlet, "xread", "xrange", "xrevrange", "xlen", "xinfo|stream", "xinfo|groups", "xpending"),
             uses(outlet, "xreadgroup", "xack", "xgroup", "xautoclaim", "xclaim"),
-            uses((), "ping")]
+            uses((), *CLUSTER_CLIENT, "ping")]
     return Service(f"department {dept}", f"dept-{dept}", tuple(own))
 
 
