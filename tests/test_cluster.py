@@ -216,3 +216,50 @@ async def test_a_graceful_failover_mid_run(redis_url, cluster, inputs):
     assert "stopped:" not in log, log[-3000:]
     print(f"cluster failover: {len(done)} primaries failed over mid-burst, {decisions(got):,} decisions equal "
           "to one server's")
+
+
+async def test_operators_commands_on_a_cluster(rc, csettings, cluster):
+    """The operators' and auditors' commands and the read API against the cluster, each a process
+    (or the app) given only PERMITBUS_REDIS_CLUSTER_URL: status, figures, trace, explain, audit
+    verify and export, rekey --check, retick, dlq list, /metrics and a roster read."""
+    import json
+    import subprocess
+    import sys
+
+    import httpx
+
+    from services.outlets.api import create_app
+    from tests.conftest import publish
+    from tests.harness import drain, services
+    from tests.people import make_id, permit
+
+    who = make_id("19900101")
+    await publish(rc, "psb:permit", permit("QF", who, district="320111", ywlsh="GA-CLUSTER"))
+    async with services(csettings):
+        await drain(rc, csettings)
+
+    def cli(*args: str, expect=(0,)) -> str:
+        env = {**__import__("os").environ, "PERMITBUS_REDIS_CLUSTER_URL": cluster.url,
+               "PERMITBUS_REDIS_URL": "redis://127.0.0.1:1/0", "PERMITBUS_TODAY": "2026-11-28",
+               "PERMITBUS_PARTITIONS": "4"}
+        done = subprocess.run([sys.executable, "-m", "services.cli", *args], env=env, capture_output=True, timeout=60)
+        assert done.returncode in expect, (args, done.stdout.decode()[-1500:], done.stderr.decode()[-1500:])
+        return done.stdout.decode()
+
+    status = json.loads(cli("status", "--json", expect=(0, 1)))  # 1: no worker runs now (STALLED is a verdict)
+    assert status["records"]["psb:permit"]["accepted"] == 1 and status["redis"]["used_memory_bytes"] > 0
+    assert status["deliveries"]["outlet:health"] == 1
+    assert "320111" in cli("figures", "--json") or "玄武" in cli("figures")
+    assert "decided" in cli("trace", "psb:permit", "GA-CLUSTER")
+    assert "eligible" in cli("explain", who, "health.family_doctor").lower()
+    assert who not in cli("explain", who, "health.family_doctor")  # masked
+    cli("audit", "verify")
+    out = cli("audit", "export", "--from", "2000-01-01", "--to", "2100-01-01", "--outlet", "health")
+    assert out.strip()
+    cli("rekey", "--check")
+    assert "1 people" in cli("retick")
+    assert "0 entries" in cli("dlq", "list")
+    app = create_app(csettings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        metrics = await client.get("/metrics")
+    assert metrics.status_code == 200 and "permitbus_records_total" in metrics.text

@@ -15,9 +15,13 @@ class Settings(BaseSettings):
     # validation errors: no command prints a password or a key (docs/contract.md, "Personal data at rest").
     model_config = SettingsConfigDict(env_prefix="PERMITBUS_", extra="ignore", hide_input_in_errors=True)
 
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against", repr=False)
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis 7+ to run against (ignored when "
+                           "redis_cluster_url is set)", repr=False)
     redis_cluster_url: str | None = Field(
-        None, repr=False, description="Redis Cluster seed URL; not supported yet (the key layout is cluster-ready)"
+        None, repr=False,
+        description="Redis Cluster: the URL of any of its nodes (redis://<node>:<port>); when set, every command "
+                    "(the demo aside) runs on the cluster through redis-py's cluster client and redis_url is ignored "
+                    "(docs/contract.md, \"Running\")",
     )
     today: dt.date | None = Field(None, description="fixes the evaluation date D (replays, tests)")
     partitions: int = Field(16, ge=1, le=1024, description="number of person partitions evt:{pN}")
