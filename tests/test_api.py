@@ -96,10 +96,10 @@ def counting_client(monkeypatch):
     import services.outlets.api as api
 
     calls = []
-    real_connect = api.connect
+    real_client = api.client
 
-    def connect(url):
-        conn = real_connect(url)
+    def redis_client(settings):
+        conn = real_client(settings)
         send = conn.execute_command
 
         async def counted(*args, **kw):
@@ -109,7 +109,7 @@ def counting_client(monkeypatch):
         conn.execute_command = counted
         return conn
 
-    monkeypatch.setattr(api, "connect", connect)
+    monkeypatch.setattr(api, "client", redis_client)
     return calls
 
 
