@@ -16,6 +16,28 @@ def test_benchmark_runner_small():
         assert row in out, out
 
 
+def test_benchmark_runner_up_with_a_bulk_publisher():
+    """``--up``: the burst is published meanwhile by ``redis-cli --pipe`` from a file in Redis
+    protocol; the run fails unless redis-cli reports one reply per record and no error."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--up", "--people", "300", "--months", "3",
+                           "--burst-months", "1", "--baseline-records", "300", "--latency-seconds", "1",
+                           "--latency-rate", "300"], capture_output=True, timeout=300)
+    out = proc.stdout.decode()
+    assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    assert "published meanwhile by redis-cli at " in out, out
+    assert "`permitbus up --workers 2`, the burst published meanwhile" in out, out
+
+
+def test_resp_encoding_is_what_redis_reads():
+    """The protocol file holds exactly one XADD per record, payload bytes kept as they are."""
+    from benchmarks.__main__ import resp_xadds
+
+    data = resp_xadds("ingress:x", [b'{"a":1}', "\u5357\r\n".encode()])
+    assert data.count(b"*5\r\n$4\r\nXADD\r\n") == 2
+    assert data.endswith(b"$7\r\npayload\r\n$" + str(len("\u5357\r\n".encode())).encode() + b"\r\n"
+                         + "\u5357\r\n".encode() + b"\r\n")
+
+
 def test_stage_runner_small():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.stages", "--people", "300", "--months", "3",
                            "--burst-months", "1", "--top", "10"], capture_output=True, timeout=300)
