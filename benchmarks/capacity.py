@@ -562,6 +562,7 @@ async def main(args) -> dict:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     report(out)
+    print("\n" + "\n".join(account(out)))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=str))
     return out
@@ -608,6 +609,53 @@ def report(out: dict) -> None:
     print(f"\nmachine: {out['cores']} cores; load average {out['load_before']} at the start, {out['load_after']} at the end")
 
 
+# -- the account ---------------------------------------------------------------------------------
+def _kind(process: str) -> str:
+    return "redis" if process.startswith("redis") else process.rstrip("0123456789")
+
+
+def account(out: dict, city: int = 2_500_000, windows: tuple[int, ...] = (3600, 600, 60), audit_bytes: int = 550,
+            audit_years: int = 5, decisions_a_year: tuple[float, ...] = (0.5, 2.0), shard_gb: float = 25.0) -> list[str]:
+    """The capacity account for ``city`` permit holders from a run's figures (BENCHMARKS.md gives the
+    method): CPU a record per stage -> cores for the monthly burst within each window; Redis
+    bytes a person -> memory with the audit log kept ``audit_years`` -> shards of ``shard_gb``."""
+    n = out["people"]
+    lines = [f"city: {city:,} permit holders; measured on {n:,} ({out['months']} months of history)"]
+    for b in out["bursts"]:
+        per: dict[str, float] = {}
+        for s in b["stages"]:
+            for k, v in s["cpu"].items():
+                per[_kind(k)] = per.get(_kind(k), 0.0) + v * 1e6 / b["records"]
+        total = sum(per.values())
+        wall = sum(s["seconds"] for s in b["stages"])
+        lines.append(f"burst {b['month']} ({b['mode']}): CPU us a record " + ", ".join(f"{k} {v:.1f}" for k, v in per.items())
+                     + f"; total {total:.1f} us = {1e6 / total:,.0f} records/s a core; here {b['records'] / wall:,.0f}/s on "
+                     f"{out['cores']} cores")
+        for w in windows:
+            lines.append(f"  {city:,} records within {w // 60} min: {city * total / 1e6 / w:.1f} cores busy "
+                         f"(normalizer {city * per.get('normalize', 0) / 1e6 / w:.2f}, deciders "
+                         f"{city * per.get('decider', 0) / 1e6 / w:.2f}, relay {city * per.get('relay', 0) / 1e6 / w:.2f}, "
+                         f"Redis {city * per.get('redis', 0) / 1e6 / w:.2f})")
+        if b["mode"] == "stages":
+            s = b["stages"][0]
+            lines.append(f"  one normalizer alone: {b['records'] / s['seconds']:,.0f} records/s wall, "
+                         f"{s['cpu']['normalize'] * 1e6 / b['records']:.1f} us CPU a record "
+                         f"(= {b['records'] / s['cpu']['normalize']:,.0f}/s if it had a core to itself), "
+                         f"Redis {s['cpu']['redis'] * 1e6 / b['records']:.1f} us a record for it")
+    ka = out["kinds_after"]
+    state = sum(ka[k] for k in ("pictures", "archives", "due dates", "figures", "rosters")) / n
+    used = out["used_memory_after"] / n
+    lines.append(f"Redis: the people's state {state:,.0f} bytes a person (used_memory {used:,.0f} a person, "
+                 f"everything included) -> {city * state / 1e9:.1f} GB ({city * used / 1e9:.1f} GB by used_memory)")
+    for dpy in decisions_a_year:
+        audit = city * dpy * audit_years * audit_bytes / 1e9
+        total_gb = city * used / 1e9 + audit
+        lines.append(f"  + audit, {dpy} decisions a person a year for {audit_years} years at {audit_bytes} B: "
+                     f"{audit:.1f} GB; total {total_gb:.1f} GB -> {-(-total_gb // shard_gb):.0f} shard(s) of "
+                     f"{shard_gb:.0f} GB (used_memory)")
+    return lines
+
+
 def cli(argv=None) -> dict:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.capacity", description=__doc__.splitlines()[0])
     ap.add_argument("--people", type=int, default=1_000_000, help="permit holders loaded")
@@ -625,7 +673,12 @@ def cli(argv=None) -> dict:
     ap.add_argument("--keep", action="store_true", help="keep Redis's directory (its AOF) afterwards")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--account", metavar="JSON", help="print the capacity account from a run's --json file, run nothing")
     args = ap.parse_args(argv)
+    if args.account:
+        out = json.loads(Path(args.account).read_text())
+        print("\n".join(account(out)))
+        return out
     args.bursts = [b.strip() for b in args.bursts.split(",") if b.strip()]
     if any(b not in ("path", "stages") for b in args.bursts):
         ap.error("--bursts: 'path' or 'stages'")

@@ -136,3 +136,4 @@ def test_capacity_runner_small():
                 "burst 202611 (stages): normalize ", "burst 202611 (stages): decider1 + decider2 + relay",
                 "BGREWRITEAOF (before the bursts)", "BGREWRITEAOF (after the bursts)"):
         assert row in out, out
+    assert "one normalizer alone: " in out and " shard(s) of 25 GB" in out, out  # the account, from the run
