@@ -39,6 +39,7 @@ from pathlib import Path
 os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a deployment: built-in keys
 
 import redis as sync_redis
+import redis.asyncio as aioredis
 
 from benchmarks.__main__ import TODAY, Services, cpu_s, private_redis, until_idle
 from schemas.districts import DISTRICTS, INDEX
@@ -339,11 +340,13 @@ def _spans(n: int, chunk: int) -> list[tuple[int, int]]:
 
 
 def load(url: str, people: int, history: list[int], partitions: int, procs: int, chunk: int = 2000,
-         today: dt.date = TODAY, progress: bool = True, exact: bool = False) -> dict[str, float]:
-    """Build and write ``people`` permit holders with ``history`` months of contributions."""
+         today: dt.date = TODAY, progress: bool = True, exact: bool = False,
+         spans: list[tuple[int, int]] | None = None) -> dict[str, float]:
+    """Build and write ``people`` permit holders with ``history`` months of contributions (or
+    only those of ``spans``)."""
     totals = {"people": 0, "decisions": 0, "listed": 0, "cpu_s": 0.0}
     t0 = time.perf_counter()
-    spans = _spans(people, chunk)
+    spans = _spans(people, chunk) if spans is None else spans
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(procs, _worker_init, (url, history, today.isoformat(), partitions, exact)) as pool:
         for n, (out, cpu) in enumerate(pool.imap_unordered(_load_chunk, spans), 1):
@@ -363,6 +366,72 @@ def publish_burst(url: str, people: int, month: int, procs: int, today: dt.date 
     with ctx.Pool(procs, _publish_init, (url, month, today.isoformat())) as pool:
         sum(pool.imap_unordered(_publish_chunk, _spans(people, 5000)))
     return time.perf_counter() - t0
+
+
+def restart_redis(workdir: str, timeout: float = 1800) -> tuple[subprocess.Popen, str, float]:
+    """A redis-server (deploy/redis/redis.conf's settings) on a directory that holds an AOF: the
+    time until it has loaded it and answers."""
+    from benchmarks.__main__ import DEPLOY_REDIS_CONF
+    from services.runtime.localredis import free_port
+
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([shutil.which("redis-server"), str(DEPLOY_REDIS_CONF), "--port", str(port), "--bind",
+                             "127.0.0.1", "--dir", workdir, "--save", "", "--appendonly", "yes", "--appendfsync",
+                             "everysec", "--maxmemory-policy", "noeviction", "--daemonize", "no", "--logfile",
+                             "redis.log"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    client = sync_redis.Redis.from_url(url)
+    while True:
+        try:
+            if client.ping():
+                break
+        except (sync_redis.exceptions.BusyLoadingError, sync_redis.exceptions.ConnectionError):
+            pass
+        if proc.poll() is not None or time.perf_counter() - t0 > timeout:
+            proc.kill()
+            raise RuntimeError(f"redis-server did not load {workdir} (exit {proc.poll()})")
+        time.sleep(0.05)
+    client.close()
+    return proc, url, time.perf_counter() - t0
+
+
+def missing_spans(url: str, people: int, partitions: int, chunk: int = 2000, margin: int = 4,
+                  today: dt.date = TODAY) -> list[tuple[int, int]]:
+    """The chunks of a load that was cut short to write again: those with a person not in ``ppl``,
+    and the ``margin`` last complete ones before each of them (a chunk whose pictures went in but
+    not all its rosters; writing a chunk again is idempotent, the figures aside: ``refigure``)."""
+    settings = Settings(redis_url=url, partitions=partitions, today=today)
+    pseudonym = Pseudonymizer(settings.pseudonym_secret())
+    r = sync_redis.Redis.from_url(url)
+    spans = _spans(people, chunk)
+    todo: set[int] = set()
+    for n, (a, b) in enumerate(spans):
+        pipe = r.pipeline(transaction=False)
+        for i in range(a, b):
+            pid = person_id(i, today)
+            pipe.hexists(t.people(partition_of(pid, partitions)), pseudonym(pid))
+        if not all(pipe.execute()):
+            todo.update(range(max(0, n - margin), n + 1))
+    r.close()
+    return [spans[n] for n in sorted(todo)]
+
+
+def refigure(url: str, partitions: int) -> None:
+    """fig:{pN} recounted from the pictures (``Person.figs``): what pb_commit's deltas add up to."""
+    from services.picture.stored import decoder
+    r = sync_redis.Redis.from_url(url)
+    for p in range(partitions):
+        counts: dict[str, int] = {}
+        for _, blob in r.hscan_iter(t.people(p), count=2000):
+            for f in decoder.decode(blob).figs:
+                counts[f] = counts.get(f, 0) + 1
+        pipe = r.pipeline(transaction=True)
+        pipe.delete(t.figures(p))
+        if counts:
+            pipe.hset(t.figures(p), mapping=counts)
+        pipe.execute()
+    r.close()
 
 
 # -- measuring Redis -----------------------------------------------------------------------------
@@ -499,7 +568,14 @@ def loadavg() -> str:
 
 
 async def main(args) -> dict:
-    server, url, r = await private_redis()
+    restart_s = None
+    if args.resume:
+        server, url, restart_s = restart_redis(args.resume)
+        r = aioredis.Redis.from_url(url)
+        print(f"restarted Redis on {args.resume}: AOF of {aof_bytes(args.resume) / 1e6:,.0f} MB loaded in "
+              f"{restart_s:.1f} s", flush=True)
+    else:
+        server, url, r = await private_redis()
     workdir = (await r.config_get("dir"))["dir"]
     out: dict = {"people": args.people, "exact": args.exact, "months": args.months, "partitions": args.partitions,
                  "deciders": args.deciders, "load_before": loadavg(), "cores": os.cpu_count()}
@@ -512,9 +588,19 @@ async def main(args) -> dict:
             bursts.append(next_month(bursts[-1]))
         print(f"city: {args.people:,} permit holders, {args.months} months of contributions "
               f"({history[0]}-{history[-1]}); bursts {', '.join(map(str, bursts))}; load {loadavg()}", flush=True)
-        mem0 = (await r.info("memory"))["used_memory"]
+        mem0 = 0 if args.resume else (await r.info("memory"))["used_memory"]
+        spans = None
+        if args.resume:  # a load cut short (Redis stopped under it): write what is missing, recount the figures
+            spans = missing_spans(url, args.people, args.partitions)
+            print(f"resuming: {sum(b - a for a, b in spans):,} people to write again", flush=True)
         loaded = load(url, args.people, history, args.partitions, args.procs, today=TODAY, progress=not args.quiet,
-                      exact=args.exact)
+                      exact=args.exact, spans=spans)
+        if args.resume:
+            refigure(url, args.partitions)
+            loaded["people"] = sum([await r.hlen(t.people(p)) for p in range(args.partitions)])
+            loaded["resumed_from_restart_s"] = restart_s
+            loaded["listed"] = loaded["decisions"] = sum(  # (the fast load's decisions are its roster entries)
+                [await r.hlen(t.roster_index(o.stream, o.entitlement)) for o in t.OUTLETS.values()])
         redis_cpu_load = cpu_s(server.pid) + cpu_s(server.pid, children=True)
         await wait_quiet(r)
         info = await r.info()
@@ -670,6 +756,9 @@ def cli(argv=None) -> dict:
     ap.add_argument("--exact", action="store_true",
                     help="decide every event of the history and pack every month, as the services do (3x slower)")
     ap.add_argument("--no-rewrites", action="store_true", help="no automatic AOF rewrite during the bursts")
+    ap.add_argument("--resume", metavar="DIR",
+                    help="a Redis directory a --keep run left (its load cut short): restart Redis on it (timed), "
+                         "write the people missing, then run the bursts")
     ap.add_argument("--keep", action="store_true", help="keep Redis's directory (its AOF) afterwards")
     ap.add_argument("--quiet", action="store_true")
     ap.add_argument("--json", help="write the figures to this file")
