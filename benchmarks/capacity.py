@@ -41,7 +41,7 @@ os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a 
 import redis as sync_redis
 import redis.asyncio as aioredis
 
-from benchmarks.__main__ import TODAY, Services, cpu_s, private_redis, until_idle
+from benchmarks.__main__ import TODAY, Services, cpu_s, private_redis
 from schemas.districts import DISTRICTS, INDEX
 from schemas.ids import check_digit
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
@@ -52,6 +52,7 @@ from services.decider.worker import _outbox_entry, _recheck
 from services.ingress.atrest import Protector
 from services.ingress.fields import Reject
 from services.ingress.service import understand
+from services.ops.backlog import backlog
 from services.outlets.relay import ENTITLEMENT_OF, _roster_change
 from services.picture.contributions import ARCHIVE_KEEP_MONTHS, first_slot_from
 from services.picture.fold import ALL, Quarantine, fold
@@ -59,17 +60,12 @@ from services.picture.picture import Picture
 from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.settings import Settings
+from services.sim.generator import GIVEN, HOMETOWNS, SURNAMES
+from services.sim.generator import OTHER_SECTORS as SECTORS
 
 PERMIT, CONTRIB = "psb:permit", "hrss:contribution"
 _DISTRICTS = list(DISTRICTS)
 _INDEX_DISTRICT = {str(i): code for code, i in INDEX.items()}
-HOMETOWNS = ("340102", "340221", "340322", "341021", "341122", "341221", "341321", "342401", "410102", "410323",
-             "411023", "411324", "411526", "412822", "320321", "320322", "320382", "320503", "320582", "320585",
-             "320723", "320826", "321323", "321084", "360121", "360732", "370214", "370883", "420117", "421126",
-             "430524", "431126", "500228", "510122", "511623", "522125", "130229", "230102", "610125", "450126")
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘蒋蔡余杜叶程苏魏吕丁任沈姚卢"
-GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超霞平刚桂华建国红玉兰志春梅海波鹏宇浩婷雪琳晨阳欣怡轩涵诺博远萱琪东"
-SECTORS = ("JZ", "ZZ", "PF", "CY", "WL", "QT")
 
 
 # -- the city: person i's records, deterministic ---------------------------------------------------
@@ -497,7 +493,7 @@ async def wait_quiet(r, timeout: float = 600) -> None:
 # -- the burst -----------------------------------------------------------------------------------
 async def run_stage(r, server, services: Services, names: list[str], started, done) -> dict:
     """Start ``names``; from when ``started`` says they work until ``done``: wall and CPU seconds."""
-    services.start(only=names) if names else None
+    services.start(only=names)
     try:
         while not await started():
             _alive(services)
@@ -540,8 +536,7 @@ async def burst(r, server, url: str, args, month: int, mode: str) -> dict:
         g = (await r.xinfo_groups(ingress))[0]
         return g["lag"] == 0 and g["pending"] == 0
 
-    async def idle() -> bool:
-        from services.ops.backlog import backlog
+    async def idle() -> bool:  # twice in a row: work moves between stages
         return (await backlog(r, args.partitions)).idle and (await backlog(r, args.partitions)).idle
 
     outlets0 = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()])
