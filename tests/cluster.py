@@ -33,11 +33,21 @@ class Node:
 
 
 class LocalCluster:
-    def __init__(self, workdir, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = 5000) -> None:
+    def __init__(self, workdir, primaries: int = 3, replicas: int = 1, node_timeout_ms: int = 5000,
+                 aclfile=None, auth: tuple[str, str] | None = None) -> None:
+        """``aclfile``: loaded by every node (``default`` off there, so the helpers below log in as
+        ``auth``, a (user, password) with every right). Replicas would need ``masteruser``: an ACL
+        cluster here has primaries only."""
+        assert not (aclfile and replicas), "an ACL-enabled local cluster has no replicas"
         self.workdir = workdir
         self.n, self.replicas, self.node_timeout_ms = primaries, replicas, node_timeout_ms
+        self.aclfile = aclfile
+        self._auth = ["--user", auth[0], "--pass", auth[1], "--no-auth-warning"] if auth else []
         self.procs: dict[int, subprocess.Popen] = {}
         self.ports: list[int] = []
+
+    def cli(self, port: int, *args: str, timeout: float = 30) -> str:
+        return cli(port, *self._auth, *args, timeout=timeout)
 
     @property
     def url(self) -> str:
@@ -51,10 +61,11 @@ class LocalCluster:
             conf = d / "redis.conf"
             conf.write_text("cluster-enabled yes\ncluster-config-file nodes.conf\n"
                             f"cluster-node-timeout {self.node_timeout_ms}\n"
-                            f"cluster-port {free_port()}\n")  # port + 10000 may be out of range
+                            f"cluster-port {free_port()}\n"  # port + 10000 may be out of range
+                            + (f"aclfile {self.aclfile}\n" if self.aclfile else ""))
             self.procs[port] = spawn_redis(port, str(d), config=str(conf))
             self.ports.append(port)
-        cli(self.ports[0], "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
+        self.cli(self.ports[0], "--cluster", "create", *[f"127.0.0.1:{p}" for p in self.ports],
             "--cluster-replicas", str(self.replicas), "--cluster-yes", timeout=60)
         self.wait_ok()
         return self
@@ -64,11 +75,11 @@ class LocalCluster:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                ok = all("cluster_state:ok" in cli(p, "cluster", "info") for p in self.ports)
+                ok = all("cluster_state:ok" in self.cli(p, "cluster", "info") for p in self.ports)
                 if ok and self.replicas:
                     replicas = [n for n in self.nodes() if not n.primary]
                     ok = len(replicas) == self.n * self.replicas and all(
-                        "master_link_status:up" in cli(n.port, "info", "replication") for n in replicas)
+                        "master_link_status:up" in self.cli(n.port, "info", "replication") for n in replicas)
                 if ok:
                     return
             except subprocess.CalledProcessError:
@@ -89,7 +100,7 @@ class LocalCluster:
     # -- what the nodes say ----------------------------------------------------------------------
     def nodes(self) -> list[Node]:
         out = []
-        for line in cli(self.ports[0], "cluster", "nodes").splitlines():
+        for line in self.cli(self.ports[0], "cluster", "nodes").splitlines():
             parts = line.split()
             if len(parts) < 8 or "fail" in parts[2].split(","):
                 continue
@@ -115,7 +126,7 @@ class LocalCluster:
         for port in self.ports:
             if self.procs[port].poll() is not None:
                 continue
-            for line in cli(port, "info", "errorstats").splitlines():
+            for line in self.cli(port, "info", "errorstats").splitlines():
                 if line.startswith(("errorstat_MOVED:", "errorstat_ASK:", "errorstat_TRYAGAIN:")):
                     n += int(line.split("count=")[1].split(",")[0])
         return n
@@ -124,8 +135,8 @@ class LocalCluster:
         """Empty every primary (the replicas follow): each test starts from an empty cluster."""
         for n in self.nodes():
             if n.primary:
-                cli(n.port, "flushall")
-                cli(n.port, "function", "flush")
+                self.cli(n.port, "flushall")
+                self.cli(n.port, "function", "flush")
 
     # -- what an operator does -------------------------------------------------------------------
     def migrate_slot(self, slot: int, to: Node | None = None, batch: int = 10, pause_s: float = 0.0) -> int:
@@ -158,7 +169,7 @@ class LocalCluster:
         """A graceful failover: ``CLUSTER FAILOVER`` on a replica of ``primary`` (the primary
         stops writes, the replica catches up, then takes over). Returns the new primary."""
         replica = next(n for n in self.nodes() if n.of == primary.id)
-        cli(replica.port, "cluster", "failover")
+        self.cli(replica.port, "cluster", "failover")
         deadline = time.monotonic() + timeout
         while not next(n for n in self.nodes() if n.id == replica.id).primary:
             assert time.monotonic() < deadline, "the failover did not happen"

@@ -7,7 +7,9 @@ local cluster of three primaries and three replicas (tests/cluster.py, one for t
 * a partition's hash slot migrated to another primary in the middle of a burst (MOVED/ASK while
   the workers run): nothing lost or doubled;
 * a graceful failover of a primary to its replica mid-run: nothing lost or doubled, the workers
-  carry on.
+  carry on;
+* the ACL file of ``permitbus acl`` on every node of a cluster of its own: set-up, ``permitbus up``
+  and the departments under their own users, each department refused what is not its own.
 """
 
 from __future__ import annotations
@@ -15,15 +17,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import pathlib
+import secrets
 
 import pytest
 from redis.crc import key_slot
+from redis.exceptions import NoPermissionError
 
 from services.runtime import topology as t
+from services.runtime.acl import OPTIONAL, REQUIRED
 from services.runtime.redis import connect, each_primary, ensure_groups, load_functions, LIBRARY
 from services.runtime.settings import Settings
-from services.runtime.setup import setup
+from services.runtime.setup import run_setup, setup
 from tests import chaos
+from tests.aclredis import ADMIN, write_acl
+from tests.cluster import LocalCluster
 from tests import test_process as process_tests
 from tests import test_situations as situation_tests
 
@@ -263,3 +270,58 @@ async def test_operators_commands_on_a_cluster(rc, csettings, cluster):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         metrics = await client.get("/metrics")
     assert metrics.status_code == 200 and "permitbus_records_total" in metrics.text
+
+
+# -- access: the ACL file of `permitbus acl` on every node --------------------------------------
+async def test_up_and_departments_under_their_users_on_an_acl_cluster(redis_url, inputs, tmp_path):
+    """docs/contract.md, "Access", on a cluster: every node loads the same ACL file (``default``
+    off). Set-up runs as ``pb-setup``, ``permitbus up`` as ``pb-up`` (a cluster client's
+    ``CLUSTER SLOTS``/``COMMAND`` included), each department publishes its feed as its own user,
+    and the outlets equal one server's. Then each department user, through a cluster client that
+    finds its keys on whichever node holds them, reads its own outlet and is refused another
+    department's outlet, a picture and another feed's ingress."""
+    want = await baseline(redis_url, inputs)
+    passwords = {u: secrets.token_hex(12) for u in (*REQUIRED, *OPTIONAL, ADMIN)}
+    acl = write_acl(tmp_path, passwords)
+    nodes = tmp_path / "nodes"
+    nodes.mkdir()
+    acl_cluster = LocalCluster(nodes, primaries=3, replicas=0, aclfile=acl, auth=(ADMIN, passwords[ADMIN])).start()
+
+    def url(user: str) -> str:
+        return f"redis://{user}:{passwords[user]}@127.0.0.1:{acl_cluster.ports[0]}/0"
+
+    admin = connect(url(ADMIN), cluster=True)
+    try:
+        assert await run_setup(Settings(redis_cluster_url=url("pb-setup"), redis_url="redis://127.0.0.1:1/0")) == 0
+        procs = chaos.Procs("redis://127.0.0.1:1/0", extra_env={"PERMITBUS_REDIS_CLUSTER_URL": url("pb-up")})
+        procs.start()
+        try:
+            for feed in chaos.FEED_ORDER:
+                dept = connect(url(f"dept-{feed.split(':')[0]}"), cluster=True)
+                await chaos.publish(dept, feed, inputs[feed])
+                await dept.aclose()
+                await chaos.wait_idle(admin, procs=procs)
+        finally:
+            codes = procs.stop()
+        logs = b"\n".join(procs.logs).decode()
+        assert codes == [0], logs[-3000:]
+        assert "NOPERM" not in logs and passwords["pb-up"] not in logs, logs[-3000:]
+        chaos.assert_exact(await chaos.collect(admin), want)
+
+        picture = t.people(0)
+        for dept, outlet in t.DEPARTMENT_OUTLETS.items():
+            d = connect(url(f"dept-{dept}"), cluster=True)
+            other_outlet = next(o for x, o in t.DEPARTMENT_OUTLETS.items() if x != dept)
+            other_feed = next(f for f in t.FEEDS.values() if f not in t.department_feeds(dept))
+            try:
+                got = await d.xread({outlet: "0"}, count=100_000)
+                assert sum(len(entries) for _, entries in got) == len(want.decisions[outlet])
+                for command in (("XRANGE", other_outlet, "-", "+"), ("HGETALL", picture),
+                                ("XADD", other_feed.ingress, "*", "payload", "{}")):
+                    with pytest.raises(NoPermissionError):
+                        await d.execute_command(*command)
+            finally:
+                await d.aclose()
+    finally:
+        await admin.aclose()
+        acl_cluster.stop()
