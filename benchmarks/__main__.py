@@ -145,13 +145,18 @@ def resp_xadds(stream: str, payloads: list[bytes]) -> bytes:
 
 async def publish_pipe(url: str, protocol_file: str, records: int) -> None:
     """Publish as a department's bulk export would: ``redis-cli --pipe`` (C, pipelined) reading
-    the month's file already in Redis protocol, so that the publisher on the same machine takes
-    as little of its two cores as such a tool does (a Python publisher took a core of its own and
-    was the limit: 33,072 records/s)."""
-    with open(protocol_file, "rb") as f:
-        proc = await asyncio.create_subprocess_exec("redis-cli", "-u", url, "--pipe", stdin=f,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await proc.communicate()
+    the month's file already in Redis protocol (removed afterwards, with its directory), so that
+    the publisher on the same machine takes as little of its two cores as such a tool does (a
+    Python publisher took a core of its own and was the limit: 33,072 records/s)."""
+    try:
+        with open(protocol_file, "rb") as f:
+            proc = await asyncio.create_subprocess_exec("redis-cli", "-u", url, "--pipe", stdin=f,
+                                                        stdout=asyncio.subprocess.PIPE,
+                                                        stderr=asyncio.subprocess.STDOUT)
+            out, _ = await proc.communicate()
+    finally:  # the file (a month's records, in a directory of its own) is not kept
+        Path(protocol_file).unlink()
+        Path(protocol_file).parent.rmdir()
     if proc.returncode != 0 or f"errors: 0, replies: {records}".encode() not in out:
         raise RuntimeError(f"redis-cli --pipe failed: {out.decode(errors='replace')[-300:]}")
 
@@ -369,9 +374,6 @@ async def main(args) -> None:
         if services.up:
             await publishing
             publish_rate = len(burst) / (time.perf_counter() - t0)
-            if args.publisher == "redis-cli":
-                protocol.unlink()
-                protocol.parent.rmdir()
         await until_idle(r, args.partitions, services)
         burst_s = time.perf_counter() - t0
         cpu = {k: cpu_s(pid) - cpu_before[k] for k, pid in pids.items()}
@@ -433,6 +435,11 @@ async def main(args) -> None:
             quarter = [series[min(len(series) - 1, len(series) * q // 4)] for q in (1, 2, 3, 4)]
             rows.append((f"{name} RSS through the burst (MB)", " / ".join(f"{kb / 1024:.0f}" for kb in quarter),
                          f"at 1/4, 1/2, 3/4 and the end of the burst ({len(series)} samples)"))
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, str, str]]) -> None:
+    """(measure, value, note) rows as an aligned table, after a blank line."""
     w0 = max(len(a) for a, _, _ in rows)
     w1 = max(len(b) for _, b, _ in rows)
     print()

@@ -41,7 +41,7 @@ os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a 
 import redis as sync_redis
 import redis.asyncio as aioredis
 
-from benchmarks.__main__ import TODAY, Services, cpu_s, private_redis
+from benchmarks.__main__ import TODAY, Services, cpu_s, print_table, private_redis
 from schemas.districts import DISTRICTS, INDEX
 from schemas.ids import check_digit
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
@@ -680,13 +680,7 @@ def report(out: dict) -> None:
         rows.append((f"BGREWRITEAOF ({name.split('_')[1]} the bursts)", f"{w['seconds']:.1f} s",
                      f"fork {w['fork_ms']:.0f} ms, COW {w['cow_mb']:.0f} MB, child CPU {w['child_cpu_s']:.1f} s, "
                      f"AOF {w['aof_mb']:,.0f} MB, RSS {w['rss_before_mb']:,.0f} MB, frag {w['fragmentation']}"))
-    w0 = max(len(a) for a, _, _ in rows)
-    w1 = max(len(b) for _, b, _ in rows)
-    print()
-    print(f"{'measure':<{w0}}  {'value':>{w1}}  note")
-    print("-" * (w0 + w1 + 40))
-    for a, b, c in rows:
-        print(f"{a:<{w0}}  {b:>{w1}}  {c}")
+    print_table(rows)
     print(f"\nmachine: {out['cores']} cores; load average {out['load_before']} at the start, {out['load_after']} at the end")
 
 

@@ -188,6 +188,18 @@ async def run(redis_url: str, inputs: dict[str, list[bytes]], disturb=None, comm
     return outcome, procs
 
 
+def random_kills(rnd: random.Random, plan: dict[str, int], before_s: float):
+    """A ``disturb`` for ``run``: during each feed, ``plan[feed]`` times, wait up to ``before_s``,
+    kill -9 the processes, wait up to 0.3 s, start them again."""
+    async def disturb(feed, procs, r):
+        for _ in range(plan.get(feed, 0)):
+            await asyncio.sleep(rnd.uniform(0.05, before_s))
+            procs.kill9()
+            await asyncio.sleep(rnd.uniform(0.0, 0.3))
+            procs.restart()
+    return disturb
+
+
 def total(inputs: dict[str, list[bytes]]) -> int:
     return sum(len(v) for v in inputs.values())
 

@@ -31,17 +31,8 @@ async def baseline(redis_url, inputs):
 
 async def test_kill_9_at_random_moments(redis_url, inputs):
     want = await baseline(redis_url, inputs)
-    rnd = chaos.rng(20261128)
     plan = {"psb:permit": 1, "hrss:contribution": 3, "edu:application": 1}  # kills per feed
-
-    async def disturb(feed, procs, r):
-        for _ in range(plan.get(feed, 0)):
-            await asyncio.sleep(rnd.uniform(0.05, 0.8))
-            procs.kill9()
-            await asyncio.sleep(rnd.uniform(0.0, 0.3))
-            procs.restart()
-
-    got, procs = await chaos.run(redis_url, inputs, disturb)
+    got, procs = await chaos.run(redis_url, inputs, chaos.random_kills(chaos.rng(20261128), plan, 0.8))
     assert procs.kills == 5
     chaos.assert_exact(got, want)
     print(f"kill -9 chaos: {chaos.total(inputs):,} records, {procs.kills} kills, "

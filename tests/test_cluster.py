@@ -134,17 +134,9 @@ def decisions(outcome: chaos.Outcome) -> int:
 
 async def test_kill_9_at_random_moments_on_a_cluster(redis_url, cluster, inputs):
     want = await baseline(redis_url, inputs)
-    rnd = chaos.rng(20261201)
     plan = {"psb:permit": 1, "hrss:contribution": 2}
-
-    async def disturb(feed, procs, r):
-        for _ in range(plan.get(feed, 0)):
-            await asyncio.sleep(rnd.uniform(0.05, 0.6))
-            procs.kill9()
-            await asyncio.sleep(rnd.uniform(0.0, 0.3))
-            procs.restart()
-
-    got, procs = await chaos.run(cluster.url, inputs, disturb, cluster=True)
+    got, procs = await chaos.run(cluster.url, inputs, chaos.random_kills(chaos.rng(20261201), plan, 0.6),
+                                 cluster=True)
     assert procs.kills == 3
     chaos.assert_exact(got, want)
     print(f"cluster kill -9: {chaos.total(inputs):,} records, {procs.kills} kills, {decisions(got):,} decisions "

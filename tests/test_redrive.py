@@ -89,6 +89,25 @@ async def test_a_redrive_killed_between_copy_and_delete_is_finished_by_running_i
     assert await r.xlen(INGRESS) == 2 and await r.xlen(Q) == 0
 
 
+
+REDRIVE = [sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"]
+
+
+def kill_redrives(cmd: list[str], env: dict, r, goals) -> int:
+    """For each goal, run ``cmd`` and kill -9 it once the ingress stream holds ``goal`` entries
+    (unless it finished first). Returns the number of kills."""
+    kills = 0
+    for goal in goals:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while r.xlen(INGRESS) < goal and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    return kills
+
 def test_redrive_killed_at_random_points_copies_each_record_once(redis_url):
     """kill -9 of ``permitbus dlq redrive`` twelve times while it works through 3,000 dead letters,
     then a run to the end: every record is on ingress exactly once and the dead-letter stream is
@@ -101,17 +120,7 @@ def test_redrive_killed_at_random_points_copies_each_record_once(redis_url):
                         "stream": INGRESS, "error": "RuntimeError()", "deliveries": 5})
     pipe.execute()
     env = {**os.environ, "PERMITBUS_REDIS_URL": redis_url}
-    kills = 0
-    for goal in range(150, 3000, 250):  # 12 kills: the old XADD-then-XDEL left 6-7 duplicates
-        proc = subprocess.Popen([sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while r.xlen(INGRESS) < goal and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_redrives(REDRIVE, env, r, range(150, 3000, 250))  # 12 goals: XADD-then-XDEL left 6-7 duplicates
     assert kills >= 10
     out = run_cli(redis_url, "dlq", "redrive", "ingress:psb:permit")
     assert "re-driven:" in out
@@ -226,19 +235,9 @@ def test_redrive_on_a_redis_cluster_is_exactly_once_through_kills(cluster):
     fresh, first_copy = rc.fcall(fn("pb_redrive"), 3, *atomic[:3], *args)
     assert fresh == 1 and rc.xlen(INGRESS) == 1 and rc.xlen(DLQ) == 1500
     env = {**os.environ, "PERMITBUS_REDIS_CLUSTER_URL": seed, "PERMITBUS_REDIS_URL": "redis://127.0.0.1:1/0"}
-    cmd = [sys.executable, "-m", "services.cli", "dlq", "redrive", "ingress:psb:permit"]
-    kills = 0
-    for goal in range(100, 1500, 175):
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while rc.xlen(INGRESS) < goal and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            kills += 1
-        proc.wait()
+    kills = kill_redrives(REDRIVE, env, rc, range(100, 1500, 175))
     assert kills >= 6
-    done = subprocess.run(cmd, env=env, capture_output=True, timeout=120)
+    done = subprocess.run(REDRIVE, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr
     seen = [json.loads(f[b"payload"])["ywlsh"] for _, f in rc.xrange(INGRESS)]
     assert len(seen) == 1500 and len(set(seen)) == 1500
