@@ -175,10 +175,12 @@ def keyed(settings, key: str, kid: int, old: dict[int, str] | None = None):
 
 
 async def run_through(r, settings, *batches):
-    for feed, recs in batches:
-        await publish(r, feed, *recs)
+    """Each batch published and decided before the next: feeds are not ordered among themselves
+    (a school application published with its guardian's permit may be decided first)."""
     async with services(settings):
-        await drain(r, settings, timeout=60)
+        for feed, recs in batches:
+            await publish(r, feed, *recs)
+            await drain(r, settings, timeout=60)
 
 
 async def test_a_wrong_data_key_stops_the_decider_instead_of_deciding_garbage(r, settings):
