@@ -15,6 +15,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -27,13 +28,17 @@ import redis.asyncio as aioredis
 
 os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a deployment: built-in keys
 from services.ops.backlog import backlog
-from services.runtime import topology as t
+from services.runtime import acl, topology as t
+from services.runtime.access import USER_OF_SERVICE
+from services.runtime.acl import acl_file
 from services.runtime.localredis import free_port, spawn_redis
 from services.runtime.redis import ensure_groups, load_functions
 from services.sim.generator import SimConfig, contributions_burst, generate
 
 TODAY = dt.date(2026, 11, 28)
 DEPLOY_REDIS_CONF = Path(__file__).resolve().parents[1] / "deploy" / "redis" / "redis.conf"
+NULL_CIPHER = Path(__file__).resolve().parent / "nullcipher"
+BENCH_ADMIN = "bench-admin"  # the benchmark's own user under --acl (loads, reads figures)
 
 
 def months_before(day: dt.date, n: int) -> list[int]:
@@ -71,12 +76,21 @@ def rss_kb(pid: int) -> int:
 class Services:
     """The services as separate processes, with their RSS sampled."""
 
-    def __init__(self, url: str, partitions: int, batch: int, deciders: int = 1, up: bool = False) -> None:
+    def __init__(self, url: str, partitions: int, batch: int, deciders: int = 1, up: bool = False,
+                 urls: dict[str, str] | None = None, null_cipher: bool = False) -> None:
         self.deciders = deciders
         self.up = up  # one `permitbus up` (a supervisor and its worker processes) instead of one process a service
+        self.urls = urls or {}  # per service ("up" for `permitbus up`): its own ACL user's URL
         self.env = {**os.environ, "PERMITBUS_REDIS_URL": url, "PERMITBUS_TODAY": TODAY.isoformat(),
                     "PERMITBUS_PARTITIONS": str(partitions), "PERMITBUS_BATCH_SIZE": str(batch),
                     "PERMITBUS_LOG_LEVEL": "WARNING", "PERMITBUS_INSECURE_DEV_KEYS": "1"}
+        if null_cipher:  # measurement only: benchmarks/nullcipher/sitecustomize.py
+            self.env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(NULL_CIPHER), os.environ.get("PYTHONPATH"))))
+            self.env["PERMITBUS_BENCH_NULL_CIPHER"] = "1"
+
+    def _env(self, service: str) -> dict[str, str]:
+        url = self.urls.get(service)
+        return {**self.env, "PERMITBUS_REDIS_URL": url} if url else self.env
         self.procs: dict[str, subprocess.Popen] = {}
         self.samples: dict[str, list[int]] = {}
 
@@ -89,14 +103,15 @@ class Services:
         self.procs, self.samples = {}, {}
         if self.up and not only:
             self.procs["up"] = subprocess.Popen([sys.executable, "-m", "services.cli", "up", "--workers",
-                                                 str(self.deciders)], env=self.env)
+                                                 str(self.deciders)], env=self._env("up"))
             while len(self.pids()) < len(self.names()):
                 time.sleep(0.05)
             self.samples = {name: [] for name in self.pids()}
             return
         for name in only or self.names():
             service = name.rstrip("0123456789")
-            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service], env=self.env)
+            self.procs[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "run", service],
+                                                env=self._env(service))
             self.samples[name] = []
 
     def pids(self) -> dict[str, int]:
@@ -251,7 +266,7 @@ async def latency(r, cfg: SimConfig, rate: int, seconds: float) -> tuple[float, 
     stop = asyncio.Event()
 
     async def reader() -> None:
-        rr = aioredis.Redis.from_url(r.connection_pool.connection_kwargs and _url(r))
+        rr = aioredis.Redis.from_url(_url(r))
         while not stop.is_set():
             resp = await rr.xread(positions, count=1000, block=100)
             for stream, entries in resp or []:
@@ -288,17 +303,28 @@ async def latency(r, cfg: SimConfig, rate: int, seconds: float) -> tuple[float, 
 
 
 def _url(r) -> str:
+    """The URL ``r`` was made from (its user and password too, under --acl)."""
     kw = r.connection_pool.connection_kwargs
-    return f"redis://{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
+    login = f"{kw['username']}:{kw['password']}@" if kw.get("username") else ""
+    return f"redis://{login}{kw.get('host', '127.0.0.1')}:{kw.get('port', 6379)}/{kw.get('db', 0)}"
 
 
 # -- the run ----------------------------------------------------------------------------------
-async def private_redis() -> tuple[subprocess.Popen, str, aioredis.Redis]:
-    """A redis-server of our own with deploy/redis/redis.conf's settings, functions and groups."""
+async def private_redis(passwords: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, aioredis.Redis]:
+    """A redis-server of our own with deploy/redis/redis.conf's settings, functions and groups.
+    With ``passwords`` (user -> password, ``BENCH_ADMIN`` among them), also the ACL file of
+    ``permitbus acl`` (``default`` off); the URL returned is then ``BENCH_ADMIN``'s."""
     workdir = tempfile.mkdtemp(prefix="permitbus-bench-")
     port = free_port()
-    server = spawn_redis(port, workdir, appendonly=True, config=str(DEPLOY_REDIS_CONF))
-    url = f"redis://127.0.0.1:{port}/0"
+    config = str(DEPLOY_REDIS_CONF)
+    if passwords:
+        users = Path(workdir) / "users.acl"
+        users.write_text(acl_file({u: pw for u, pw in passwords.items() if u != BENCH_ADMIN})
+                         + f"user {BENCH_ADMIN} on >{passwords[BENCH_ADMIN]} ~* &* +@all\n")
+        config = str(Path(workdir) / "redis.conf")
+        Path(config).write_text(f"include {DEPLOY_REDIS_CONF}\naclfile {users}\n")
+    server = spawn_redis(port, workdir, appendonly=True, config=config)
+    url = user_url(port, BENCH_ADMIN, passwords) if passwords else f"redis://127.0.0.1:{port}/0"
     r = aioredis.Redis.from_url(url)
     await load_functions(r)
     await ensure_groups(r)
@@ -331,9 +357,21 @@ async def populate(r, args, services: Services) -> tuple[list[bytes], int]:
     return [rec.payload for m in burst_months for rec in contributions_burst(cfg, m)], holders
 
 
+def user_url(port: int, user: str, passwords: dict[str, str]) -> str:
+    return f"redis://{user}:{passwords[user]}@127.0.0.1:{port}/0"
+
+
 async def main(args) -> None:
-    server, url, r = await private_redis()
-    services = Services(url, args.partitions, args.batch, args.deciders, up=args.up)
+    passwords = {u: secrets.token_hex(16) for u in (*acl.REQUIRED, BENCH_ADMIN)} if args.acl else None
+    server, url, r = await private_redis(passwords)
+    urls = {}
+    if passwords:  # each service as its own ACL user; `permitbus up` as pb-up
+        port = r.connection_pool.connection_kwargs["port"]
+        urls = {service: user_url(port, user, passwords) for service, user in {**USER_OF_SERVICE, "up": "pb-up"}.items()}
+    services = Services(url, args.partitions, args.batch, args.deciders, up=args.up, urls=urls,
+                        null_cipher=args.null_cipher)
+    print(f"services as {'their own ACL users' if passwords else 'an all-powerful user'}"
+          + (", sealing nothing (--null-cipher)" if args.null_cipher else ""), flush=True)
     try:
         burst, holders = await populate(r, args, services)
         n_burst_months = args.burst_months
@@ -471,6 +509,10 @@ def cli(argv=None) -> None:
     ap.add_argument("--latency-rate", type=int, default=2000)
     ap.add_argument("--latency-seconds", type=float, default=10)
     ap.add_argument("--small", action="store_true", help="a quick run: 2,000 people, 6 months")
+    ap.add_argument("--acl", action="store_true",
+                    help="Redis with the ACL file of `permitbus acl` (default off); each service as its own user")
+    ap.add_argument("--null-cipher", action="store_true",
+                    help="measurement only: the services seal nothing (issue 11's encryption priced by difference)")
     args = ap.parse_args(argv)
     if args.small:
         args.people, args.months, args.burst_months = 2000, 6, 2

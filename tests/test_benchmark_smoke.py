@@ -5,11 +5,14 @@ import sys
 
 
 def test_benchmark_runner_small():
+    """``--acl``: Redis loads the ACL file of ``permitbus acl`` (``default`` off) and every service
+    runs as its own user; a key or command a service has no right to fails the run."""
     proc = subprocess.run([sys.executable, "-m", "benchmarks", "--people", "300", "--months", "3",
                            "--burst-months", "1", "--baseline-records", "500", "--latency-seconds", "1",
-                           "--latency-rate", "300"], capture_output=True, timeout=300)
+                           "--latency-rate", "300", "--acl"], capture_output=True, timeout=300)
     out = proc.stdout.decode()
     assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
+    assert out.startswith("services as their own ACL users\n"), out
     for row in ("pipeline records/s", "raw redis-py loop records/s", "FastStream per-message records/s",
                 "pipeline / FastStream per-message", "pipeline / raw loop", "latency p50 / p99 (ms)",
                 "Redis bytes per person", "worker peak RSS (MB)"):
@@ -26,6 +29,27 @@ def test_benchmark_runner_up_with_a_bulk_publisher():
     assert proc.returncode == 0, out + proc.stderr.decode()[-3000:]
     assert "published meanwhile by redis-cli at " in out, out
     assert "`permitbus up --workers 2`, the burst published meanwhile" in out, out
+
+
+def test_the_null_cipher_acts_only_where_the_benchmark_puts_it():
+    """``--null-cipher`` (measurement only) seals nothing in the service processes it starts, and
+    only with both its folder on PYTHONPATH and its variable set."""
+    import os
+    from pathlib import Path
+
+    from benchmarks.__main__ import NULL_CIPHER
+
+    probe = ("from services.runtime.sealing import DataKeys; k = DataKeys('k' * 32); s = k.seal('32011119900101123X');"
+             "assert k.open(s) == '32011119900101123X'; print(len(s), s[1:4])")
+    root = str(Path(__file__).resolve().parents[1])
+    for extra, expected in (({"PYTHONPATH": str(NULL_CIPHER), "PERMITBUS_BENCH_NULL_CIPHER": "1"}, b"19 b'320'"),
+                            ({"PYTHONPATH": str(NULL_CIPHER)}, b"47 "),
+                            ({"PERMITBUS_BENCH_NULL_CIPHER": "1"}, b"47 ")):
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PERMITBUS_BENCH_NULL_CIPHER")}
+        out = subprocess.run([sys.executable, "-c", probe], env={**env, **extra}, cwd=root, capture_output=True,
+                             timeout=60)
+        assert out.returncode == 0, out.stderr.decode()
+        assert out.stdout.startswith(expected), (extra, out.stdout)
 
 
 def test_resp_encoding_is_what_redis_reads():
