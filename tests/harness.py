@@ -32,3 +32,14 @@ async def drain(r, settings, timeout: float = 30.0, settle: int = 3) -> None:
             raise AssertionError(f"pipeline not idle after {timeout}s: {await backlog(r, settings.partitions)}")
         calm = calm + 1 if (await backlog(r, settings.partitions)).idle else 0
         await asyncio.sleep(0.05)
+
+
+async def unfinished(r, feed: str) -> int:
+    """Entries of ``feed`` its normalizer has read and not finished (reads are NOACK: not a
+    pending list, the group's entries read past the committed position), plus any pending."""
+    from services.ops.backlog import in_flight
+    from services.runtime import topology as t
+
+    ingress = t.FEEDS[feed].ingress
+    group = next(g for g in await r.xinfo_groups(ingress) if g["name"] == t.NORMALIZER_GROUP.encode())
+    return group["pending"] + in_flight(group, await r.hgetall(t.counters(ingress)))[0]

@@ -6,6 +6,7 @@ import asyncio
 import pytest
 
 from tests import chaos
+from tests.harness import unfinished
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +79,9 @@ async def test_redis_restart_with_aof_mid_burst(redis_url, inputs, tmp_path):
 
 async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs):
     """Two normalizers, two deciders: kill -9 the active normalizer while it holds read-but-not-
-    acknowledged entries, and one decider; the survivors claim the pending entries and the
-    partitions, and the outlets equal an undisturbed run."""
+    finished entries, and one decider; the survivors read those entries again (the group moved
+    back to the committed position) and take the partitions, and the outlets equal an
+    undisturbed run."""
     want = await baseline(redis_url, inputs)
     commands = [("run", "normalize"), ("run", "normalize"), ("run", "decider"), ("run", "decider"),
                 ("run", "relay"), ("run", "scheduler")]
@@ -87,16 +89,16 @@ async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs)
 
     async def kill_when_pending(procs, r):
         """Runs while the contribution feed is being published: kills the active normalizer
-        the moment it holds a batch it has read and not acknowledged."""
-        pending = {"pending": 0}
+        the moment it holds a batch it has read and not finished."""
+        reading = 0
         for _ in range(20_000):
-            pending = await r.xpending("ingress:hrss:contribution", "permitbus-normalize")
-            if pending["pending"]:
+            reading = await unfinished(r, "hrss:contribution")
+            if reading:
                 break
             await asyncio.sleep(0.001)
         holder = (await r.get("lease:normalize:hrss:contribution")).decode()
         active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
-        seen["pending_at_kill"] = pending["pending"]
+        seen["pending_at_kill"] = reading
         procs.kill9(active)
         procs.kill9(2)  # one of the two deciders
         procs.procs[active] = procs.procs[2] = _Done()
@@ -111,7 +113,7 @@ async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs)
     assert seen["pending_at_kill"] > 0
     chaos.assert_exact(got, want)
     log = b"\n".join(procs.logs).decode()
-    assert "taking over" in log and "pending entries" in log  # the survivor claimed them
+    assert "ingress:hrss:contribution: reading again from" in log  # the survivor moved the group back
     assert "another worker holds the feed; standing by" in log
 
 

@@ -1,6 +1,6 @@
 """The normalizer reads the next batch while the previous one is applied (``Normalizer.submit`` /
-``apply_inbox``): a person's records keep their order, and a stop applies and acknowledges
-every batch already read, leaving nothing pending."""
+``apply_inbox``): a person's records keep their order, and a stop applies and commits every
+batch already read, leaving nothing unfinished."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from services.runtime.redis import LIBRARY, fn
 from services.runtime.identity import Pseudonymizer
 from services.runtime.settings import Settings
 from tests.conftest import publish
-from tests.harness import services
+from tests.harness import services, unfinished
 from tests.people import contribution, make_id, months
 
 FEED = "hrss:contribution"
@@ -58,7 +58,8 @@ async def test_reads_ahead_in_order_and_a_stop_finishes_every_batch_read(r, sett
         await asyncio.sleep(0.15)
     # stopped part-way: what was read is applied and acknowledged, the rest is left unread
     group = next(g for g in await r.xinfo_groups(t.FEEDS[FEED].ingress) if g["name"] == t.NORMALIZER_GROUP.encode())
-    assert group["pending"] == 0
+    assert await unfinished(r, FEED) == 0
+    assert await r.hget(t.counters(t.FEEDS[FEED].ingress), "committed") == group["last-delivered-id"]
     assert 10 <= group["entries-read"] < len(ids)
     assert max(queued_while_applying) == 1  # the next batch was read while one was being applied
 
@@ -96,7 +97,7 @@ async def test_a_batch_is_prepared_during_the_last_acknowledgement_but_written_a
     async with services(settings, services=("normalize",)):
         for _ in range(400):
             group = (await r.xinfo_groups(t.FEEDS[FEED].ingress))[0]
-            if group["lag"] == 0 and group["pending"] == 0:
+            if group["lag"] == 0 and await unfinished(r, FEED) == 0:
                 break
             await asyncio.sleep(0.02)
     writes = [i for i, step in enumerate(log) if step == "write"]
@@ -120,11 +121,12 @@ async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, setting
     person = make_id()
     await publish(r, FEED, *[contribution(person, m) for m in months("202501", 3)])
     n = Normalizer(r, settings, FEED, "c1")
-    resp = await r.xreadgroup(t.NORMALIZER_GROUP, "c1", {t.FEEDS[FEED].ingress: ">"})
+    await n.rewind()  # as a worker taking the feed: nothing committed yet, so what was delivered is
+    resp = await r.xreadgroup(t.NORMALIZER_GROUP, "c1", {t.FEEDS[FEED].ingress: ">"}, noack=True)
     apply = n.apply
 
-    async def then_lose_functions(entries):
-        await apply(entries)
+    async def then_lose_functions(entries, prepared=None):
+        await apply(entries, prepared)
         if not lost:
             lost.append(await r.function_flush())
 
@@ -132,16 +134,16 @@ async def test_a_batch_is_acknowledged_after_redis_lost_the_functions(r, setting
     n.apply = then_lose_functions
     await n.handle(resp[0][1])
     assert lost and await r.function_list(library=LIBRARY)
-    assert (await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP))["pending"] == 0
+    assert await r.hget(t.counters(t.FEEDS[FEED].ingress), "committed") == resp[0][1][-1][0]
     sources = [sid for _, sid in await events_on_partitions(r, settings.partitions)]
     assert len(sources) == 6 and len(set(sources)) == 3  # applied twice, acknowledged once
 
 
 async def test_a_read_whose_reply_was_lost_is_read_again_before_anything_new(r, settings, monkeypatch):
-    """Redis recorded a delivery (the entries are pending for this consumer) but the reply never
-    arrived (the connection broke: an outage). FastStream reads only new entries (``>``), so
-    without more those entries would stay pending until another worker took the feed over; the
-    normalizer re-reads its own pending list first. Found by the Redis-restart chaos test."""
+    """Redis moved the group past a batch (reads are NOACK) but the reply never arrived (the
+    connection broke: an outage). FastStream reads only new entries (``>``), so without more those
+    entries would never be read; the normalizer moves the group back to its committed position
+    first (``pb_rewind``). Found by the Redis-restart chaos test (when reads kept a pending list)."""
     settings = settings.model_copy(update={"batch_size": 50, "consumer": "lost-reply"})
     people = [make_id(seq=i) for i in range(4)]
     real = aioredis.Redis.xreadgroup
@@ -150,7 +152,7 @@ async def test_a_read_whose_reply_was_lost_is_read_again_before_anything_new(r, 
     async def xreadgroup(self, groupname, consumername, streams, *args, **kwargs):
         reply = await real(self, groupname, consumername, streams, *args, **kwargs)
         if not lost and reply and reply[0][1] and list(streams.values()) == [">"]:
-            lost.append(len(reply[0][1]))  # delivered, recorded as pending, and never seen
+            lost.append(len(reply[0][1]))  # delivered (the group moved on) and never seen
             raise aioredis.ConnectionError("connection lost after the reply was sent")
         return reply
 
@@ -162,13 +164,14 @@ async def test_a_read_whose_reply_was_lost_is_read_again_before_anything_new(r, 
             ids += await publish(r, FEED, *[contribution(p, m) for p in people])
 
         async def settled():
-            pending = await r.xpending(t.FEEDS[FEED].ingress, t.NORMALIZER_GROUP)
-            return lost and pending["pending"] == 0 and len(await events_on_partitions(r, settings.partitions)) >= len(ids)
+            committed = await r.hget(t.counters(t.FEEDS[FEED].ingress), "committed")
+            return lost and committed == ids[-1] and len(await events_on_partitions(r, settings.partitions)) >= len(ids)
 
         deadline = asyncio.get_running_loop().time() + 20  # FastStream waits 5 s after a failed read
         while not await settled():
-            assert asyncio.get_running_loop().time() < deadline, "entries left pending after a lost reply"
+            assert asyncio.get_running_loop().time() < deadline, "entries never finished after a lost reply"
             await asyncio.sleep(0.1)
     assert lost and lost[0] > 0
+    assert await r.hget(t.counters(t.FEEDS[FEED].ingress), "acked") == str(len(ids)).encode()  # each once
     seen = {source for _, source in await events_on_partitions(r, settings.partitions)}
     assert seen == {eid.decode() for eid in ids}  # every record normalized, the lost ones included

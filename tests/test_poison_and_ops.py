@@ -13,7 +13,7 @@ from services.runtime import topology as t
 from services.runtime.identity import partition_of
 from services.rules import health
 from tests.conftest import publish, read_outlet
-from tests.harness import drain, services
+from tests.harness import drain, services, unfinished
 from tests.people import make_id, permit
 from tests.test_demo import run_cli
 
@@ -82,7 +82,7 @@ async def test_normalizer_poison_is_dead_lettered_then_redriven_once(r, settings
     assert len(dead) == 1 and dead[0][1][b"deliveries"] == b"3" and b"injected fault" in dead[0][1][b"error"]
     assert calls["n"] == 1 + 3  # the batch, then the entry alone until its attempts ran out
     assert [d["subject_id"] for d in await read_outlet(r, "outlet:health")] == [after]
-    assert (await r.xpending("ingress:psb:permit", "permitbus-normalize"))["pending"] == 0
+    assert await unfinished(r, "psb:permit") == 0
     shown = await asyncio.to_thread(run_cli, redis_url, "dlq", "show", "ingress:psb:permit", dead[0][0].decode())
     assert victim not in shown and victim[:6] + "********" + victim[-4:] in shown
     monkeypatch.setitem(ingress_service.NORMALIZERS, "psb:permit", real)

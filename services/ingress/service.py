@@ -12,10 +12,15 @@ duplicates (same record id); quarantine copies are made once (``pb_quarantine`` 
 ingress ids it has copied). What is read at a time is bounded by bytes as well as by count
 (``services/ingress/budget.py``), so the service's memory stays flat through large records.
 
-One worker at a time reads a feed (a lease, so that a person's records keep their order); a
-worker that takes the feed over first claims what the earlier holder left pending (XAUTOCLAIM)
-and handles it, tracking delivery counts. A record whose processing keeps failing (a bug, not
-bad input) goes to ``dlq:ingress:<feed>`` after ``max_attempts`` deliveries, with the error.
+One worker at a time reads a feed (a lease, so that a person's records keep their order). It
+reads with ``XREADGROUP ... NOACK``: no pending list (one would cost Redis a propagated XCLAIM,
+~230 AOF bytes, for every entry read: more than the normalizer's own writes). What is finished
+is the feed's ``committed`` position, moved by ``pb_ack`` after a batch's effect is written; a
+worker that takes the feed over, or whose read failed, moves the group back to it
+(``pb_rewind``) and reads again what was read and not finished (an entry handled twice changes
+nothing). Entries left pending by a release that read without NOACK are claimed (XAUTOCLAIM) and
+handled first. A record whose processing keeps failing (a bug, not bad input) goes to
+``dlq:ingress:<feed>`` after ``max_attempts`` attempts, with the error.
 """
 
 from __future__ import annotations
@@ -121,11 +126,11 @@ class Normalizer:
         # is applied: the read of batch k+1 overlaps the work on batch k, in read order.
         self.inbox: asyncio.Queue[list[tuple[bytes, dict[bytes, bytes]]]] = asyncio.Queue(maxsize=1)
         self.budget = ReadBudget(settings.batch_size, settings.normalizer_read_bytes)
-        # Set when this consumer's own pending entries may hold a batch it never handled: a read
-        # whose reply was lost to an outage (Redis recorded the delivery, the reply never came) or
-        # a batch given up on. The subscriber then re-reads its own pending list before reading
-        # anything new (``subscribe``): otherwise those entries would wait for a lease takeover.
-        self.reread_pending = False
+        # Set when the group may have delivered entries this worker never finished: a read whose
+        # reply was lost to an outage (Redis moved the group on, the reply never came) or a batch
+        # given up on. The subscriber then finishes the batches in hand and moves the group back
+        # to the committed position before reading on (``subscribe``, ``rewind``).
+        self.rewind_first = False
 
     def stop(self) -> None:
         self.stopping.set()
@@ -153,10 +158,13 @@ class Normalizer:
 
     async def _handle_submitted(self, entries: list[tuple[bytes, dict[bytes, bytes]]], prepared) -> None:
         try:
+            if self.rewind_first:
+                return  # a batch read before this one is unfinished: committing this would pass it;
+                # both are read again once the group is moved back (``subscribe``)
             await self.handle(entries, prepared=prepared)
-        except Exception as exc:  # noqa: BLE001 - left pending: read again from this consumer's pending list
-            log.error("%s: batch of %d left pending: %r", self.feed.ingress, len(entries), exc)
-            self.reread_pending = True
+        except Exception as exc:  # noqa: BLE001 - not committed: read again after a rewind
+            log.error("%s: batch of %d left unfinished: %r", self.feed.ingress, len(entries), exc)
+            self.rewind_first = True
         finally:
             self.inbox.task_done()
 
@@ -276,12 +284,13 @@ class Normalizer:
             except REDIS_OUTAGE as exc:
                 self.outage.failed(exc)
                 if self.stopping.is_set():
-                    raise  # left pending: the next holder of the lease finishes it
+                    raise  # not committed: the next holder of the lease reads it again
                 await asyncio.sleep(self.outage.backoff())
 
     async def ack(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        """Acknowledge, at most ``ACK_IDS`` entry ids an FCALL (a bounded argument); ``pb_ack``
-        counts the records first acknowledged, those quarantined or dead-lettered apart."""
+        """Commit (``pb_ack``: the feed's ``committed`` position moves past the batch), at most
+        ``ACK_IDS`` entry ids an FCALL (a bounded argument); it counts the records first finished,
+        those quarantined or dead-lettered apart."""
         rejected = set(self.rejected)
         for i in range(0, len(entries), ACK_IDS):
             ids = [eid for eid, _ in entries[i:i + ACK_IDS]]
@@ -366,19 +375,23 @@ class Normalizer:
                     await self.lease.release()
                 except REDIS_OUTAGE:
                     pass
-            applier.cancel()  # lease lost: what is queued stays pending for the new holder
+            applier.cancel()  # lease lost: what is queued is not committed; the new holder reads it again
 
     async def trim(self) -> int:
-        """Trim the ingress stream below what every consumer group has read and acknowledged.
+        """Trim the ingress stream below what every consumer group has read and acknowledged, and
+        below what this feed's normalizer has committed (it may read again from there).
 
         Redis 7.0 trims pending entries too (``ACKED`` arrives in 8.2), so the bound is computed:
         the smallest of each group's last-delivered id and oldest pending id."""
         groups = await self.r.xinfo_groups(self.feed.ingress)
         if not groups:
             return 0
+        committed = await self.r.hget(t.counters(self.feed.ingress), "committed")
         bound: tuple[int, int] | None = None
         for g in groups:
             candidates = [stream_id(g["last-delivered-id"])]
+            if g["name"] in (t.NORMALIZER_GROUP, t.NORMALIZER_GROUP.encode()):
+                candidates.append(stream_id(committed) if committed else (0, 0))
             if g["pending"]:
                 summary = await self.r.xpending(self.feed.ingress, g["name"])
                 if summary["min"] is not None:  # may have been acknowledged meanwhile
@@ -390,7 +403,9 @@ class Normalizer:
         return await self.r.xtrim(self.feed.ingress, minid=f"{bound[0]}-{bound[1]}", approximate=True)
 
     async def take_over(self) -> int:
-        """Claim every entry pending in the group (left by earlier holders) and handle it, in order."""
+        """Claim every entry pending in the group (left by a release that read without NOACK) and
+        handle it, in order; then move the group back to the committed position (``rewind``), so
+        that what the earlier holder read and did not finish is read again."""
         n = 0
         while not self.stopping.is_set():
             try:
@@ -398,6 +413,7 @@ class Normalizer:
                     self.feed.ingress, t.NORMALIZER_GROUP, self.consumer, 0, start_id="0-0",
                     count=min(self.budget.count(), 1000))
                 if not claimed:
+                    await self.rewind()
                     return n
                 rows = await self.r.xpending_range(
                     self.feed.ingress, t.NORMALIZER_GROUP, min=claimed[0][0], max=claimed[-1][0],
@@ -415,6 +431,15 @@ class Normalizer:
                 if not await recover(self.r, exc):
                     raise
         return n
+
+    async def rewind(self) -> None:
+        """Move the group back to the committed position (``pb_rewind``; the first time, take what
+        the group has delivered as committed)."""
+        pos, moved = await self.r.fcall(fn("pb_rewind"), 2, self.feed.ingress, t.counters(self.feed.ingress),
+                                        t.NORMALIZER_GROUP)
+        if moved:
+            log.warning("%s: reading again from %s, the last entry finished", self.feed.ingress,
+                        pos.decode() if isinstance(pos, bytes) else pos)
 
     async def _sleep(self, seconds: float) -> None:
         try:
@@ -475,11 +500,12 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
             batch=True,
             max_records=normalizer.budget.count(),
             polling_interval=100,
+            no_ack=True,  # no pending list: the committed position says what is finished (pb_ack)
             # `permitbus setup` makes the stream and the group (at 0). FastStream 0.7 still sends
             # XGROUP CREATE at every start (BUSYGROUP then); declare=False keeps it from making a stream.
             declare=False,
         ),
-        ack_policy=AckPolicy.MANUAL,  # handle() acknowledges once the effect is written
+        ack_policy=AckPolicy.MANUAL,  # handle() commits once the effect is written
         parser=keep_raw,
         decoder=no_body,
         title=f"normalize {feed.name}",
@@ -487,31 +513,30 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
     )
 
     read = subscriber._xreadgroup
-    after: list[bytes] = [b"0-0"]  # where the re-read of this consumer's pending list has got to
 
     async def bounded_read(*, count: int | None, block: int | None, noack: bool = False):
         """FastStream asks for ``max_records`` entries on every read (``StreamSub`` is copied
         when the subscriber starts); this asks for what the byte budget allows
         (``services/ingress/budget.py``). Wraps the one method that issues XREADGROUP.
 
-        After a read that failed (Redis may have recorded the delivery of a reply that never
-        arrived) or a batch given up on, it first reads this consumer's own pending entries (id
-        ``0``, in order) and only then new ones, so nothing stays pending unseen and a person's
-        records keep their order. Entries read twice are applied twice, which changes nothing."""
-        if normalizer.reread_pending:
-            mine = await subscriber._client.xreadgroup(
-                groupname=t.NORMALIZER_GROUP, consumername=normalizer.consumer,
-                streams={feed.ingress: after[0]}, count=normalizer.budget.count())
-            if mine and mine[0][1]:
-                after[0] = mine[0][1][-1][0]
-                log.warning("%s: reading again %d entries this worker had read before an outage",
-                            feed.ingress, len(mine[0][1]))
-                return mine
-            normalizer.reread_pending, after[0] = False, b"0-0"
+        After a read that failed (Redis may have moved the group past a reply that never
+        arrived) or a batch given up on, it first lets the batches in hand finish, then moves the
+        group back to the committed position (``Normalizer.rewind``) and reads on from there, so
+        nothing read is left unfinished and a person's records keep their order. Entries read
+        twice are applied twice, which changes nothing."""
+        if normalizer.rewind_first:
+            await normalizer.inbox.join()
+            try:
+                await normalizer.rewind()
+            except ResponseError as exc:  # e.g. Redis restarted without its functions: restored, then read
+                if not await recover(normalizer.r, exc):
+                    raise
+                await normalizer.rewind()
+            normalizer.rewind_first = False
         try:
-            response = await read(count=normalizer.budget.count(), block=block, noack=noack)
+            response = await read(count=normalizer.budget.count(), block=block, noack=True)
         except REDIS_OUTAGE:
-            normalizer.reread_pending = True
+            normalizer.rewind_first = True
             raise
         if not response:
             normalizer.budget.idle()

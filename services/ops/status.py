@@ -3,8 +3,8 @@
 A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay target: the seven
 outlets, and the permit feed's quarantine and ``dlq:decider``, which the relay feeds from outboxes
 too) and ``schedule``. For each: entries waiting (``backlog``), read and not finished
-(``pending``: only the normalizers' consumer group has such; the decider and relay commit from a
-position, atomically), the age of the oldest waiting entry, work done per second over the last
+(``pending``: only the normalizers have such, read with NOACK and not yet committed,
+``services.ops.backlog.in_flight``; the decider and relay commit from a position, atomically), the age of the oldest waiting entry, work done per second over the last
 minute, the live workers, and a verdict judged from the trend, as Burrow judges consumer lag:
 
 * ``DOWN``: no live worker for the stage (a normalizer's lease, a member of ``members:<role>``
@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 
 from redis.exceptions import ResponseError
 
+from services.ops.backlog import in_flight
 from services.runtime import topology as t
 from services.runtime.clock import Clock
 from services.runtime.redis import fn, stream_id
@@ -143,9 +144,12 @@ async def collect(r, settings, now: float | None = None) -> dict:
         st = Stage(f"normalize:{f.name}", workers=int(lease or 0), done=_num(acked, "acked"))
         for g in groups or []:
             if g["name"] in (t.NORMALIZER_GROUP, t.NORMALIZER_GROUP.encode()):
-                st.pending = int(g["pending"])
+                reading, committed = in_flight(g, acked)
+                st.pending = int(g["pending"]) + reading
                 st.backlog = int(g["lag"]) if g.get("lag") is not None else 0
-                if st.backlog:
+                if reading:  # the oldest of them waits longest
+                    undelivered.append((st, f.ingress, committed))
+                elif st.backlog:
                     undelivered.append((st, f.ingress, g["last-delivered-id"]))
         if summary and summary.get("min") is not None:
             st.oldest_ms = _ms(summary["min"])

@@ -43,7 +43,8 @@ FUNCTIONS: dict[str, tuple[tuple[str, ...], ...]] = {
     "pb_reseal": (("hget", "hset"),),
     "pb_commit": (("hget", "hset", "hincrby"), ("hset",), ("zadd", "zrem"), ("hincrby",), ("xtrim",), ("hdel",), ("hset",),
                   ("xadd",)),
-    "pb_ack": (("xack",), ("hincrby",)),
+    "pb_ack": (("xack", "xrange"), ("hget", "hset", "hincrby")),
+    "pb_rewind": (("xinfo|groups", "xgroup|setid"), ("hget", "hset")),
     "pb_attempt": (("hincrby",),),
     # an outlet's 1st key: EXISTS and XINFO STREAM too (its last id, which its audit stream may
     # not pass); its 17th-19th: its audit stream, audit head and audit index
@@ -144,6 +145,7 @@ def normalize(feed: t.Feed) -> Service:
         # MKSTREAM); `permitbus setup` created the group at 0, so it answers BUSYGROUP.
         uses(feed.ingress, "xreadgroup", "xautoclaim", "xpending", "xinfo|groups", "xtrim", "xgroup|create"),
         *calls("pb_ack", feed.ingress, t.counters(feed.ingress)),
+        *calls("pb_rewind", feed.ingress, t.counters(feed.ingress)),
         uses(t.evt("*"), "xadd"),
         *calls("pb_quarantine", feed.quarantine, t.quarantine_marks(feed.quarantine), t.counters(feed.quarantine)),
         # QZ/BG/ZX payloads wait for the decider's verdict beside the quarantine they may go to
@@ -499,7 +501,9 @@ KINDS = {
     "relayatt{<target>}": "hash: `<partition>\\|<outbox id>` -> failed attempts at relaying it",
     "dlq:relay{quarantine:<feed>}": "the same, for the permit feed's quarantine",
     "relayatt{quarantine:<feed>}": "the same, for the permit feed's quarantine",
-    "count{ingress:<feed>}": "hash: `accepted`, `acked` entries since the deployment began (counted by `pb_ack`)",
+    "count{ingress:<feed>}": "hash: `accepted`, `acked` entries since the deployment began (counted by `pb_ack`); "
+                             "`committed`: the last entry the normalizer finished, `committed_n` the group's "
+                             "entries-read there (reads are NOACK: `pb_rewind` moves the group back to it)",
     "count{quarantine:<feed>}": "hash: `quarantined` since the deployment began, `reason:<reason>` entries there now "
                                 "(`pb_quarantine`, `pb_relay`; a re-drive takes one off)",
     "count{dlq:ingress:<feed>}": "hash: `dead_lettered` since the deployment began",

@@ -172,9 +172,41 @@ end
 -- Acknowledge a normalizer batch (its ids in one argument: packing 2,500 XACK arguments costs
 -- the client 2.8 ms). KEYS: ingress stream, its counters (same slot)
 -- ARGV: group, msgpack [id, ...], msgpack [id of the batch quarantined or dead-lettered, ...] | ''
--- Counters: `acked` (entries done), `accepted` (those that became events). The rejected ids are
--- acknowledged first, so an entry counts once, when it is first acknowledged: a batch handled
--- again (a worker killed before this call) counts then, not twice.
+-- The normalizer reads its feed with XREADGROUP NOACK: the group's last-delivered-id moves when a
+-- batch is read, no pending list is kept (keeping one costs Redis a propagated XCLAIM, ~230 AOF
+-- bytes, per entry read). What is done is `committed` in the feed's counters: the last entry
+-- whose effect is written, moved by pb_ack; `committed_n` is the group's entries-read there, so
+-- that "read, not finished" is entries-read - committed_n (services/ops/backlog.py). A new
+-- holder of the feed, or a worker whose read failed, rewinds the group to `committed`
+-- (pb_rewind) and reads again what was read and not finished: an entry handled twice changes
+-- nothing (events are ignored by record id, quarantine copies are made once).
+
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_after(a, b)  -- stream id a > b
+  local am, as = id_parts(a)
+  local bm, bs = id_parts(b)
+  return am > bm or (am == bm and as > bs)
+end
+
+local function count_after(ids, pos)
+  local n = 0
+  for _, id in ipairs(ids) do
+    if id_after(id, pos) then n = n + 1 end
+  end
+  return n
+end
+
+local function last_of(ids, pos)
+  for _, id in ipairs(ids) do
+    if id_after(id, pos) then pos = id end
+  end
+  return pos
+end
+
 local function xack_all(key, group, ids)
   local n = 0
   for j = 1, #ids, 1000 do
@@ -183,15 +215,75 @@ local function xack_all(key, group, ids)
   return n
 end
 
+-- A batch done. KEYS: ingress stream, its counters   ARGV: group, the batch's ids (msgpack), those
+-- of them quarantined or dead-lettered (msgpack, or ''). Refused (UNFINISHED, nothing written) when an
+-- entry between the committed position and the batch is not finished.
+-- Counters: `acked` (entries done), `accepted` (those that became events). An entry counts once,
+-- when `committed` first passes it: a batch handled again (a worker killed before this call, a
+-- rewind) counts then, not twice. Entries still pending from a release that read without NOACK
+-- are acknowledged, and counted by XACK's count until `committed` is first set (pb_rewind).
 local function pb_ack(keys, args)
-  local rejected = 0
-  if args[3] and args[3] ~= '' then rejected = xack_all(keys[1], args[1], cmsgpack.unpack(args[3])) end
-  local accepted = xack_all(keys[1], args[1], cmsgpack.unpack(args[2]))
-  if keys[2] then
-    if accepted > 0 then redis.call('HINCRBY', keys[2], 'accepted', accepted) end
-    if accepted + rejected > 0 then redis.call('HINCRBY', keys[2], 'acked', accepted + rejected) end
+  local ids = cmsgpack.unpack(args[2])
+  local rejected_ids = (args[3] and args[3] ~= '') and cmsgpack.unpack(args[3]) or {}
+  local pos = redis.call('HGET', keys[2], 'committed')
+  local last = pos and last_of(ids, pos)
+  if pos and last ~= pos then
+    -- the batch must follow the committed position: an entry between them was read by another
+    -- reader (a worker that lost the feed's lease and has not noticed yet) and maybe never
+    -- finished; committing past it could lose it. Refused: the caller moves the group back.
+    local first = last
+    for _, id in ipairs(ids) do if id_after(id, pos) and id_after(first, id) then first = id end end
+    local between = redis.call('XRANGE', keys[1], '(' .. pos, first, 'COUNT', 1)
+    if between[1] and between[1][1] ~= first then
+      return redis.error_reply('UNFINISHED entries after ' .. pos .. ' and before this batch are not finished')
+    end
   end
+  local rejected = #rejected_ids > 0 and xack_all(keys[1], args[1], rejected_ids) or 0
+  local accepted = xack_all(keys[1], args[1], ids)
+  if pos then
+    rejected = count_after(rejected_ids, pos)
+    accepted = count_after(ids, pos) - rejected
+    if last ~= pos then
+      redis.call('HSET', keys[2], 'committed', last)
+      if redis.call('HGET', keys[2], 'committed_n') then
+        redis.call('HINCRBY', keys[2], 'committed_n', accepted + rejected)
+      end
+    end
+  end
+  if accepted > 0 then redis.call('HINCRBY', keys[2], 'accepted', accepted) end
+  if accepted + rejected > 0 then redis.call('HINCRBY', keys[2], 'acked', accepted + rejected) end
   return accepted + rejected
+end
+
+-- The group back to `committed`, for a new holder of the feed or after a failed read (whatever
+-- was read after it is read again). The first time (nothing committed yet: a new deployment, or
+-- the first start of this release, once the pending entries of the one before are handled),
+-- what the group has delivered is what is done. KEYS: ingress stream, its counters   ARGV: group
+-- Returns {committed, 1 if the group was moved back else 0}.
+local function pb_rewind(keys, args)
+  local delivered, entries_read
+  for _, g in ipairs(redis.call('XINFO', 'GROUPS', keys[1])) do
+    local info = {}
+    for j = 1, #g, 2 do info[g[j]] = g[j + 1] end
+    if info['name'] == args[1] then delivered, entries_read = info['last-delivered-id'], info['entries-read'] end
+  end
+  if not delivered then return redis.error_reply('NOGROUP no consumer group ' .. args[1] .. ' on ' .. keys[1]) end
+  local pos = redis.call('HGET', keys[2], 'committed')
+  if not pos then
+    redis.call('HSET', keys[2], 'committed', delivered)
+    -- (a group made at 0 that has read nothing reports no entries-read: none were)
+    if entries_read then redis.call('HSET', keys[2], 'committed_n', entries_read)
+    elseif delivered == '0-0' then redis.call('HSET', keys[2], 'committed_n', 0) end
+    return {delivered, 0}
+  end
+  if not id_after(delivered, pos) then return {pos, 0} end
+  local n = redis.call('HGET', keys[2], 'committed_n')
+  if n then
+    redis.call('XGROUP', 'SETID', keys[1], args[1], pos, 'ENTRIESREAD', n)
+  else
+    redis.call('XGROUP', 'SETID', keys[1], args[1], pos)
+  end
+  return {pos, 1}
 end
 
 -- Count a failed attempt at an event; returns the number of attempts so far.
@@ -675,6 +767,7 @@ redis.register_function('pb_quarantine', pb_quarantine)
 redis.register_function('pb_commit', pb_commit)
 redis.register_function('pb_attempt', pb_attempt)
 redis.register_function{function_name = 'pb_ack', callback = pb_ack, flags = {'allow-oom'}}
+redis.register_function{function_name = 'pb_rewind', callback = pb_rewind, flags = {'allow-oom'}}
 redis.register_function('pb_relay', pb_relay)
 redis.register_function('pb_redrive', pb_redrive)
 redis.register_function('pb_unpark', pb_unpark)
