@@ -408,6 +408,7 @@ async def main(args) -> None:
             rss_before = {k: rss_kb(pid) for k, pid in pids.items()}
             cpu_before = {k: cpu_s(pid) for k, pid in pids.items()}
         redis_cpu_before = cpu_s(server.pid)
+        await r.config_resetstat()  # Redis's command costs during the burst (printed after it)
         forks_before = cpu_s(server.pid, children=True), (await r.info("persistence"))["aof_rewrites"]
         if services.up:
             await publishing
@@ -419,6 +420,7 @@ async def main(args) -> None:
         await wait_rewrite(r)
         cpu["redis AOF rewrites"] = cpu_s(server.pid, children=True) - forks_before[0]
         rewrites = (await r.info("persistence"))["aof_rewrites"] - forks_before[1]
+        commands = await r.info("commandstats")
         decisions = sum([await r.xlen(o.stream) for o in t.OUTLETS.values()]) - decisions_before
         rate = len(burst) / burst_s
         rss_after = {k: rss_kb(pid) for k, pid in pids.items()}
@@ -427,6 +429,9 @@ async def main(args) -> None:
         print(f"burst: {len(burst):,} contributions in {burst_s:.1f} s = {rate:,.0f}/s, {decisions:,} decisions; "
               f"published {f'meanwhile by {args.publisher}' if services.up else 'beforehand'} at {publish_rate:,.0f}/s; CPU s: "
               + ", ".join(f"{k} {v:.1f}" for k, v in cpu.items()) + f" ({rewrites} rewrites)", flush=True)
+        print("redis commands during the burst (s; a function's commands count in it too): " + ", ".join(
+            f"{name.removeprefix('cmdstat_')} {st['usec'] / 1e6:.2f} ({st['calls']:,} calls)"
+            for name, st in sorted(commands.items(), key=lambda kv: -kv[1]["usec"])[:8]), flush=True)
 
         lat_cfg = SimConfig(people=max(200, args.latency_rate * int(args.latency_seconds) // 40), seed=99,
                             today=TODAY, months=2, malformed_rate=0, duplicate_rate=0)
