@@ -30,15 +30,14 @@ os.environ.setdefault("PERMITBUS_INSECURE_DEV_KEYS", "1")  # a benchmark, not a 
 from services.ops.backlog import backlog
 from services.runtime import acl, topology as t
 from services.runtime.access import USER_OF_SERVICE
-from services.runtime.acl import acl_file
 from services.runtime.localredis import free_port, spawn_redis
 from services.runtime.redis import ensure_groups, load_functions
 from services.sim.generator import SimConfig, contributions_burst, generate
+from tests.aclredis import ADMIN, write_acl  # under --acl: the ACL file of `permitbus acl` and an admin
 
 TODAY = dt.date(2026, 11, 28)
 DEPLOY_REDIS_CONF = Path(__file__).resolve().parents[1] / "deploy" / "redis" / "redis.conf"
 NULL_CIPHER = Path(__file__).resolve().parent / "nullcipher"
-BENCH_ADMIN = "bench-admin"  # the benchmark's own user under --acl (loads, reads figures)
 
 
 def months_before(day: dt.date, n: int) -> list[int]:
@@ -87,12 +86,12 @@ class Services:
         if null_cipher:  # measurement only: benchmarks/nullcipher/sitecustomize.py
             self.env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(NULL_CIPHER), os.environ.get("PYTHONPATH"))))
             self.env["PERMITBUS_BENCH_NULL_CIPHER"] = "1"
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.samples: dict[str, list[int]] = {}
 
     def _env(self, service: str) -> dict[str, str]:
         url = self.urls.get(service)
         return {**self.env, "PERMITBUS_REDIS_URL": url} if url else self.env
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.samples: dict[str, list[int]] = {}
 
     def names(self) -> list[str]:
         return ["normalize", *(["decider"] if self.deciders == 1 else
@@ -312,19 +311,17 @@ def _url(r) -> str:
 # -- the run ----------------------------------------------------------------------------------
 async def private_redis(passwords: dict[str, str] | None = None) -> tuple[subprocess.Popen, str, aioredis.Redis]:
     """A redis-server of our own with deploy/redis/redis.conf's settings, functions and groups.
-    With ``passwords`` (user -> password, ``BENCH_ADMIN`` among them), also the ACL file of
-    ``permitbus acl`` (``default`` off); the URL returned is then ``BENCH_ADMIN``'s."""
+    With ``passwords`` (user -> password, ``ADMIN`` among them), also the ACL file of ``permitbus
+    acl`` (``default`` off; ``tests.aclredis.write_acl``); the URL returned is then ``ADMIN``'s."""
     workdir = tempfile.mkdtemp(prefix="permitbus-bench-")
     port = free_port()
     config = str(DEPLOY_REDIS_CONF)
     if passwords:
-        users = Path(workdir) / "users.acl"
-        users.write_text(acl_file({u: pw for u, pw in passwords.items() if u != BENCH_ADMIN})
-                         + f"user {BENCH_ADMIN} on >{passwords[BENCH_ADMIN]} ~* &* +@all\n")
+        users = write_acl(Path(workdir), passwords)
         config = str(Path(workdir) / "redis.conf")
         Path(config).write_text(f"include {DEPLOY_REDIS_CONF}\naclfile {users}\n")
     server = spawn_redis(port, workdir, appendonly=True, config=config)
-    url = user_url(port, BENCH_ADMIN, passwords) if passwords else f"redis://127.0.0.1:{port}/0"
+    url = user_url(port, ADMIN, passwords) if passwords else f"redis://127.0.0.1:{port}/0"
     r = aioredis.Redis.from_url(url)
     await load_functions(r)
     await ensure_groups(r)
@@ -362,7 +359,7 @@ def user_url(port: int, user: str, passwords: dict[str, str]) -> str:
 
 
 async def main(args) -> None:
-    passwords = {u: secrets.token_hex(16) for u in (*acl.REQUIRED, BENCH_ADMIN)} if args.acl else None
+    passwords = {u: secrets.token_hex(16) for u in (*acl.REQUIRED, ADMIN)} if args.acl else None
     server, url, r = await private_redis(passwords)
     urls = {}
     if passwords:  # each service as its own ACL user; `permitbus up` as pb-up

@@ -81,7 +81,8 @@ def test_follow_benchmark_small():
     for row in ("| follow --batch 100 | 600 |", "| follow --batch 300, without reading ahead | 600 |",
                 "| naive: a transaction per entry, synchronous_commit on | 50 |"):
         assert row in out, out
-    assert out.count("| 400 |") == 3, out  # every follow run ends with one row per person
+    # every follow run ends with one row per person (its last column; a CPU figure may read 400 too)
+    assert sum(line.endswith("| 400 |") for line in out.splitlines()) == 3, out
 
 
 def test_relay_runner_small():

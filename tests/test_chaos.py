@@ -2,6 +2,7 @@
 and compare the outlets with an undisturbed run of the same input."""
 
 import asyncio
+import signal
 
 import pytest
 
@@ -89,15 +90,21 @@ async def test_two_workers_one_killed_the_survivor_takes_over(redis_url, inputs)
 
     async def kill_when_pending(procs, r):
         """Runs while the contribution feed is being published: kills the active normalizer
-        the moment it holds a batch it has read and not finished."""
+        while it holds a batch it has read and not finished. It is stopped (SIGSTOP) first and
+        the feed looked at again, so that the batch cannot be finished between the look and the
+        kill; if it was, the normalizer goes on (SIGCONT) and the next batch is waited for."""
         reading = 0
         for _ in range(20_000):
-            reading = await unfinished(r, "hrss:contribution")
-            if reading:
-                break
+            if await unfinished(r, "hrss:contribution"):
+                holder = (await r.get("lease:normalize:hrss:contribution")).decode()
+                active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
+                procs.procs[active].send_signal(signal.SIGSTOP)
+                reading = await unfinished(r, "hrss:contribution")
+                if reading:
+                    break
+                procs.procs[active].send_signal(signal.SIGCONT)
             await asyncio.sleep(0.001)
-        holder = (await r.get("lease:normalize:hrss:contribution")).decode()
-        active = next(i for i in (0, 1) if holder.endswith(f"-{procs.procs[i].pid}"))
+        assert reading, "the normalizer was never seen holding a batch it had not finished"
         seen["pending_at_kill"] = reading
         procs.kill9(active)
         procs.kill9(2)  # one of the two deciders

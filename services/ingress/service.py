@@ -524,14 +524,11 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
         group back to the committed position (``Normalizer.rewind``) and reads on from there, so
         nothing read is left unfinished and a person's records keep their order. Entries read
         twice are applied twice, which changes nothing."""
+        # A rewind refused (say, Redis lost its functions) fails this read like an outage: FastStream
+        # reads again after a pause, by when the lease loop has restored what Redis lost.
         if normalizer.rewind_first:
             await normalizer.inbox.join()
-            try:
-                await normalizer.rewind()
-            except ResponseError as exc:  # e.g. Redis restarted without its functions: restored, then read
-                if not await recover(normalizer.r, exc):
-                    raise
-                await normalizer.rewind()
+            await normalizer.rewind()
             normalizer.rewind_first = False
         try:
             response = await read(count=normalizer.budget.count(), block=block, noack=True)

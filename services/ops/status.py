@@ -4,8 +4,9 @@ A stage is ``normalize:<feed>``, ``decide``, ``relay:<target>`` (one per relay t
 outlets, and the permit feed's quarantine and ``dlq:decider``, which the relay feeds from outboxes
 too) and ``schedule``. For each: entries waiting (``backlog``), read and not finished
 (``pending``: only the normalizers have such, read with NOACK and not yet committed,
-``services.ops.backlog.in_flight``; the decider and relay commit from a position, atomically), the age of the oldest waiting entry, work done per second over the last
-minute, the live workers, and a verdict judged from the trend, as Burrow judges consumer lag:
+``services.ops.backlog.in_flight``; the decider and relay commit from a position, atomically),
+the age of the oldest waiting entry, work done per second over the last minute, the live
+workers, and a verdict judged from the trend, as Burrow judges consumer lag:
 
 * ``DOWN``: no live worker for the stage (a normalizer's lease, a member of ``members:<role>``
   for the decider, relay and scheduler);

@@ -178,15 +178,12 @@ end
 -- (pb_rewind) and reads again what was read and not finished: an entry handled twice changes
 -- nothing (events are ignored by record id, quarantine copies are made once).
 
-local function id_parts(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
-
-local function id_after(a, b)  -- stream id a > b
-  local am, as = id_parts(a)
-  local bm, bs = id_parts(b)
-  return am > bm or (am == bm and as > bs)
+-- Stream ids compared as numbers (ms, then sequence).
+local function id_after(a, b)
+  local am, as = string.match(a, '^(%d+)%-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
+  am, bm = tonumber(am), tonumber(bm)
+  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
 end
 
 -- The index of the first of ``ids`` (in stream order, as read) after ``pos``: #ids + 1 if none.
@@ -402,14 +399,6 @@ local function outlet_position(outlet)
     if info[i] == 'last-generated-id' then return info[i + 1] end
   end
   return '0-0'
-end
-
--- Stream ids compared as numbers (ms, then sequence).
-local function id_after(a, b)
-  local am, as = string.match(a, '^(%d+)%-(%d+)$')
-  local bm, bs = string.match(b, '^(%d+)%-(%d+)$')
-  am, bm = tonumber(am), tonumber(bm)
-  return am > bm or (am == bm and tonumber(as) > tonumber(bs))
 end
 
 local function pb_relay(keys, args)
