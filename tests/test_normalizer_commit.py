@@ -164,3 +164,20 @@ async def test_a_batch_after_entries_another_reader_left_unfinished_is_not_commi
     assert await rewind(r) == [ids[1], 1]
     assert await read(r, 10) == ids[2:]
     assert await ack(r, ids[2:]) == 4 and await r.hget(COUNTERS, "committed") == ids[-1]
+
+
+async def test_batches_are_handled_on_the_event_loop_without_a_worker_thread(r, settings):
+    """FastStream resolves a ``Context("message")`` argument through fast_depends, which runs a
+    synchronous resolver in anyio's worker thread: a thread hand-off for every batch, and two
+    threads taking turns at the GIL. The handler takes the raw batch as its body instead."""
+    import threading
+
+    before = {th.ident for th in threading.enumerate()}
+    person = make_id()
+    await publish(r, "psb:permit", permit("QF", person))
+    await publish(r, FEED, *[contribution(person, m) for m in months("202401", 3)])
+    async with services(settings):
+        await drain(r, settings)
+        assert (await r.hgetall(COUNTERS))[b"accepted"] == b"3"
+        threads = [th.name for th in threading.enumerate() if th.ident not in before]
+    assert not [name for name in threads if "AnyIO" in name], threads
