@@ -93,15 +93,14 @@ async def _no_leftover_attempts(r, settings) -> None:
 
 def _decider_faults(monkeypatch, point: str, victim: str, rid: str, pseudonym_key: str) -> None:
     if point == "pseudonym":  # the decider reads the event and protects an older release's IDs
-        real_decode = worker._decode
+        real_protect = worker._protect
 
-        def decode(data, protector):
-            ev = real_decode(data, protector)
+        def protect(ev, protector):
             if getattr(ev, "record_id", None) == rid:
                 raise RuntimeError(INJECTED)
-            return ev
+            return real_protect(ev, protector)
 
-        monkeypatch.setattr(worker, "_decode", decode)
+        monkeypatch.setattr(worker, "_protect", protect)
     elif point == "fold":
         real_fold = worker.fold
 

@@ -31,7 +31,8 @@ import msgspec
 import redis.asyncio as aioredis
 
 from schemas.decision import decision_encoder
-from schemas.events import DateTick, Event, PermitCancelled, PermitMoved, PermitRenewed, decode_event, open_envelope
+from schemas.events import (DateTick, Event, PermitCancelled, PermitMoved, PermitRenewed, decode_envelope, decode_event,
+                            open_envelope)
 from schemas.picture import PICTURE_SCHEMA_VERSION, Person
 from services.decider.cache import PictureCache
 from services.decider import commit
@@ -68,9 +69,9 @@ class PartitionBatch:
     p: int
     pos: bytes
     entries: list[tuple[bytes, dict[bytes, bytes]]]
-    events: list[tuple[bytes, bytes]] = field(default_factory=list)  # (event id, encoded event), in order
     new_pos: bytes = b""
-    items: list[tuple] = field(default_factory=list)  # (event id, event | _Broken, encoded, picture key)
+    # (event id, event | _Broken, encoded event | Packed, picture key), in order
+    items: list[tuple] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)  # the pictures the batch reads, once each
     calls: list[list] = field(default_factory=list)  # pb_commit arguments, one list per call
     shares: dict[bytes, commit.Share] = field(default_factory=dict)
@@ -153,13 +154,12 @@ class Decider:
         index = {t.evt(p).encode(): p for p in self.active}
         batches = []
         for name, entries in resp:
-            b = PartitionBatch(index[name], self.pos[index[name]], entries,
-                               [ev for eid, fields in entries for ev in _events_of(eid, fields)])
+            b = PartitionBatch(index[name], self.pos[index[name]], entries)
             b.new_pos = entries[-1][0]
-            b.items = [_item(self.protector, eid, data) for eid, data in b.events]
+            b.items = [item for eid, fields in entries for item in _items_of(self.protector, eid, fields)]
             b.keys = [k for k in dict.fromkeys(item[3] for item in b.items) if k]
             batches.append(b)
-        n = sum(len(b.events) for b in batches)
+        n = sum(len(b.items) for b in batches)
         await self._decide_and_commit(batches)
         return n
 
@@ -209,7 +209,7 @@ class Decider:
             self.pos[b.p] = pos
             self._forget(b.p)
             if ok:
-                self.applied += len(b.events)
+                self.applied += len(b.items)
                 self.decisions += b.n_out
                 self.cache.put(b.p, b.keep)
             else:
@@ -320,7 +320,7 @@ class Decider:
         self.pos[b.p] = reply[1]
         self._forget(b.p)
         if reply[0]:
-            self.applied += len(b.events)
+            self.applied += len(b.items)
 
     async def _call_all(self, p: int, calls: list[list]):
         """Send one commit's calls; the last reply, or the first refusal (as a value)."""
@@ -346,7 +346,7 @@ class Decider:
         dead = self.dead.get(p, {})
         return list(dead) + [eid for eid in self.retried.get(p, ()) if eid not in dead]
 
-    async def _fault(self, p: int, eid: bytes, ev, raw: bytes, exc: BaseException):
+    async def _fault(self, p: int, eid: bytes, ev, raw: bytes | Packed, exc: BaseException):
         """Count a failed attempt at event ``eid``. False: retry the batch later; or the event's
         dead letter (event id, outbox entry) once it has failed ``max_attempts`` times."""
         attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
@@ -357,7 +357,7 @@ class Decider:
             return False
         log.error("partition %d event %s (%s) failed %d times, dead-lettered: %s",
                   p, eid.decode(), who, attempts, brief(exc))
-        return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", raw, b"source_id", eid,
+        return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", bytes(raw), b"source_id", eid,
                      b"stream", t.evt(p), b"error", brief(exc), b"deliveries", attempts]
 
     async def _read_stored(self, p: int, keys: list[bytes]) -> dict[bytes, Person]:
@@ -504,25 +504,57 @@ def _stored(keys: list[bytes], blobs: list[bytes | None], archives: list[bytes |
     return {k: stored.person_of(k, blob, archive) for k, blob, archive in zip(keys, blobs, archives) if blob}
 
 
-def _events_of(eid: bytes, fields: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
-    """A partition-stream entry -> its events with their ids: the entry id for a single event
-    (field ``e``), ``<entry id>/<index>`` for the events of an envelope (field ``b``). An entry
-    that cannot be opened counts as one undecodable event, to be dead-lettered as such."""
-    if b"b" in fields:
+def _items_of(protector: Protector, eid: bytes, fields: dict[bytes, bytes]) -> list[tuple]:
+    """A partition-stream entry -> the ``_item`` of each of its events: one event (field ``e``,
+    its id the entry's), or an envelope of events (field ``b``, ids ``<entry id>/<index>``),
+    decoded in one call when it can be; else each event alone, so that a bad one fails alone. An
+    entry that cannot be opened counts as one undecodable event, to be dead-lettered as such."""
+    if b"b" not in fields:
+        return [_item(protector, eid, fields.get(b"e", b""))]
+    envelope = fields[b"b"]
+    try:
+        events = decode_envelope(envelope)
+    except (msgspec.DecodeError, msgspec.ValidationError):
         try:
-            items = open_envelope(fields[b"b"])
+            raws = open_envelope(envelope)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            return [(eid, fields[b"b"])]
-        return [(b"%b/%d" % (eid, i), item) for i, item in enumerate(items)]
-    return [(eid, fields.get(b"e", b""))]
+            return [_item(protector, eid, envelope)]
+        return [_item(protector, b"%b/%d" % (eid, i), raw) for i, raw in enumerate(raws)]
+    items = []
+    for i, ev in enumerate(events):
+        sub = b"%b/%d" % (eid, i)
+        try:
+            items.append((sub, _protect(ev, protector), Packed(envelope, i), ev.pseudonym))
+        except SealError:
+            raise  # a wrong or missing data key is no record's fault
+        except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
+            items.append((sub, _Broken(exc), Packed(envelope, i), b""))
+    return items
+
+
+class Packed:
+    """An event's encoded bytes, taken from its envelope only when needed (a dead letter)."""
+
+    __slots__ = ("envelope", "index")
+
+    def __init__(self, envelope: bytes, index: int) -> None:
+        self.envelope, self.index = envelope, index
+
+    def __bytes__(self) -> bytes:
+        return open_envelope(self.envelope)[self.index]
 
 
 def _decode(data: bytes, protector: Protector) -> Event | None:
-    """An encoded event, its IDs protected (an event of an earlier release carries them in clear)."""
+    """An encoded event, its IDs protected (``_protect``); None if it cannot be decoded."""
     try:
         ev = decode_event(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
+    return _protect(ev, protector)
+
+
+def _protect(ev: Event, protector: Protector) -> Event:
+    """An event of an earlier release carries IDs in clear: protect them as the normalizer now does."""
     if ev.person_id:  # (an earlier release wrote a child's ID in clear only next to the guardian's)
         protector.protect(ev)
     return ev
