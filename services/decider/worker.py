@@ -60,7 +60,7 @@ _person_decoder = stored.decoder
 OUTBOX_INDEX = {target: i + 1 for i, target in enumerate(t.RELAY_TARGETS)}
 OUTLET_OF = {ent: o.stream for ent, o in t.OUTLETS.items()}
 QUARANTINE = t.FEEDS["psb:permit"].quarantine
-HELD = (PermitRenewed, PermitMoved, PermitCancelled)  # their payloads wait in t.held(QUARANTINE)
+HELD = frozenset((PermitRenewed, PermitMoved, PermitCancelled))  # their payloads wait in t.held(QUARANTINE)
 SHARE_REFRESH_S = 0.5
 
 
@@ -378,7 +378,7 @@ class Decider:
         changes: dict[bytes, int] = {}  # per dirty picture: how many events changed it
         for item in items:
             eid, ev, raw, key = item
-            if eid in dead:
+            if dead and eid in dead:
                 outbox.append((b"", dead[eid]))
                 continue
             try:
@@ -392,17 +392,19 @@ class Decider:
                     created.add(key)
                 touched = fold(pic, ev)
                 if touched is None:
-                    if release := _release_entry(ev):
-                        outbox.append((key, release))
+                    if type(ev) in HELD:
+                        outbox.append((key, _release_entry(ev)))
                     continue  # a duplicate: no effect
                 if isinstance(touched, Quarantine):
                     outbox.append((key, _quarantine_entry(ev, touched)))
                     continue
-                if release := _release_entry(ev):
-                    outbox.append((key, release))
+                if type(ev) in HELD:
+                    outbox.append((key, _release_entry(ev)))
                 dirty[key] = pic
                 last[key] = item
                 changes[key] = changes.get(key, 0) + 1
+                if touched == STORED:
+                    continue  # a contribution kept that changes no fact a rule reads: nothing to decide
                 caused_by = [] if isinstance(ev, DateTick) else [ev.record_id]
                 decisions = evaluate(pic, touched, day, now, caused_by)
                 if decisions:  # (most events change no outcome: no latency to note)
@@ -570,10 +572,8 @@ def _quarantine_entry(ev: Event, q: Quarantine) -> list:
 
 
 def _release_entry(ev: Event) -> list:
-    """A QZ/BG/ZX record that took effect or was a duplicate: the relay drops its held payload."""
-    if isinstance(ev, HELD):
-        return [OUTBOX_INDEX[QUARANTINE], 2, b"action", b"release", b"source_id", ev.source_id]
-    return []
+    """A QZ/BG/ZX record (``HELD``) that took effect or was a duplicate: the relay drops its held payload."""
+    return [OUTBOX_INDEX[QUARANTINE], 2, b"action", b"release", b"source_id", ev.source_id]
 
 
 def _ranges(ps: list[int]) -> str:

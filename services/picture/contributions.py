@@ -46,12 +46,13 @@ class Contributions:
     """The packed slots of one person, changed in place, with the running count of recognised
     employee months (months with at least one paid employee slot in Jiangsu)."""
 
-    __slots__ = ("buf", "old", "dirty", "employee_months", "archived", "archive_dirty")
+    __slots__ = ("buf", "old", "old_packed", "dirty", "employee_months", "archived", "archive_dirty")
 
     def __init__(self, packed: bytes = b"", old: bytes = b"", employee_months: int = UNKNOWN,
                  archived: int = 0) -> None:
         self.buf = bytearray(packed)
         self.old = set(array("Q", old)) if old else set()
+        self.old_packed: bytes | None = old  # ``old`` packed, until a record replaces another
         self.dirty = False
         self.employee_months = employee_months if employee_months >= 0 else self._count_employee_months()
         self.archived = archived  # months before this are stored apart (see ``split_for_storage``)
@@ -127,6 +128,7 @@ class Contributions:
         slot = _SLOT.pack(m, v & 0xFFFF, v >> 16, fp)
         if at >= 0:
             self.old.add(old_fp)  # a later record replaces the earlier one
+            self.old_packed = None
             buf[at * _SIZE:(at + 1) * _SIZE] = slot
         else:
             buf[hi * _SIZE:hi * _SIZE] = slot
@@ -202,7 +204,9 @@ class Contributions:
         return None, later[::-1]
 
     def pack(self) -> tuple[bytes, bytes]:
-        return bytes(self.buf), array("Q", sorted(self.old)).tobytes()
+        if self.old_packed is None:
+            self.old_packed = array("Q", sorted(self.old)).tobytes()
+        return bytes(self.buf), self.old_packed
 
 
 # -- storage: recent months with the picture, older months apart -------------------------------
