@@ -70,7 +70,7 @@ class PartitionBatch:
     pos: bytes
     entries: list[tuple[bytes, dict[bytes, bytes]]]
     new_pos: bytes = b""
-    # (event id, event | _Broken, encoded event | Packed, picture key), in order
+    # (event id, event | _Broken, encoded event | (envelope, index), picture key), in order
     items: list[tuple] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)  # the pictures the batch reads, once each
     calls: list[list] = field(default_factory=list)  # pb_commit arguments, one list per call
@@ -346,7 +346,7 @@ class Decider:
         dead = self.dead.get(p, {})
         return list(dead) + [eid for eid in self.retried.get(p, ()) if eid not in dead]
 
-    async def _fault(self, p: int, eid: bytes, ev, raw: bytes | Packed, exc: BaseException):
+    async def _fault(self, p: int, eid: bytes, ev, raw: bytes | tuple[bytes, int], exc: BaseException):
         """Count a failed attempt at event ``eid``. False: retry the batch later; or the event's
         dead letter (event id, outbox entry) once it has failed ``max_attempts`` times."""
         attempts = await self.r.fcall(fn("pb_attempt"), 1, t.attempts(p), eid)
@@ -357,7 +357,7 @@ class Decider:
             return False
         log.error("partition %d event %s (%s) failed %d times, dead-lettered: %s",
                   p, eid.decode(), who, attempts, brief(exc))
-        return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", bytes(raw), b"source_id", eid,
+        return eid, [OUTBOX_INDEX[t.DECIDER_DLQ], 5, b"event", _encoded(raw), b"source_id", eid,
                      b"stream", t.evt(p), b"error", brief(exc), b"deliveries", attempts]
 
     async def _read_stored(self, p: int, keys: list[bytes]) -> dict[bytes, Person]:
@@ -526,24 +526,18 @@ def _items_of(protector: Protector, eid: bytes, fields: dict[bytes, bytes]) -> l
     for i, ev in enumerate(events):
         sub = b"%b/%d" % (eid, i)
         try:
-            items.append((sub, _protect(ev, protector), Packed(envelope, i), ev.pseudonym))
+            items.append((sub, _protect(ev, protector), (envelope, i), ev.pseudonym))
         except SealError:
             raise  # a wrong or missing data key is no record's fault
         except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
-            items.append((sub, _Broken(exc), Packed(envelope, i), b""))
+            items.append((sub, _Broken(exc), (envelope, i), b""))
     return items
 
 
-class Packed:
-    """An event's encoded bytes, taken from its envelope only when needed (a dead letter)."""
-
-    __slots__ = ("envelope", "index")
-
-    def __init__(self, envelope: bytes, index: int) -> None:
-        self.envelope, self.index = envelope, index
-
-    def __bytes__(self) -> bytes:
-        return open_envelope(self.envelope)[self.index]
+def _encoded(raw: bytes | tuple[bytes, int]) -> bytes:
+    """An item's encoded event: its bytes, or (envelope, index), taken out only when needed (a
+    dead letter)."""
+    return raw if isinstance(raw, bytes) else open_envelope(raw[0])[raw[1]]
 
 
 def _decode(data: bytes, protector: Protector) -> Event | None:
