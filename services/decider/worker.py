@@ -77,7 +77,7 @@ class PartitionBatch:
     shares: dict[bytes, commit.Share] = field(default_factory=dict)
     outbox: list[tuple[bytes, list]] = field(default_factory=list)  # (picture key or b"", entry), in order
     n_out: int = 0
-    keep: dict[bytes, Person] = field(default_factory=dict)  # the pictures as committed, for the cache
+    keep: dict[bytes, Picture] = field(default_factory=dict)  # the pictures as committed, for the cache
 
 
 class _Isolate:
@@ -241,7 +241,13 @@ class Decider:
             out.append(next((x for x in rs if isinstance(x, BaseException)), rs[-1]))
         return out
 
-    async def _decide(self, b: PartitionBatch, persons: dict[bytes, Person], day, now) -> bool | _Isolate:
+    def _pictures(self, persons: dict[bytes, Person | Picture]) -> dict[bytes, Picture]:
+        """Pictures to decide on: those kept from the last commit as they are (with their
+        contribution slots already unpacked), the stored ones read from Redis wrapped."""
+        keys = self.keys
+        return {k: p if type(p) is Picture else Picture(p, keys) for k, p in persons.items()}
+
+    async def _decide(self, b: PartitionBatch, persons: dict[bytes, Person | Picture], day, now) -> bool | _Isolate:
         """Decide one partition's batch in memory from the stored pictures ``persons`` (changed in
         place); fill ``b.calls`` for pb_commit. False: retry later; ``_Isolate``: decide and
         commit it one event at a time.
@@ -252,7 +258,7 @@ class Decider:
         """
         dead = self.dead.setdefault(b.p, {})
         while True:
-            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
+            pics = self._pictures(persons)
             failed = await self._decide_once(b, b.items, pics, day, now, dead)
             if failed is None:
                 try:
@@ -288,7 +294,7 @@ class Decider:
         for item in b.items:
             if item[0] in dead:
                 continue
-            pics = {k: Picture(person, self.keys) for k, person in persons.items()}
+            pics = self._pictures(persons)
             failed = await self._decide_once(b, [item], pics, day, now, {})
             if failed is not None:
                 if failed is not False:
@@ -430,7 +436,7 @@ class Decider:
                 eid, ev, raw, _ = last[key]
                 return await self._fault(b.p, eid, ev, raw, exc)
         # what Redis holds once this commits: the pictures that were stored, and the new ones written
-        b.keep = {k: pic.person for k, pic in pics.items() if k not in created or k in dirty}
+        b.keep = {k: pic for k, pic in pics.items() if k not in created or k in dirty}
         b.shares, b.outbox = shares, outbox
         return None
 

@@ -31,6 +31,7 @@ _MEDICAL = _TYPE_INDEX[EMPLOYEE_MEDICAL]
 # months recognised or worked changed, and maybe more), MEDICAL (only whether a month has a paid 310)
 DUPLICATE, STORED, CHANGED, MEDICAL = 0, 1, 2, 3
 UNKNOWN = -1  # a stored picture without its count (written before the count was kept)
+_NONE_REPLACED: frozenset[int] = frozenset()  # most people's ``old``: shared, replaced by a set at the first replacement
 
 
 def month_index(yyyymm: int) -> int:
@@ -51,7 +52,7 @@ class Contributions:
     def __init__(self, packed: bytes = b"", old: bytes = b"", employee_months: int = UNKNOWN,
                  archived: int = 0) -> None:
         self.buf = bytearray(packed)
-        self.old = set(array("Q", old)) if old else set()
+        self.old: set[int] | frozenset[int] = set(array("Q", old)) if old else _NONE_REPLACED
         self.old_packed: bytes | None = old  # ``old`` packed, until a record replaces another
         self.dirty = False
         self.employee_months = employee_months if employee_months >= 0 else self._count_employee_months()
@@ -127,6 +128,8 @@ class Contributions:
         v = r << 4 | t << 1 | p
         slot = _SLOT.pack(m, v & 0xFFFF, v >> 16, fp)
         if at >= 0:
+            if self.old is _NONE_REPLACED:
+                self.old = set()
             self.old.add(old_fp)  # a later record replaces the earlier one
             self.old_packed = None
             buf[at * _SIZE:(at + 1) * _SIZE] = slot
