@@ -490,11 +490,11 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
         return StreamMessage(raw_message=msg, body=b"", headers={}, content_type=None)
 
     async def raw_batch(msg: StreamMessage) -> Any:
-        """The batch as Redis replied it (``message_ids``, ``data``) is the handler's one
-        argument. Asking for it with ``Context("message")`` instead would resolve it through
-        fast_depends, which runs a synchronous resolver in a worker thread: one thread hand-off a
-        batch, and two threads taking turns at the GIL while the event loop works."""
-        return msg.raw_message
+        """The batch as read (``bounded_read``: its entries, whole, as the one item of ``data``)
+        is the handler's one argument. Asking for it with ``Context("message")`` instead would
+        resolve it through fast_depends, which runs a synchronous resolver in a worker thread: one
+        thread hand-off a batch, and two threads taking turns at the GIL while the event loop works."""
+        return msg.raw_message["data"][0]
 
     subscriber = broker.subscriber(  # max_records: the first read's count; then ``bounded_read``
         stream=StreamSub(
@@ -541,12 +541,16 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
             raise
         if not response:
             normalizer.budget.idle()
-        return response
+        # FastStream's batch subscriber splits a read into lists of ids and of field maps, entry by
+        # entry in Python, and the handler would zip them together again: each stream's entries
+        # are handed over whole instead, as one "entry" whose id is the last one's (FastStream
+        # reads on after it) and whose data is the list of (id, fields) ``Normalizer.submit`` takes.
+        return [(name, [(entries[-1][0], entries)]) for name, entries in response if entries]
 
     subscriber._xreadgroup = bounded_read
 
     @subscriber
-    async def on_batch(raw: Any) -> None:
-        await normalizer.submit(list(zip(raw["message_ids"], raw["data"])))
+    async def on_batch(entries: Any) -> None:
+        await normalizer.submit(entries)
 
     return subscriber
