@@ -167,7 +167,10 @@ def _subscribe(broker, feed: t.Feed) -> None:
                       description=f"{feed.department}: publishes its records here (XADD, one field `payload`, the "
                                   "record as UTF-8 JSON). The same record (same record id) may be sent again: it takes "
                                   "effect once. A record that cannot be understood is copied to "
-                                  f"`{feed.quarantine}`. Consumer group `{t.NORMALIZER_GROUP}`, created at `0`.")(normalize)
+                                  f"`{feed.quarantine}`. Consumer group `{t.NORMALIZER_GROUP}`, created at `0`, read with "
+                                  "NOACK: the group keeps no pending list (XINFO shows 0 pending); what is finished is "
+                                  f"the position `committed` in `{t.counters(feed.ingress)}`, and `permitbus status` "
+                                  "counts what is read and not finished as pending.")(normalize)
 
 
 def _channels() -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
