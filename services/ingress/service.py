@@ -29,6 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 import msgspec
@@ -293,8 +294,8 @@ class Normalizer:
         those quarantined or dead-lettered apart."""
         rejected = set(self.rejected)
         for i in range(0, len(entries), ACK_IDS):
-            ids = [eid for eid, _ in entries[i:i + ACK_IDS]]
-            parked = [eid for eid in ids if eid in rejected]
+            ids = list(map(itemgetter(0), entries[i:i + ACK_IDS]))
+            parked = [eid for eid in ids if eid in rejected] if rejected else []
             await self.r.fcall(fn("pb_ack"), 2, self.feed.ingress, t.counters(self.feed.ingress), t.NORMALIZER_GROUP,
                                msgpack_strings(ids), msgpack_strings(parked) if parked else "")
 
