@@ -181,3 +181,35 @@ async def test_batches_are_handled_on_the_event_loop_without_a_worker_thread(r, 
         assert (await r.hgetall(COUNTERS))[b"accepted"] == b"3"
         threads = [th.name for th in threading.enumerate() if th.ident not in before]
     assert not [name for name in threads if "AnyIO" in name], threads
+
+
+async def test_the_quick_parse_of_stream_replies_gives_what_redis_py_gives(r, redis_url):
+    """``stream_reply`` (the normalizer's broker parses its XREADGROUP replies with it) against
+    redis-py's own parse, on a real Redis: entries of one field and of several, binary values,
+    two streams, an empty read; and on both wire forms (RESP2's list, RESP3's map)."""
+    import redis.asyncio as aioredis
+    from redis._parsers.helpers import parse_xread, parse_xread_resp3_to_resp2_legacy
+
+    from services.runtime.redis import parse_streams_quickly, stream_reply
+
+    await r.xadd("qp:a", {"payload": b"\xff\x00{}"})
+    await r.xadd("qp:a", {"a": "1", "b": "2", "c": b"\x80"})
+    await r.xadd("qp:b", {"payload": "x"})
+    for stream in ("qp:a", "qp:b"):
+        for g in ("g1", "g2"):
+            await r.xgroup_create(stream, g, id="0")
+    plain = aioredis.Redis.from_url(redis_url)
+    quick = aioredis.Redis.from_url(redis_url)
+    parse_streams_quickly(quick)
+    parse_streams_quickly(quick)  # once is enough; twice changes nothing
+    assert quick.response_callbacks["XREADGROUP"] is not plain.response_callbacks["XREADGROUP"]
+    got = await quick.xreadgroup("g1", "c", {"qp:a": ">", "qp:b": ">"}, count=10, noack=True)
+    want = await plain.xreadgroup("g2", "c", {"qp:a": ">", "qp:b": ">"}, count=10, noack=True)
+    assert got == want and len(got) == 2 and len(got[0][1]) == 2
+    assert await quick.xreadgroup("g1", "c", {"qp:a": ">"}, count=10, block=10) == []
+    raw = [[b"s", [[b"1-0", [b"payload", b"p"]], [b"2-0", [b"k", b"v", b"k2", b"v2"]]]]]
+    assert stream_reply(raw) == parse_xread(raw)
+    assert stream_reply({b"s": raw[0][1]}) == parse_xread_resp3_to_resp2_legacy({b"s": raw[0][1]})
+    assert stream_reply(None) == stream_reply({}) == []
+    await plain.aclose()
+    await quick.aclose()

@@ -49,7 +49,7 @@ from services.runtime import topology as t
 from services.runtime.identity import Pseudonymizer, partition_of
 from services.runtime.lease import Lease
 from services.runtime.outage import REDIS_OUTAGE, Outage
-from services.runtime.redis import fn, msgpack_strings, recover, stream_id
+from services.runtime.redis import fn, msgpack_strings, parse_streams_quickly, recover, stream_id
 from services.runtime.retention import expire
 from services.runtime.settings import Settings
 from services.ops.trace import day_of, record_id_of, traceable
@@ -531,6 +531,7 @@ def subscribe(broker: RedisBroker, normalizer: Normalizer):
         twice are applied twice, which changes nothing."""
         # A rewind refused (say, Redis lost its functions) fails this read like an outage: FastStream
         # reads again after a pause, by when the lease loop has restored what Redis lost.
+        parse_streams_quickly(subscriber._client)  # (once per client)
         if normalizer.rewind_first:
             await normalizer.inbox.join()
             await normalizer.rewind()

@@ -207,6 +207,34 @@ async def xread(r, streams: dict, count: int, block: int | None = None):
     return out
 
 
+def stream_reply(response) -> list:
+    """An ``XREAD``/``XREADGROUP`` reply (RESP3's map or RESP2's list of streams) as redis-py gives
+    it, ``[[stream, [(id, {field: value}), ...]], ...]``, built in one comprehension: redis-py's
+    own parse calls two functions an entry (about 9 % of the normalizer's CPU). Entries of one
+    field (every ingress entry: ``payload``) take the shortest way."""
+    if not response:
+        return []
+    streams = response.items() if isinstance(response, dict) else response
+    return [[name, [(e[0], {f[0]: f[1]} if len(f := e[1]) == 2 else dict(zip(f[::2], f[1::2])))
+                    if e is not None else (None, None) for e in entries]]
+            for name, entries in streams]
+
+
+def parse_streams_quickly(client) -> None:
+    """Have ``client`` parse its ``XREADGROUP`` replies with ``stream_reply`` (the normalizer's
+    FastStream broker: its subscribers read many entries a second through it). A read with
+    options (the ``CLAIM`` form of Redis 8.4) keeps redis-py's parse."""
+    theirs = client.response_callbacks["XREADGROUP"]
+    if getattr(theirs, "ours", False):
+        return
+
+    def reply(response, **options):
+        return theirs(response, **options) if options else stream_reply(response)
+
+    reply.ours = True
+    client.set_response_callback("XREADGROUP", reply)
+
+
 async def load_functions(r) -> None:
     """Load this release's library unless Redis holds it already (the name is the version, so a
     library of that name has this very source). Not loading it again spares a write, which a
