@@ -106,15 +106,25 @@ async def test_kept_pictures_decide_as_redis_would(r, one_entry):
     assert sum(k.startswith(b"arc:") for k in expected[0]) == 12  # everybody has months stored apart
 
 
-async def test_a_partition_moved_on_by_another_worker_is_read_again(r, one_entry):
+@pytest.mark.parametrize("stranger", [False, True], ids=["all-kept", "one-to-read"])
+async def test_a_partition_moved_on_by_another_worker_is_read_again(r, one_entry, stranger, caplog):
+    """A batch whose pictures are all kept reads nothing before deciding: pb_commit's
+    compare-and-set finds the partition moved on. A batch with a picture to read reads the
+    position with it and finds the move before deciding. Either way the batch is decided again
+    from Redis's pictures."""
     person = make_id()
+    other = same_partition(person, one_entry.partitions)
     await append(r, one_entry, "psb:permit", permit("QF", person, district="320102"))
     a, b = decider(r, one_entry), decider(r, one_entry)
     await a.step()  # a keeps the picture with the permit
     await append(r, one_entry, "hrss:contribution", *[contribution(person, m) for m in months("202501", 6)])
-    await b.step()  # b records six months
-    await append(r, one_entry, "hrss:contribution", *[contribution(person, m) for m in months("202507", 6)])
-    await drain(a)  # a must not decide the last six months from its own, older picture
+    await b.step()  # b records six months (and trims them from the stream: a reads the next entry)
+    await append(r, one_entry, "hrss:contribution", *[contribution(person, m) for m in months("202507", 6)],
+                 *([contribution(other, "202507")] if stranger else []))  # (someone a never met)
+    with caplog.at_level("INFO", logger="permitbus.decider"):
+        await drain(a)  # a must not decide the last six months from its own, older picture
+    said = caplog.text
+    assert ("moved on to" in said) == stranger and ("commit lost to another worker" in said) != stranger, said
     c = decider(r, one_entry.model_copy(update={"decider_cache": 0}))
     pic = await c.r.hget(t.people(partition_of(person, one_entry.partitions)), c.pseudonym(person))
     assert _person_decoder.decode(pic).emp_months == 12
@@ -154,17 +164,18 @@ async def test_a_commit_that_fails_forgets_the_kept_pictures(r, one_entry, monke
     await d.step()
     await append(r, one_entry, "psb:permit", permit("QF", person, district="320102"))
     execute = Pipeline.execute
-    calls = []
+    commits = []
 
     async def commit_fails(self, raise_on_error=True):
-        calls.append(len(self.command_stack))
-        if len(calls) == 2:  # the step's second round trip: pb_commit
+        if any(args[0] == "FCALL" for args, _ in self.command_stack):  # the step's pb_commit
+            commits.append(len(self.command_stack))
             raise RedisConnectionError("injected: connection lost during the commit")
         return await execute(self, raise_on_error)
 
     monkeypatch.setattr(Pipeline, "execute", commit_fails)
     with pytest.raises(RedisConnectionError):
         await d.step()
+    assert commits == [1]
     assert len(d.cache) == 0  # the kept picture has the permit, which Redis does not hold
     monkeypatch.setattr(Pipeline, "execute", execute)
     await drain(d)

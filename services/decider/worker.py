@@ -165,16 +165,22 @@ class Decider:
 
     async def _decide_and_commit(self, batches: list[PartitionBatch]) -> None:
         held = {b.p: self.cache.lookup(b.p, b.keys) for b in batches}  # (kept pictures, keys to read)
-        # The position and the pictures need not be read atomically: pb_commit applies the batch
-        # only if the position is still the one read here, so pictures newer than it are harmless.
-        pipe = self.r.pipeline(transaction=False)
-        for b in batches:
-            pipe.hget(t.decider_meta(b.p), "pos")
-            if held[b.p][1]:
-                _read_pictures(pipe, b.p, held[b.p][1])
-        replies = iter(await pipe.execute())
-        snapshots = [(next(replies) or b"0-0", (next(replies), next(replies)) if held[b.p][1] else ([], []))
-                     for b in batches]
+        if any(read for _, read in held.values()):
+            # The position and the pictures need not be read atomically: pb_commit applies the batch
+            # only if the position is still the one read here, so pictures newer than it are harmless.
+            pipe = self.r.pipeline(transaction=False)
+            for b in batches:
+                pipe.hget(t.decider_meta(b.p), "pos")
+                if held[b.p][1]:
+                    _read_pictures(pipe, b.p, held[b.p][1])
+            replies = iter(await pipe.execute())
+            snapshots = [(next(replies) or b"0-0", (next(replies), next(replies)) if held[b.p][1] else ([], []))
+                         for b in batches]
+        else:
+            # Every picture is kept from this worker's own last commits: nothing to read. Whether
+            # another worker moved a partition on meanwhile, pb_commit's compare-and-set says (the
+            # batch is then dropped with the kept pictures, as when the read below finds it moved).
+            snapshots = [(b.pos, ([], [])) for b in batches]
         day, now = self.clock.today(), self.clock.now()
         ready = []
         isolate = []
