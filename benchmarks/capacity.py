@@ -689,6 +689,11 @@ def _kind(process: str) -> str:
     return "redis" if process.startswith("redis") else process.rstrip("0123456789")
 
 
+def _per_core(records: float, cpu_s: float) -> str:
+    """Records a second a core; a run too small for the CPU clock (10 ms ticks) says so instead."""
+    return f"{records / cpu_s:,.0f}" if cpu_s > 0 else "(too few records to measure)"
+
+
 def account(out: dict, city: int = 2_500_000, windows: tuple[int, ...] = (3600, 600, 60), audit_bytes: int = 550,
             audit_years: int = 5, decisions_a_year: tuple[float, ...] = (0.5, 2.0), shard_gb: float = 25.0) -> list[str]:
     """The capacity account for ``city`` permit holders from a run's figures (BENCHMARKS.md gives the
@@ -704,7 +709,7 @@ def account(out: dict, city: int = 2_500_000, windows: tuple[int, ...] = (3600, 
         total = sum(per.values())
         wall = sum(s["seconds"] for s in b["stages"])
         lines.append(f"burst {b['month']} ({b['mode']}): CPU us a record " + ", ".join(f"{k} {v:.1f}" for k, v in per.items())
-                     + f"; total {total:.1f} us = {1e6 / total:,.0f} records/s a core; here {b['records'] / wall:,.0f}/s on "
+                     + f"; total {total:.1f} us = {_per_core(1e6, total)} records/s a core; here {b['records'] / wall:,.0f}/s on "
                      f"{out['cores']} cores")
         for w in windows:
             lines.append(f"  {city:,} records within {w // 60} min: {city * total / 1e6 / w:.1f} cores busy "
@@ -715,7 +720,7 @@ def account(out: dict, city: int = 2_500_000, windows: tuple[int, ...] = (3600, 
             s = b["stages"][0]
             lines.append(f"  one normalizer alone: {b['records'] / s['seconds']:,.0f} records/s wall, "
                          f"{s['cpu']['normalize'] * 1e6 / b['records']:.1f} us CPU a record "
-                         f"(= {b['records'] / s['cpu']['normalize']:,.0f}/s if it had a core to itself), "
+                         f"(= {_per_core(b['records'], s['cpu']['normalize'])}/s if it had a core to itself), "
                          f"Redis {s['cpu']['redis'] * 1e6 / b['records']:.1f} us a record for it")
     ka = out["kinds_after"]
     state = sum(ka[k] for k in ("pictures", "archives", "due dates", "figures", "rosters")) / n
