@@ -211,5 +211,11 @@ async def test_the_quick_parse_of_stream_replies_gives_what_redis_py_gives(r, re
     assert stream_reply(raw) == parse_xread(raw)
     assert stream_reply({b"s": raw[0][1]}) == parse_xread_resp3_to_resp2_legacy({b"s": raw[0][1]})
     assert stream_reply(None) == stream_reply({}) == []
+    gone = [[b"s", [None, [b"3-0", [b"payload", b"p"]]]]]  # an entry deleted since (a pending read's reply)
+    assert stream_reply(gone) == parse_xread(gone)
+    # a read with options (Redis 8.4's CLAIM) is left to redis-py's parse
+    theirs, ours = plain.response_callbacks["XREADGROUP"], quick.response_callbacks["XREADGROUP"]
+    claimed = {b"s": [[b"4-0", [b"payload", b"p"], 1500, 2]]}
+    assert ours(claimed, claim_min_idle_time=1000) == theirs(claimed, claim_min_idle_time=1000)
     await plain.aclose()
     await quick.aclose()

@@ -447,12 +447,13 @@ class Decider:
         return None
 
 
-def _item(protector: Protector, eid: bytes, data: bytes) -> tuple:
+def _item(protector: Protector, eid: bytes, data: bytes | tuple[bytes, int], decoded: Event | None = None) -> tuple:
     """(event id, event, encoded event, picture key: the person's pseudonym, which the event
     carries); an event that cannot be decoded, or filed under a person, is kept as ``_Broken``, to
-    fail (and be dead-lettered) in its turn."""
+    fail (and be dead-lettered) in its turn. ``decoded``: the event already decoded (with its
+    envelope), ``data`` then where its bytes are (``_encoded``)."""
     try:
-        ev = _decode(data, protector)
+        ev = _decode(data, protector) if decoded is None else _protect(decoded, protector)
         if ev is None:
             return eid, _Broken(ValueError("undecodable event")), data, b""
         return eid, ev, data, ev.pseudonym
@@ -534,16 +535,7 @@ def _items_of(protector: Protector, eid: bytes, fields: dict[bytes, bytes]) -> l
         except (msgspec.DecodeError, msgspec.ValidationError):
             return [_item(protector, eid, envelope)]
         return [_item(protector, b"%b/%d" % (eid, i), raw) for i, raw in enumerate(raws)]
-    items = []
-    for i, ev in enumerate(events):
-        sub = b"%b/%d" % (eid, i)
-        try:
-            items.append((sub, _protect(ev, protector), (envelope, i), ev.pseudonym))
-        except SealError:
-            raise  # a wrong or missing data key is no record's fault
-        except Exception as exc:  # noqa: BLE001 - e.g. an ID no pseudonym can be made of
-            items.append((sub, _Broken(exc), (envelope, i), b""))
-    return items
+    return [_item(protector, b"%b/%d" % (eid, i), (envelope, i), ev) for i, ev in enumerate(events)]
 
 
 def _encoded(raw: bytes | tuple[bytes, int]) -> bytes:
